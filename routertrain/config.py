@@ -1,0 +1,316 @@
+"""The typed configuration schema and the command-line loader.
+
+One dataclass per section (run, data, model, train, eval, tracking, push). A run's configuration is
+the schema's defaults, merged with ``recipes/<recipe>.yaml`` (which holds only what differs), then
+with ``key=value`` overrides from the command line. Every mistake (unknown recipe, unknown key,
+wrong type, bad value) is reported as one line naming the key and, where it helps, the nearest
+valid one, before any work starts.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+DATA_RECIPES_DIR = RECIPES_DIR / "data"
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, reported to the user as one line."""
+
+
+@dataclass
+class RunConfig:
+    name: Optional[str] = None  # run folder name; derived from the recipe and overrides when null
+    output_dir: str = "checkpoints"  # parent folder of run folders
+    seed: int = 42  # training seed (weight init of the head, dropout, shuffling)
+
+
+@dataclass
+class SyntheticConfig:
+    seed: int = 0  # seed of the generated benchmark (queries, model skills, labels)
+    n_train: int = 6000  # training queries
+    n_validation: int = 500  # validation queries
+    n_test: int = 500  # test queries
+    n_models: int = 6  # simulated models in the pool
+
+
+@dataclass
+class TableConfig:
+    files: Optional[str] = None  # comma-separated globs under data.path (csv, json, jsonl, parquet) or a Hub dataset id
+    format: Optional[str] = None  # csv, json, jsonl or parquet; null = from the file extension
+    query_column: str = "query"  # column holding the query text
+    score_columns: Optional[str] = None  # comma-separated model score columns (the column names become model names)
+    score_pattern: Optional[str] = None  # regex selecting score columns; group 1, if any, is the model name
+    cost_pattern: Optional[str] = None  # cost column per model, with {model} standing for the model name
+    task_column: Optional[str] = None  # optional task / category column
+    id_column: Optional[str] = None  # optional id column (duplicates are reported)
+    split_column: Optional[str] = None  # optional column naming each row's split (train/validation/test)
+    label_map: str = "as-is"  # how scores become labels: as-is, threshold or rescale
+    threshold: float = 0.5  # label = score >= threshold (label_map=threshold)
+    score_min: float = 0.0  # lowest possible score (label_map=rescale)
+    score_max: float = 1.0  # highest possible score (label_map=rescale)
+
+
+@dataclass
+class DataConfig:
+    name: str = "synthetic"  # dataset builder: synthetic, disk (a saved routing dataset), or a source adapter
+    path: Optional[str] = None  # where the source files or the saved dataset live
+    fraction: float = 1.0  # share of the training split to use (nested subsets: 0.1 in 0.25 in 0.5 in 1)
+    subsample_seed: int = 0  # seed of the training subset, separate from run.seed
+    max_length: int = 128  # tokens per query after truncation
+    cache_dir: Optional[str] = None  # where built datasets are cached; null = ~/.cache/routertrain
+    models: Optional[List[str]] = None  # keep only these models of the pool (in this order)
+    pool: Optional[str] = None  # a named model pool of the source (e.g. open-weight for MMLU-Pro)
+    costs: Optional[Dict[str, float]] = None  # cost per query of each model, where the files have none
+    missing: str = "mask"  # missing or NaN scores: mask the label, drop the row, or fail
+    validation_size: float = 0.1  # share of train carved out as validation when the source has none
+    test_size: float = 0.2  # share held out as test when the source has no test split
+    split_seed: int = 0  # salt of the query-hash split (changing it gives a different split)
+    subset: Optional[str] = None  # source-specific part to load (e.g. mmlu, gsm8k, mt_bench for routellm)
+    table: TableConfig = field(default_factory=TableConfig)  # the generic table loader's column mapping
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # the embedded demo benchmark
+
+
+@dataclass
+class LoraConfig:
+    r: int = 0  # LoRA rank; 0 fine-tunes the full encoder
+    alpha: int = 16  # LoRA scaling numerator
+    dropout: float = 0.05  # dropout on the LoRA branch
+    target_modules: str = "all-linear"  # peft target_modules (comma-separated names or all-linear)
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"  # Hub id (resolved offline from the HF cache) or local folder
+    pooling: str = "mean"  # how token states become one query vector: mean or cls
+    dropout: float = 0.1  # dropout before the routing head
+    gradient_checkpointing: bool = False  # trade compute for memory in the encoder
+    attn_implementation: Optional[str] = None  # transformers attention backend (sdpa, eager); null = library default
+    lora: LoraConfig = field(default_factory=LoraConfig)  # parameter-efficient fine-tuning (peft)
+
+
+@dataclass
+class TrainConfig:
+    lr: float = 5e-5  # peak learning rate of the encoder
+    head_lr: Optional[float] = None  # learning rate of the routing head; null = train.lr
+    weight_decay: float = 0.01  # AdamW weight decay (not applied to biases and norms)
+    warmup_ratio: float = 0.1  # share of optimizer steps spent warming up linearly
+    epochs: float = 3.0  # passes over the training split
+    max_steps: int = -1  # stop after this many optimizer steps; -1 = epochs decide
+    global_batch_size: int = 32  # examples per optimizer step, over all processes
+    per_device_batch_size: Optional[int] = None  # examples per forward pass; null = global / processes
+    max_grad_norm: float = 1.0  # gradient clipping; 0 disables it
+    mixed_precision: str = "no"  # no, bf16 or fp16
+    eval_every: int = 0  # evaluate on validation every N optimizer steps; 0 = once per epoch
+    save_every: int = 0  # save a resumable checkpoint every N optimizer steps; 0 = once per epoch
+    keep_checkpoints: int = 2  # resumable checkpoints kept on disk (oldest deleted first)
+    resume: str = "auto"  # auto (latest checkpoint in the run folder), never, or a checkpoint folder
+    num_workers: int = 0  # DataLoader worker processes
+    group_by_length: bool = True  # batch queries of similar length together to cut padding
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 64  # examples per forward pass at evaluation, per process
+    splits: str = "validation,test"  # splits evaluated by the final router
+
+
+@dataclass
+class TrackingConfig:
+    backend: str = "none"  # none, tensorboard or wandb (WANDB_MODE=offline works without network)
+    project: str = "routertrain"  # tracker project name
+    log_every: int = 10  # log training loss and lr every N optimizer steps
+
+
+@dataclass
+class PushConfig:
+    repo_id: Optional[str] = None  # push the final router to this Hub repo at the end of training
+    revision: Optional[str] = None  # branch to push to; null = main
+    private: bool = False  # create the repo as private
+
+
+@dataclass
+class Config:
+    recipe: Optional[str] = None  # the recipe this run was built from (recipes/<recipe>.yaml)
+    run: RunConfig = field(default_factory=RunConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    push: PushConfig = field(default_factory=PushConfig)
+
+
+CHOICES = {
+    "data.missing": ("mask", "drop", "fail"),
+    "data.table.label_map": ("as-is", "threshold", "rescale"),
+    "model.pooling": ("mean", "cls"),
+    "train.mixed_precision": ("no", "bf16", "fp16"),
+    "tracking.backend": ("none", "tensorboard", "wandb"),
+}
+
+
+def valid_keys(schema: type = Config, prefix: str = "") -> list[str]:
+    """All dotted keys of the schema, sections included (``train``, ``train.lr``, ...)."""
+    keys = []
+    for f in fields(schema):
+        key = prefix + f.name
+        keys.append(key)
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if is_dataclass(default):
+            keys.extend(valid_keys(type(default), key + "."))
+    return keys
+
+
+def _nearest(word: str, candidates: list[str]) -> str:
+    match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.5)
+    return f"; did you mean '{match[0]}'?" if match else ""
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def available_data_recipes() -> list[str]:
+    return sorted(p.stem for p in DATA_RECIPES_DIR.glob("*.yaml"))
+
+
+def _read_yaml(path: Path, what: str) -> DictConfig:
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as err:  # yaml syntax errors come in many types
+        raise ConfigError(f"{what} {path} is not valid YAML: {err}".splitlines()[0]) from None
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"{what} {path} must be a mapping of config keys")
+    return loaded
+
+
+def _merge(base: DictConfig, other: DictConfig, source: str) -> DictConfig:
+    try:
+        return OmegaConf.merge(base, other)  # type: ignore[return-value]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None) or ""
+        msg = str(err).splitlines()[0]
+        if "Key" in type(err).__name__ or "not in struct" in msg.lower():
+            leaf = key.split(".")[-1] if key else ""
+            parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+            candidates = [k for k in valid_keys() if k.startswith(parent)] if parent else valid_keys()
+            hint = _nearest(key, candidates) or _nearest(leaf, [c.split(".")[-1] for c in candidates])
+            raise ConfigError(f"unknown config key '{key}' in {source}{hint}") from None
+        value = getattr(err, "value", None)
+        raise ConfigError(f"bad value {value!r} for '{key}' in {source}: {msg}") from None
+
+
+def parse_overrides(args: list[str]) -> tuple[Optional[str], Optional[str], list[str]]:
+    """Split ``recipe=NAME``, ``data=NAME`` and dotted ``key=value`` overrides."""
+    recipe = data_recipe = None
+    dotlist = []
+    for arg in args:
+        if "=" not in arg:
+            raise ConfigError(f"argument '{arg}' is not key=value (e.g. recipe=smoke train.lr=2e-5)")
+        key, value = arg.split("=", 1)
+        key = key.lstrip("+")
+        if key == "recipe":
+            recipe = value
+        elif key == "data" and value and not value.startswith("{"):
+            data_recipe = value
+        else:
+            dotlist.append(f"{key}={value}")
+    return recipe, data_recipe, dotlist
+
+
+def load_config(args: list[str] | None = None, default_recipe: str | None = None) -> Config:
+    """Build the run's config from ``recipe=NAME``, ``data=NAME`` and ``key=value`` arguments."""
+    recipe, data_recipe, dotlist = parse_overrides(list(args or []))
+    recipe = recipe or default_recipe
+    cfg: DictConfig = OmegaConf.structured(Config)
+    if recipe:
+        path = RECIPES_DIR / f"{recipe}.yaml"
+        if not path.is_file():
+            raise ConfigError(
+                f"unknown recipe '{recipe}'{_nearest(recipe, available_recipes())} "
+                f"(available: {', '.join(available_recipes())})"
+            )
+        cfg = _merge(cfg, _read_yaml(path, "recipe"), f"recipes/{recipe}.yaml")
+        cfg.recipe = recipe
+    if data_recipe:
+        path = DATA_RECIPES_DIR / f"{data_recipe}.yaml"
+        if not path.is_file():
+            names = available_data_recipes()
+            raise ConfigError(
+                f"unknown data recipe '{data_recipe}'{_nearest(data_recipe, names)} "
+                f"(available: {', '.join(names) or 'none'})"
+            )
+        cfg = _merge(cfg, OmegaConf.create({"data": _read_yaml(path, "data recipe")}), f"recipes/data/{data_recipe}.yaml")
+    for item in dotlist:
+        try:
+            override = OmegaConf.from_dotlist([item])
+        except OmegaConfBaseException as err:
+            raise ConfigError(f"cannot parse override '{item}': {str(err).splitlines()[0]}") from None
+        cfg = _merge(cfg, override, f"override '{item}'")
+    config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
+    validate(config)
+    return config
+
+
+def validate(cfg: Config) -> None:
+    """Check values that types alone cannot (choices, ranges, consistency)."""
+    from routertrain.data import BUILDERS  # the data registry grows with new sources
+
+    for key, allowed in [*CHOICES.items(), ("data.name", tuple(BUILDERS))]:
+        value = get_key(cfg, key)
+        if value not in allowed:
+            raise ConfigError(f"bad value '{value}' for '{key}': choose one of {', '.join(allowed)}{_nearest(str(value), list(allowed))}")
+    checks = [
+        ("data.fraction", 0 < cfg.data.fraction <= 1, "must be in (0, 1]"),
+        ("data.max_length", cfg.data.max_length >= 4, "must be at least 4"),
+        ("train.lr", cfg.train.lr > 0, "must be positive"),
+        ("train.epochs", cfg.train.epochs > 0 or cfg.train.max_steps > 0, "must be positive (or set train.max_steps)"),
+        ("train.global_batch_size", cfg.train.global_batch_size > 0, "must be positive"),
+        ("train.warmup_ratio", 0 <= cfg.train.warmup_ratio < 1, "must be in [0, 1)"),
+        ("train.keep_checkpoints", cfg.train.keep_checkpoints >= 1, "must be at least 1"),
+        ("model.lora.r", cfg.model.lora.r >= 0, "must be 0 (off) or a positive rank"),
+        ("data.synthetic.n_models", cfg.data.synthetic.n_models >= 2, "must be at least 2"),
+        ("eval.batch_size", cfg.eval.batch_size > 0, "must be positive"),
+    ]
+    if cfg.train.per_device_batch_size is not None:
+        checks.append(("train.per_device_batch_size", cfg.train.per_device_batch_size > 0, "must be positive"))
+    for key, ok, why in checks:
+        if not ok:
+            raise ConfigError(f"bad value {get_key(cfg, key)!r} for '{key}': {why}")
+    if cfg.data.name == "disk" and not cfg.data.path:
+        raise ConfigError("data.name=disk needs data.path=<folder written by RoutingData.save_to_disk>")
+    if cfg.train.resume not in ("auto", "never") and not Path(cfg.train.resume).is_dir():
+        raise ConfigError(f"train.resume='{cfg.train.resume}' is neither auto, never nor an existing checkpoint folder")
+
+
+def get_key(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict:
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def to_yaml(cfg: Config) -> str:
+    return OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def flatten(d: dict, prefix: str = "", sep: str = "/") -> dict:
+    """``{'train': {'lr': 1}}`` -> ``{'train/lr': 1}`` (the names used in logs)."""
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}{sep}", sep))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -1,0 +1,63 @@
+"""Routing data: builders that turn sources into the canonical dataset, and the loader used by training.
+
+``BUILDERS`` maps ``data.name`` to a function ``DataConfig -> RoutingData`` that reads the full
+dataset; ``load_routing_data`` validates it, takes the ``data.fraction`` training subset and
+stamps the fingerprint of sources plus data config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+from datasets import Dataset, DatasetDict, Features, Sequence, Value
+
+from routertrain.data import synthetic
+from routertrain.data.sources import SOURCE_BUILDERS
+from routertrain.data.dataset import SPLITS, DataError, RoutingData, fingerprint, nested_subset, validate
+
+__all__ = ["BUILDERS", "DataError", "RoutingData", "load_routing_data", "build_synthetic", "validate"]
+
+
+def build_synthetic(cfg) -> RoutingData:
+    """The embedded demo benchmark (see ``routertrain.data.synthetic``)."""
+    s = cfg.synthetic
+    generated = synthetic.generate(s.seed, s.n_train, s.n_validation, s.n_test, s.n_models)
+    features = Features(
+        {
+            "query": Value("string"),
+            "task": Value("string"),
+            "labels": Sequence(Value("float32")),
+            "p_correct": Sequence(Value("float32")),
+        }
+    )
+    splits = DatasetDict({name: Dataset.from_dict(cols, features=features) for name, cols in generated["splits"].items()})
+    return RoutingData(
+        splits=splits,
+        models=generated["models"],
+        costs=generated["costs"],
+        name="synthetic",
+        fingerprint=fingerprint("synthetic-v1", dataclasses.asdict(s)),
+        info={"kind": "synthetic demo benchmark (not a real benchmark)"},
+    )
+
+
+def build_disk(cfg) -> RoutingData:
+    """A dataset saved earlier with ``RoutingData.save_to_disk`` at ``data.path``."""
+    return RoutingData.load_from_disk(cfg.path)
+
+
+BUILDERS: dict[str, Callable] = {"synthetic": build_synthetic, "disk": build_disk, **SOURCE_BUILDERS}
+
+
+def load_routing_data(cfg) -> RoutingData:
+    """Build, validate and subset the dataset described by a ``DataConfig``."""
+    data = BUILDERS[cfg.name](cfg)
+    validate(data)
+    train = data.splits["train"]
+    keep = nested_subset(len(train), cfg.fraction, cfg.subsample_seed)
+    if len(keep) < len(train):
+        data.splits = DatasetDict({**data.splits, "train": train.select(keep)})
+    data.fingerprint = fingerprint(data.fingerprint, cfg.fraction, cfg.subsample_seed)
+    data.info = {**data.info, "n_rows": {s: len(data.splits[s]) for s in SPLITS}}
+    return data

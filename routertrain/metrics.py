@@ -1,0 +1,77 @@
+"""Routing metrics on a label matrix ``labels`` (N queries x M models, values in [0, 1], NaN = missing).
+
+- routing accuracy: the mean label of the model each query is routed to; queries whose chosen
+  model has no label are left out of the mean.
+- oracle: the mean over queries of the best label any model gets (the per-query upper bound).
+- best single: the mean label of one fixed model for every query; the model is chosen on the
+  training split when its index is given, else on the split itself (optimistic).
+- gap closed: (routing - best single) / (oracle - best single).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def routing_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Route each query to argmax of ``scores`` (ties: the first model) and average its label."""
+    choice = np.asarray(scores).argmax(axis=1)
+    return chosen_accuracy(choice, labels)
+
+
+def chosen_accuracy(choice: np.ndarray, labels: np.ndarray) -> float:
+    picked = np.asarray(labels, dtype=np.float64)[np.arange(len(choice)), choice]
+    return float(np.nanmean(picked)) if np.isfinite(picked).any() else float("nan")
+
+
+def oracle_accuracy(labels: np.ndarray) -> float:
+    labels = np.asarray(labels, dtype=np.float64)
+    observed = np.isfinite(labels).any(axis=1)
+    return float(np.nanmax(labels[observed], axis=1).mean()) if observed.any() else float("nan")
+
+
+def model_means(labels: np.ndarray) -> np.ndarray:
+    """Each model's mean label over the queries where it has one."""
+    labels = np.asarray(labels, dtype=np.float64)
+    counts = np.isfinite(labels).sum(axis=0)
+    sums = np.nansum(labels, axis=0)
+    return np.divide(sums, counts, out=np.full(labels.shape[1], np.nan), where=counts > 0)
+
+
+def best_single_index(labels: np.ndarray) -> int:
+    return int(np.nanargmax(model_means(labels)))
+
+
+def best_single_accuracy(labels: np.ndarray, index: int | None = None) -> float:
+    index = best_single_index(labels) if index is None else index
+    return float(model_means(labels)[index])
+
+
+def gap_closed(acc: float, best_single: float, oracle: float) -> float:
+    span = oracle - best_single
+    return float((acc - best_single) / span) if span > 0 else float("nan")
+
+
+def routing_report(scores: np.ndarray, labels: np.ndarray, best_index: int | None = None) -> dict:
+    """The headline numbers of one split: routing accuracy, best single, oracle, gap closed."""
+    acc = routing_accuracy(scores, labels)
+    single = best_single_accuracy(labels, best_index)
+    oracle = oracle_accuracy(labels)
+    return {
+        "routing_acc": acc,
+        "best_single_acc": single,
+        "oracle_acc": oracle,
+        "gap_closed": gap_closed(acc, single, oracle),
+        "n_queries": int(len(labels)),
+    }
+
+
+def task_prior_choice(train_tasks, train_labels: np.ndarray, tasks) -> np.ndarray:
+    """The task-prior router: every query of a task goes to the model best on that task in train.
+
+    Tasks unseen in train fall back to the overall best single model.
+    """
+    train_tasks = np.asarray(train_tasks)
+    fallback = best_single_index(train_labels)
+    best = {t: best_single_index(train_labels[train_tasks == t]) for t in np.unique(train_tasks)}
+    return np.array([best.get(t, fallback) for t in tasks], dtype=np.int64)

@@ -1,0 +1,98 @@
+"""The router network: a pretrained encoder, pooling, and a multi-label head (one logit per model).
+
+``sigmoid(logit[m])`` estimates P(model m answers the query correctly). The loss is computed here
+too (binary cross-entropy with logits, masked where a label is missing) so that training and tests
+share one definition.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import AutoModel
+
+
+class EncoderNotFound(OSError):
+    """The encoder named in the config is neither a local folder nor in the local HF cache."""
+
+
+def load_encoder(name_or_path: str, attn_implementation: str | None = None, dtype: torch.dtype | None = None):
+    """``AutoModel.from_pretrained`` with an actionable error when the files are not available."""
+    kwargs = {}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    try:
+        return AutoModel.from_pretrained(name_or_path, **kwargs)
+    except OSError as err:
+        raise EncoderNotFound(
+            f"encoder '{name_or_path}' not found locally ({str(err).splitlines()[0][:120]}); offline, point "
+            f"model.name_or_path at a local folder or put it in the HF cache "
+            f"(python -m routertrain.encoders install {name_or_path}, or huggingface-cli download on a connected machine)"
+        ) from None
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy with logits over the observed (query, model) pairs."""
+    losses = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
+    if mask is None:
+        return losses.mean()
+    mask = mask.to(losses.dtype)
+    return (losses * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+class RouterModel(nn.Module):
+    """Encoder + pooling + linear head. ``forward`` returns logits of shape (batch, n_models)."""
+
+    def __init__(self, encoder: nn.Module, n_models: int, pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be mean or cls, got {pooling!r}")
+        self.encoder = encoder
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, n_models)
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-6)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        hidden = self.encoder(**kwargs).last_hidden_state
+        pooled = self.pool(hidden, attention_mask)
+        return self.head(self.dropout(pooled).to(self.head.weight.dtype))
+
+
+def build_router_model(model_cfg, n_models: int) -> RouterModel:
+    """The router as configured: encoder from ``model.name_or_path``, optional LoRA, optional checkpointing."""
+    encoder = load_encoder(model_cfg.name_or_path, model_cfg.attn_implementation)
+    for name, param in encoder.named_parameters():
+        if name.startswith("pooler."):  # BERT-style pooler: unused by our pooling, so never trained
+            param.requires_grad_(False)
+    if model_cfg.gradient_checkpointing:
+        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if model_cfg.lora.r > 0:
+        from peft import LoraConfig, get_peft_model
+
+        targets = model_cfg.lora.target_modules
+        lora = LoraConfig(
+            r=model_cfg.lora.r,
+            lora_alpha=model_cfg.lora.alpha,
+            lora_dropout=model_cfg.lora.dropout,
+            target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
+        )
+        encoder = get_peft_model(encoder, lora)
+    return RouterModel(encoder, n_models, model_cfg.pooling, model_cfg.dropout)
+
+
+def merged(model: RouterModel) -> RouterModel:
+    """The same router with LoRA weights folded into the encoder (a plain encoder again)."""
+    if hasattr(model.encoder, "merge_and_unload"):
+        model.encoder = model.encoder.merge_and_unload()
+    return model

@@ -1,0 +1,148 @@
+"""A trained router as a self-describing folder, and the inference API that loads it in one call.
+
+Folder layout (written atomically by ``save_router``)::
+
+    router_config.json   the model pool in label order, costs, pooling, max length, base encoder
+    config.json          the encoder's transformers config (weights are built from it, no download)
+    model.safetensors    encoder + head weights (LoRA already merged)
+    tokenizer files      the tokenizer used in training
+    metrics.json         evaluation results;  training_config.yaml, provenance.json: how it was made
+
+``Router.from_pretrained(folder_or_repo_id)`` needs none of the training config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from routertrain.modeling import RouterModel
+from routertrain.provenance import atomic_dir, atomic_write_json
+
+ROUTER_CONFIG = "router_config.json"
+WEIGHTS = "model.safetensors"
+FORMAT_VERSION = 1
+
+
+def save_router(
+    model: RouterModel,
+    tokenizer,
+    folder: str | os.PathLike,
+    models: list[str],
+    costs: list[float] | None,
+    max_length: int,
+    base_model: str,
+    extra_files: dict[str, str] | None = None,
+) -> Path:
+    """Write a loadable router folder; ``extra_files`` maps file names to text (metrics, card, ...)."""
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    with atomic_dir(folder) as tmp:
+        save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        model.encoder.config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(
+            tmp / ROUTER_CONFIG,
+            {
+                "format_version": FORMAT_VERSION,
+                "models": list(models),
+                "costs": list(costs) if costs is not None else None,
+                "pooling": model.pooling,
+                "max_length": max_length,
+                "base_model": base_model,
+            },
+        )
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+    return Path(folder)
+
+
+def tokenize(tokenizer, queries: Sequence[str], max_length: int, pad: bool = True) -> dict:
+    """The one tokenisation used in training, evaluation and inference."""
+    return tokenizer(list(queries), truncation=True, max_length=max_length, padding=pad, return_tensors="pt" if pad else None)
+
+
+class Router:
+    """A loaded router: ``predict`` gives P(correct) per model, ``route`` picks a model per query."""
+
+    def __init__(self, model: RouterModel, tokenizer, config: dict, folder: Path, device: str | torch.device = "cpu"):
+        self.model = model.eval().to(device)
+        self.tokenizer = tokenizer
+        self.config = config
+        self.folder = folder
+        self.device = torch.device(device)
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.config["models"])
+
+    @property
+    def costs(self) -> list[float] | None:
+        return self.config.get("costs")
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None, device: str | None = None) -> "Router":
+        folder = Path(path_or_repo_id)
+        if not folder.is_dir():
+            from huggingface_hub import snapshot_download
+
+            try:
+                folder = Path(snapshot_download(str(path_or_repo_id), revision=revision))
+            except Exception as err:
+                raise OSError(
+                    f"router '{path_or_repo_id}' is not a local folder and could not be fetched from the Hub or the HF cache "
+                    f"({type(err).__name__}); pass the router folder's path"
+                ) from None
+        if not (folder / ROUTER_CONFIG).is_file():
+            raise OSError(f"{folder} is not a router folder (no {ROUTER_CONFIG}); pass the 'router' folder of a run")
+        config = json.loads((folder / ROUTER_CONFIG).read_text())
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
+        model = RouterModel(encoder, len(config["models"]), config["pooling"], dropout=0.0)
+        model.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return cls(model, tokenizer, config, folder, device)
+
+    @torch.inference_mode()
+    def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
+        """P(correct) per (query, model): an array of shape (len(queries), len(self.models))."""
+        queries = [queries] if isinstance(queries, str) else list(queries)
+        order = sorted(range(len(queries)), key=lambda i: len(queries[i]))  # similar lengths pad less
+        out = np.zeros((len(queries), len(self.models)), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tokenize(self.tokenizer, [queries[i] for i in idx], self.config["max_length"])
+            batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            out[idx] = torch.sigmoid(self.model(**batch).float()).cpu().numpy()
+        return out
+
+    def route(self, queries: Sequence[str] | str, cost_weight: float = 0.0, max_cost: float | None = None, batch_size: int = 64) -> list[str]:
+        """The chosen model per query.
+
+        Maximises P(correct) - cost_weight * cost; with ``max_cost``, the most likely correct model
+        among those whose cost is at most ``max_cost``.
+        """
+        probs = self.predict(queries, batch_size=batch_size)
+        return [self.models[i] for i in choose(probs, self.costs, cost_weight, max_cost)]
+
+
+def choose(probs: np.ndarray, costs: Sequence[float] | None, cost_weight: float = 0.0, max_cost: float | None = None) -> np.ndarray:
+    """Index of the chosen model per row of ``probs`` under a cost weight or a cost budget."""
+    if (cost_weight or max_cost is not None) and costs is None:
+        raise ValueError("this router has no model costs: cost_weight and max_cost need costs (set them when building the dataset)")
+    utility = np.asarray(probs, dtype=np.float64).copy()
+    if costs is not None:
+        cost = np.asarray(costs, dtype=np.float64)
+        utility -= cost_weight * cost
+        if max_cost is not None:
+            allowed = cost <= max_cost
+            if not allowed.any():
+                raise ValueError(f"no model costs at most max_cost={max_cost} (cheapest: {cost.min()}); raise the budget")
+            utility[:, ~allowed] = -np.inf
+    return utility.argmax(axis=1)

@@ -1,0 +1,310 @@
+"""The training loop: ``train(cfg)`` fine-tunes a router end to end with Accelerate and returns its metrics.
+
+One visible loop built on Accelerate's own tools (``accumulate``, ``gather_for_metrics``,
+``save_state``/``load_state``, ``unwrap_model``) with small helper functions around it. Only the
+main process writes files; the run folder is derived from the config, so every rank agrees.
+
+Run folder layout (``checkpoints/<run.name>``)::
+
+    config.yaml, provenance.json     resolved config; git revision, packages, data fingerprint
+    log.jsonl                        every logged metric, one JSON object per line
+    checkpoints/step-000123/         resumable Accelerate states (train.resume=auto picks the latest)
+    best/                            weights and metrics of the best validation routing accuracy
+    router/                          the final router folder (see routertrain.router)
+    metrics.json                     final validation and test metrics
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import parse_flag_from_env, set_seed
+from omegaconf import OmegaConf
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+from routertrain import metrics as M
+from routertrain.batching import Collator, EpochSampler, model_inputs, tokenize_split
+from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
+from routertrain.data import RoutingData, load_routing_data
+from routertrain.data.dataset import fingerprint
+from routertrain.data.synthetic import bayes_accuracy
+from routertrain.modeling import EncoderNotFound, build_router_model, masked_bce, merged
+from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text, provenance
+from routertrain.router import save_router
+
+STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def result_settings(settings: dict) -> dict:
+    """The config minus what does not change the result (run name, resume, tracking, push)."""
+    settings = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items() if k not in ("tracking", "push")}
+    settings["run"].pop("name", None)
+    settings["train"].pop("resume", None)
+    return settings
+
+
+def run_name(cfg: Config) -> str:
+    """``run.name`` or ``<recipe>-<hash of the settings that change the result>``: the same on every rank."""
+    if cfg.run.name:
+        return cfg.run.name
+    return f"{cfg.recipe or 'default'}-{fingerprint(result_settings(to_dict(cfg)))[:8]}"
+
+
+def batch_geometry(cfg: Config, num_processes: int) -> tuple[int, int]:
+    """(per-device batch, gradient accumulation steps) that realise ``train.global_batch_size``."""
+    total = cfg.train.global_batch_size
+    per_device = cfg.train.per_device_batch_size or max(1, total // num_processes)
+    if total % (per_device * num_processes):
+        raise ConfigError(
+            f"train.global_batch_size={total} is not a multiple of per-device batch {per_device} x {num_processes} processes; "
+            f"choose train.per_device_batch_size so that it divides"
+        )
+    return per_device, total // (per_device * num_processes)
+
+
+def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int):
+    sampler = EpochSampler(dataset["length"], seed, shuffle=shuffle, group_size=batch_size * 32 if group else None)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models), num_workers=workers)
+    return loader, sampler
+
+
+@torch.no_grad()
+def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and dataset row indices of a whole split, gathered over processes (no duplicates)."""
+    model.eval()
+    logits, rows = [], []
+    for batch in loader:
+        out = model(**model_inputs(batch)).float()
+        out, row = accelerator.gather_for_metrics((out, batch["row"]))
+        logits.append(out.cpu())
+        rows.append(row.cpu())
+    model.train()
+    return torch.cat(logits).numpy(), torch.cat(rows).numpy()
+
+
+def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, best_index: int) -> dict:
+    """Routing metrics of one split; adds the Bayes ceiling when the data knows true probabilities."""
+    order = np.argsort(rows)
+    logits = logits[order]
+    labels = data.labels(split)
+    report = M.routing_report(logits, labels, best_index)
+    ds = data.splits[split]
+    if "p_correct" in ds.column_names:
+        p = np.asarray(ds.with_format("numpy")["p_correct"], dtype=np.float64).reshape(labels.shape)
+        report["bayes_acc"] = bayes_accuracy(p, labels)["realized"]
+        report["bayes_expected_acc"] = bayes_accuracy(p, labels)["expected"]
+    if "task" in ds.column_names and "task" in data.splits["train"].column_names:
+        choice = M.task_prior_choice(data.splits["train"]["task"], data.labels("train"), ds["task"])
+        report["task_prior_acc"] = M.chosen_accuracy(choice, labels)
+    return report
+
+
+def find_checkpoint(run_dir: Path, resume: str) -> Path | None:
+    if resume == "never":
+        return None
+    if resume != "auto":
+        return Path(resume)
+    found = [(int(m.group(1)), p) for p in (run_dir / "checkpoints").glob("step-*") if (m := STEP_DIR.match(p.name)) and (p / "trainer_state.json").is_file()]
+    return max(found)[1] if found else None
+
+
+def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: dict, keep: int) -> None:
+    """``save_state`` into a temporary folder, renamed into place once every rank has written."""
+    final = run_dir / "checkpoints" / f"step-{step:06d}"
+    tmp = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_json(tmp / "trainer_state.json", state)
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        done = sorted((int(m.group(1)), p) for p in final.parent.iterdir() if (m := STEP_DIR.match(p.name)))
+        for _, old in done[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def save_best(accelerator: Accelerator, model, run_dir: Path, report: dict, step: int) -> None:
+    state = accelerator.get_state_dict(model)  # every rank takes part (FSDP gathers here)
+    if accelerator.is_main_process:
+        with atomic_dir(run_dir / "best") as tmp:
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "state.safetensors"))
+            atomic_write_json(tmp / "metrics.json", {"step": step, "validation": report})
+    accelerator.wait_for_everyone()
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> None:
+    """Refuse to mix two different configs in one folder; start clean when resume=never."""
+    config_file = run_dir / "config.yaml"
+    if accelerator.is_main_process:
+        if cfg.train.resume == "never" and run_dir.exists():
+            for stale in ("checkpoints", "best", "router", "metrics.json", "log.jsonl"):
+                path = run_dir / stale
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        elif cfg.train.resume == "auto" and config_file.is_file():
+            previous = OmegaConf.to_container(OmegaConf.load(config_file))
+            if result_settings(previous) != result_settings(to_dict(cfg)):
+                raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(config_file, to_yaml(cfg))
+    accelerator.wait_for_everyone()
+
+
+def log(accelerator: Accelerator, run_dir: Path, values: dict, step: int) -> None:
+    accelerator.log(values, step=step)
+    if accelerator.is_main_process:
+        with open(run_dir / "log.jsonl", "a") as fh:
+            fh.write(json.dumps({"step": step, **values}) + "\n")
+
+
+def train(cfg: Config) -> dict:
+    """Fine-tune a router as configured; returns the final metrics (also in ``<run>/metrics.json``)."""
+    cpu = not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU")  # gloo under torchrun on CPU
+    state = PartialState(cpu=cpu)
+    per_device, accum = batch_geometry(cfg, state.num_processes)
+    accelerator = Accelerator(
+        cpu=cpu,
+        mixed_precision=cfg.train.mixed_precision,
+        gradient_accumulation_steps=accum,
+        log_with=None if cfg.tracking.backend == "none" else cfg.tracking.backend,
+        project_dir=None,
+    )
+    run_dir = Path(cfg.run.output_dir) / run_name(cfg)
+    set_seed(cfg.run.seed)
+
+    # everything that can fail on bad input happens before the run folder is touched
+    data = load_routing_data(cfg.data)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
+    except OSError:
+        raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; offline, install it with python -m routertrain.encoders install {cfg.model.name_or_path} or pass a local folder") from None
+    model = build_router_model(cfg.model, len(data.models))
+    n_models = len(data.models)
+    with accelerator.main_process_first():
+        splits = {s: tokenize_split(data.splits[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
+    best_index = M.best_single_index(data.labels("train"))
+
+    prepare_run_dir(cfg, run_dir, accelerator)
+    if accelerator.is_main_process:
+        atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
+    if cfg.tracking.backend != "none":
+        config = {k: ("null" if v is None else v) for k, v in flatten(to_dict(cfg)).items()}
+        accelerator.project_configuration.set_directories(str(run_dir))
+        accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir), "name": run_dir.name}})
+
+    train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers)
+    eval_loaders = {s: make_loader(splits[s], tokenizer, n_models, cfg.eval.batch_size, 0, False, True, cfg.train.num_workers)[0] for s in ("validation", "test")}
+
+    head_lr = cfg.train.head_lr or cfg.train.lr
+    no_decay = lambda name: name.endswith("bias") or "norm" in name.lower()  # noqa: E731
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for n, p in params if not n.startswith("head.") and not no_decay(n)], "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay},
+        {"params": [p for n, p in params if not n.startswith("head.") and no_decay(n)], "lr": cfg.train.lr, "weight_decay": 0.0},
+        {"params": [p for n, p in params if n.startswith("head.")], "lr": head_lr, "weight_decay": 0.0},
+    ]
+    fused = torch.cuda.is_available() and accelerator.device.type == "cuda"
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.train.lr, fused=fused or None)
+
+    model, optimizer, train_loader, *eval_list = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
+    eval_loaders = dict(zip(eval_loaders, eval_list))
+    steps_per_epoch = math.ceil(len(train_loader) / accum)
+    total_steps = cfg.train.max_steps if cfg.train.max_steps > 0 else math.ceil(cfg.train.epochs * steps_per_epoch)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
+    accelerator.register_for_checkpointing(scheduler)
+    eval_every = cfg.train.eval_every or steps_per_epoch
+    save_every = cfg.train.save_every or steps_per_epoch
+
+    step, best = 0, {"routing_acc": -1.0, "step": 0}
+    checkpoint = find_checkpoint(run_dir, cfg.train.resume)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        saved = json.loads((checkpoint / "trainer_state.json").read_text())
+        step, best = saved["step"], saved["best"]
+        accelerator.print(f"resumed from {checkpoint} at step {step}")
+
+    progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
+    started, seen, running_loss = time.perf_counter(), 0, []
+    model.train()
+    while step < total_steps:
+        epoch, done_in_epoch = divmod(step, steps_per_epoch)
+        train_sampler.epoch = epoch
+        loader = accelerator.skip_first_batches(train_loader, done_in_epoch * accum) if done_in_epoch else train_loader
+        for batch in loader:
+            if accelerator.gradient_state.sync_gradients or not running_loss:
+                # dropout noise depends only on (seed, step, rank): resuming reproduces it exactly
+                torch.manual_seed(cfg.run.seed * 1_000_003 + step * 101 + accelerator.process_index)
+            with accelerator.accumulate(model):
+                logits = model(**model_inputs(batch))
+                loss = masked_bce(logits, batch["labels"], batch["label_mask"])
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad()
+            running_loss.append(loss.detach())
+            seen += len(batch["row"]) * accelerator.num_processes
+            if not accelerator.sync_gradients:
+                continue
+            step += 1
+            progress.update(1)
+            if step % cfg.tracking.log_every == 0 or step == total_steps:
+                mean_loss = accelerator.reduce(torch.stack(running_loss).mean(), reduction="mean").item()
+                log(accelerator, run_dir, {"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0], "train/epoch": step / steps_per_epoch}, step)
+                progress.set_postfix(loss=f"{mean_loss:.4f}")
+            running_loss = []
+            if step % eval_every == 0 or step == total_steps:
+                logits, rows = predict(model, eval_loaders["validation"], accelerator)
+                report = split_report(logits, rows, data, "validation", best_index)
+                log(accelerator, run_dir, {f"eval/{k}": v for k, v in report.items()}, step)
+                if report["routing_acc"] > best["routing_acc"]:
+                    best = {"routing_acc": report["routing_acc"], "step": step}
+                    save_best(accelerator, model, run_dir, report, step)
+            if step % save_every == 0 or step == total_steps:
+                save_checkpoint(accelerator, run_dir, step, {"step": step, "best": best}, cfg.train.keep_checkpoints)
+            if step >= total_steps:
+                break
+    progress.close()
+    runtime = time.perf_counter() - started
+
+    # final: the best validation weights, evaluated on every split, saved as a router folder
+    unwrapped = accelerator.unwrap_model(model)
+    if (run_dir / "best" / "state.safetensors").is_file():
+        unwrapped.load_state_dict(load_file(str(run_dir / "best" / "state.safetensors")))
+    results = {"best_step": best["step"], "total_steps": total_steps, "models": data.models, "best_single_model": data.models[best_index]}
+    for split in [s.strip() for s in cfg.eval.splits.split(",") if s.strip()]:
+        logits, rows = predict(model, eval_loaders[split], accelerator)
+        results[split] = split_report(logits, rows, data, split, best_index)
+    results["train"] = {"runtime_s": runtime, "samples_seen": seen, "samples_per_s": seen / max(runtime, 1e-9)}
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_json(run_dir / "metrics.json", results)
+        router = merged(unwrapped).to(torch.float32)
+        save_router(
+            router, tokenizer, run_dir / "router", data.models, data.costs, cfg.data.max_length, cfg.model.name_or_path,
+            extra_files={
+                "metrics.json": json.dumps(results, indent=2),
+                "training_config.yaml": to_yaml(cfg),
+                "provenance.json": (run_dir / "provenance.json").read_text(),
+            },
+        )
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    results["run_dir"] = str(run_dir)
+    return results

@@ -1,0 +1,65 @@
+"""Shared fixtures: offline environment, a tiny local BERT encoder and tokenizer, small configs."""
+
+import os
+import re
+from pathlib import Path
+
+for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE", "TRANSFORMERS_OFFLINE"):
+    os.environ[var] = "1"
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def build_tiny_encoder(folder: Path, seed: int = 0, dropout: float = 0.1) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and a word-level vocab of the synthetic queries."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    from routertrain.data import synthetic
+
+    words = set()
+    texts = [t for t in synthetic.TEMPLATES]
+    texts += [kw for subs in synthetic.DOMAINS.values() for kws in subs.values() for kw in kws]
+    texts += [p for phrases, _ in synthetic.DIFFICULTY for p in phrases]
+    for text in texts:
+        words.update(re.findall(r"[a-z0-9]+|[^\sa-z0-9]", text.lower()))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(words)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=128, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+    )
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    return build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+
+
+def tiny_args(encoder: Path, output_dir: Path, *extra: str) -> list[str]:
+    """Arguments of a run that takes a few seconds on CPU."""
+    return [
+        "recipe=smoke",
+        f"model.name_or_path={encoder}",
+        f"run.output_dir={output_dir}",
+        "data.synthetic.n_train=64",
+        "data.synthetic.n_validation=13",
+        "data.synthetic.n_test=11",
+        "train.global_batch_size=8",
+        "train.lr=1e-3",
+        "train.save_every=4",
+        "train.eval_every=4",
+        "eval.batch_size=8",
+        *extra,
+    ]

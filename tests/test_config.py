@@ -1,0 +1,69 @@
+"""Config schema, recipes and override errors."""
+
+import pytest
+
+from routertrain.config import Config, ConfigError, available_recipes, load_config, valid_keys
+
+
+@pytest.mark.parametrize("recipe", available_recipes())
+def test_every_recipe_loads_and_validates(recipe):
+    cfg = load_config([f"recipe={recipe}"])
+    assert isinstance(cfg, Config)
+    assert cfg.recipe == recipe
+    assert cfg.model.name_or_path
+
+
+def test_required_recipes_exist():
+    assert {"deberta-large", "deberta-base", "mpnet-base", "minilm-l6", "minilm-l3", "smoke"} <= set(available_recipes())
+
+
+def test_overrides_are_typed_and_applied():
+    cfg = load_config(["recipe=deberta-large", "train.lr=2e-5", "data.fraction=0.25", "model.lora.r=16", "data.models=[a,b]"])
+    assert cfg.train.lr == pytest.approx(2e-5) and isinstance(cfg.train.lr, float)
+    assert cfg.data.fraction == 0.25
+    assert cfg.model.lora.r == 16
+    assert cfg.data.models == ["a", "b"]
+    assert cfg.train.mixed_precision == "bf16"  # from the recipe
+    assert cfg.model.name_or_path == "microsoft/deberta-v3-large"
+
+
+def test_schema_defaults_without_recipe():
+    cfg = load_config([])
+    assert cfg.recipe is None and cfg.train.global_batch_size == Config().train.global_batch_size
+
+
+def test_data_recipe_merges_into_data_section():
+    cfg = load_config(["data=synthetic", "data.synthetic.n_train=10"])
+    assert cfg.data.name == "synthetic" and cfg.data.synthetic.n_train == 10
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train.lrr=1e-4"], "unknown config key 'train.lrr' in override 'train.lrr=1e-4'; did you mean 'train.lr'?"),
+        (["trian.lr=1e-4"], "did you mean 'train"),
+        (["model.lora.rank=8"], "did you mean 'model.lora.r'"),
+        (["recipe=deberta-larg"], "unknown recipe 'deberta-larg'; did you mean 'deberta-large'?"),
+        (["data=routerdcc"], "unknown data recipe 'routerdcc'"),
+        (["train.lr=fast"], "'train.lr'"),
+        (["train.epochs=[1,2]"], "'train.epochs'"),
+        (["train.mixed_precision=bf17"], "did you mean 'bf16'"),
+        (["model.pooling=max"], "choose one of mean, cls"),
+        (["data.fraction=1.5"], "'data.fraction': must be in (0, 1]"),
+        (["train.global_batch_size=0"], "'train.global_batch_size'"),
+        (["tracking.backend=mlflow"], "'tracking.backend'"),
+        (["data.name=nope"], "'data.name'"),
+        (["lr"], "is not key=value"),
+    ],
+)
+def test_bad_overrides_give_one_line_errors(args, fragment):
+    with pytest.raises(ConfigError) as info:
+        load_config(args)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+
+
+def test_valid_keys_cover_sections_and_leaves():
+    keys = valid_keys()
+    assert "train.lr" in keys and "model.lora.r" in keys and "data.synthetic.n_train" in keys

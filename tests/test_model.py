@@ -1,0 +1,94 @@
+"""The router network, its loss, and the saved router folder."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from routertrain.modeling import EncoderNotFound, RouterModel, load_encoder, masked_bce
+from routertrain.router import Router, choose, save_router
+
+
+def test_masked_bce_equals_hand_computation():
+    logits = torch.tensor([[0.0, 2.0, -1.0], [1.5, -0.5, 3.0]])
+    labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.25]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+
+    def bce(z, y):
+        p = 1 / (1 + math.exp(-z))
+        return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+    observed = [(0, 0), (0, 1), (1, 0), (1, 2)]
+    expected = sum(bce(logits[i, j].item(), labels[i, j].item()) for i, j in observed) / len(observed)
+    assert masked_bce(logits, labels, mask).item() == pytest.approx(expected, rel=1e-6)
+    full = sum(bce(logits[i, j].item(), labels[i, j].item()) for i in range(2) for j in range(3)) / 6
+    assert masked_bce(logits, labels).item() == pytest.approx(full, rel=1e-6)
+
+
+def test_masked_bce_ignores_values_under_the_mask():
+    logits = torch.randn(4, 3)
+    labels = torch.rand(4, 3)
+    mask = torch.ones(4, 3)
+    mask[:, 1] = 0
+    other = labels.clone()
+    other[:, 1] = 1 - other[:, 1]
+    assert masked_bce(logits, labels, mask).item() == pytest.approx(masked_bce(logits, other, mask).item())
+
+
+def test_pooling(tiny_encoder):
+    model = RouterModel(load_encoder(str(tiny_encoder)), n_models=3, pooling="mean", dropout=0.0)
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 5.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert model.pool(hidden, mask).tolist() == [[2.0, 3.0]]
+    model.pooling = "cls"
+    assert model.pool(hidden, mask).tolist() == [[1.0, 1.0]]
+
+
+def test_save_load_round_trip_gives_equal_logits(tiny_encoder, tmp_path):
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    model = RouterModel(load_encoder(str(tiny_encoder)), n_models=4, pooling="mean", dropout=0.0).eval()
+    models, costs = ["a", "b", "c", "d"], [1.0, 2.0, 3.0, 4.0]
+    save_router(model, tokenizer, tmp_path / "router", models, costs, max_length=32, base_model=str(tiny_encoder))
+    router = Router.from_pretrained(tmp_path / "router", device="cpu")
+    assert router.models == models and router.costs == costs
+    queries = ["Explain the binary search briefly.", "Why does the Cold War matter? Reply in detail.", "x"]
+    batch = tokenizer(queries, padding=True, truncation=True, max_length=32, return_tensors="pt")
+    with torch.no_grad():
+        expected = torch.sigmoid(model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])).numpy()
+    got = router.predict(queries, batch_size=2)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert router.route(queries) == [models[i] for i in expected.argmax(axis=1)]
+
+
+def test_router_folder_has_no_pickle(tiny_encoder, tmp_path):
+    from transformers import AutoTokenizer
+
+    model = RouterModel(load_encoder(str(tiny_encoder)), n_models=2)
+    save_router(model, AutoTokenizer.from_pretrained(tiny_encoder), tmp_path / "r", ["a", "b"], None, 16, "tiny")
+    names = {p.name for p in (tmp_path / "r").iterdir()}
+    assert "model.safetensors" in names and "router_config.json" in names and "config.json" in names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    assert not any(".tmp" in p.name for p in tmp_path.iterdir())
+
+
+def test_choose_with_cost_weight_and_budget():
+    probs = np.array([[0.9, 0.8, 0.3], [0.5, 0.6, 0.55]])
+    costs = [10.0, 1.0, 0.1]
+    assert choose(probs, costs).tolist() == [0, 1]
+    # 0.9-0.05*10=0.4, 0.8-0.05=0.75, 0.3-0.005=0.295 ; 0.0, 0.55, 0.545
+    assert choose(probs, costs, cost_weight=0.05).tolist() == [1, 1]
+    assert choose(probs, costs, max_cost=0.5).tolist() == [2, 2]
+    with pytest.raises(ValueError, match="raise the budget"):
+        choose(probs, costs, max_cost=0.01)
+    with pytest.raises(ValueError, match="no model costs"):
+        choose(probs, None, cost_weight=1.0)
+
+
+def test_missing_encoder_says_how_to_provide_it_offline():
+    with pytest.raises(EncoderNotFound) as info:
+        load_encoder("nobody/no-such-encoder")
+    assert "routertrain.encoders install" in str(info.value) and "\n" not in str(info.value)

@@ -1,0 +1,114 @@
+"""The training loop end to end on a tiny local encoder: parameters move, artifacts appear, resume is exact."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from routertrain import training
+from routertrain.config import load_config
+from routertrain.router import Router
+from tests.conftest import tiny_args
+
+
+def test_training_changes_every_trainable_parameter_and_writes_artifacts(tiny_encoder, tmp_path, monkeypatch):
+    initial = {}
+    build = training.build_router_model
+
+    def capture(model_cfg, n_models):
+        model = build(model_cfg, n_models)
+        initial.update({k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad})
+        return model
+
+    monkeypatch.setattr(training, "build_router_model", capture)
+    cfg = load_config(tiny_args(tiny_encoder, tmp_path, "train.epochs=2"))
+    results = training.train(cfg)
+
+    run = tmp_path / training.run_name(cfg)
+    assert results["run_dir"] == str(run)
+    for name in ("config.yaml", "provenance.json", "metrics.json", "log.jsonl", "router/model.safetensors", "router/router_config.json", "router/metrics.json", "best/state.safetensors"):
+        assert (run / name).is_file(), name
+    trained = load_file(str(run / "router" / "model.safetensors"))
+    assert initial, "no trainable parameters captured"
+    unchanged = [k for k, v in initial.items() if torch.equal(v, trained[k])]
+    assert unchanged == []
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["validation"]["n_queries"] == 13 and metrics["test"]["n_queries"] == 11
+    for split in ("validation", "test"):
+        m = metrics[split]
+        assert 0.0 <= m["routing_acc"] <= m["oracle_acc"] <= 1.0
+        assert "bayes_acc" in m and "task_prior_acc" in m
+    provenance = json.loads((run / "provenance.json").read_text())
+    assert provenance["data_fingerprint"] and provenance["packages"]["torch"]
+    assert "git_revision" in provenance
+    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines()]
+    assert max(steps) == metrics["total_steps"] == 16  # 64 queries / batch 8 x 2 epochs
+
+    router = Router.from_pretrained(run / "router", device="cpu")
+    probs = router.predict(["Explain the binary search briefly."])
+    assert probs.shape == (1, len(metrics["models"])) and np.all((probs > 0) & (probs < 1))
+
+
+def test_resume_after_interruption_ends_with_the_same_weights(tiny_encoder, tmp_path):
+    """Run A uninterrupted; B is A's folder cut back to its step-4 checkpoint (what an interrupted
+    run leaves), then resumed. Dropout is on, so equal weights also show the RNG is restored.
+    Tolerance: 1e-6 absolute (same arithmetic on the same machine)."""
+    common = ["train.epochs=2", "train.eval_every=1000", "train.keep_checkpoints=10", "tracking.log_every=1"]
+    first = training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=a", *common)))
+    a = tmp_path / "a"
+    b = tmp_path / "b"
+    shutil.copytree(a, b)
+    for stale in ("router", "best", "metrics.json"):
+        shutil.rmtree(b / stale) if (b / stale).is_dir() else (b / stale).unlink()
+    for ckpt in (b / "checkpoints").iterdir():
+        if ckpt.name != "step-000004":
+            shutil.rmtree(ckpt)
+    (b / "checkpoints" / "step-000012.tmp").mkdir()  # a half-written checkpoint must be ignored
+    log = [line for line in (b / "log.jsonl").read_text().splitlines() if json.loads(line)["step"] <= 4]
+    (b / "log.jsonl").write_text("\n".join(log) + "\n")
+    results = training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=b", *common)))
+    # B trained only steps 5..16: 12 of A's 16 steps, each logged once
+    assert results["train"]["samples_seen"] == first["train"]["samples_seen"] * 12 // 16
+    steps = [json.loads(line)["step"] for line in (b / "log.jsonl").read_text().splitlines() if "train/loss" in line]
+    assert steps == list(range(1, 17))
+    wa = load_file(str(a / "router" / "model.safetensors"))
+    wb = load_file(str(b / "router" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], atol=1e-6, rtol=0)
+    ca = load_file(str(a / "checkpoints" / "step-000016" / "model.safetensors"))
+    cb = load_file(str(b / "checkpoints" / "step-000016" / "model.safetensors"))
+    for key in ca:
+        torch.testing.assert_close(ca[key], cb[key], atol=1e-6, rtol=0)
+    assert results["total_steps"] == 16
+
+
+def test_lora_trains_adapters_and_saves_a_plain_router(tiny_encoder, tmp_path):
+    cfg = load_config(tiny_args(tiny_encoder, tmp_path, "model.lora.r=4", "model.lora.target_modules=query,value", "train.max_steps=4"))
+    results = training.train(cfg)
+    router = Router.from_pretrained(f"{results['run_dir']}/router", device="cpu")
+    assert not any("lora" in name for name in router.model.state_dict())
+    assert router.predict(["Explain the mens rea briefly."]).shape == (1, len(results["models"]))
+
+
+def test_config_mismatch_in_existing_run_folder_is_refused(tiny_encoder, tmp_path):
+    from routertrain.config import ConfigError
+
+    training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=x", "train.max_steps=2")))
+    with pytest.raises(ConfigError, match="different config"):
+        training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=x", "train.max_steps=3")))
+
+
+def test_batch_geometry_derives_accumulation():
+    cfg = load_config(["train.global_batch_size=64"])
+    assert training.batch_geometry(cfg, 1) == (64, 1)
+    assert training.batch_geometry(cfg, 4) == (16, 1)
+    cfg = load_config(["train.global_batch_size=64", "train.per_device_batch_size=8"])
+    assert training.batch_geometry(cfg, 2) == (8, 4)
+    cfg = load_config(["train.global_batch_size=64", "train.per_device_batch_size=24"])
+    with pytest.raises(Exception, match="not a multiple"):
+        training.batch_geometry(cfg, 1)
