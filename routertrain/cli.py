@@ -53,4 +53,9 @@ def main_train(args: list[str]) -> int:
 
     if PartialState().is_main_process:
         print(summary(results))
+        if "error" in results.get("push", {}):
+            print(f"error: {results['push']['error']}", file=sys.stderr)
+            return 3
+        if "url" in results.get("push", {}):
+            print(f"pushed:  {results['push']['url']}")
     return 0

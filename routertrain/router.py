@@ -7,6 +7,7 @@ Folder layout (written atomically by ``save_router``)::
     model.safetensors    encoder + head weights (LoRA already merged)
     tokenizer files      the tokenizer used in training
     metrics.json         evaluation results;  training_config.yaml, provenance.json: how it was made
+    README.md            the model card (routertrain.card)
 
 ``Router.from_pretrained(folder_or_repo_id)`` needs none of the training config.
 """
@@ -23,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from routertrain.card import render as render_card
 from routertrain.modeling import RouterModel
 from routertrain.provenance import atomic_dir, atomic_write_json
 
@@ -60,6 +62,8 @@ def save_router(
         )
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
+        if not (tmp / "README.md").exists():
+            (tmp / "README.md").write_text(render_card(tmp))
     return Path(folder)
 
 

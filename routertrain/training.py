@@ -41,6 +41,7 @@ from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
 from routertrain.modeling import EncoderNotFound, build_router_model, masked_bce, merged
 from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text, provenance
+from routertrain.push import PushError, push
 from routertrain.router import save_router
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -304,6 +305,11 @@ def train(cfg: Config) -> dict:
                 "provenance.json": (run_dir / "provenance.json").read_text(),
             },
         )
+        if cfg.push.repo_id:
+            try:
+                results["push"] = {"url": push(run_dir / "router", cfg.push.repo_id, cfg.push.revision, cfg.push.private)}
+            except PushError as err:
+                results["push"] = {"error": str(err)}
     accelerator.wait_for_everyone()
     accelerator.end_training()
     results["run_dir"] = str(run_dir)

@@ -63,3 +63,14 @@ def tiny_args(encoder: Path, output_dir: Path, *extra: str) -> list[str]:
         "eval.batch_size=8",
         *extra,
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_encoder, tmp_path_factory) -> Path:
+    """A finished tiny training run (folder with router/, metrics.json, ...)."""
+    from routertrain.config import load_config
+    from routertrain.training import train
+
+    out = tmp_path_factory.mktemp("runs")
+    results = train(load_config(tiny_args(tiny_encoder, out, "run.name=tiny", "train.max_steps=4")))
+    return Path(results["run_dir"])

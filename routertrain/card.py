@@ -1,0 +1,152 @@
+"""The model card (``README.md``) of a router folder: Hub metadata plus what a user needs to trust it.
+
+Rendered from the folder's own files (router_config.json, metrics.json, training_config.yaml,
+provenance.json), so a card can be rebuilt at any time, e.g. with the repo id when pushing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+ROWS = (
+    ("routing_acc", "this router"),
+    ("best_single_acc", "best single model (chosen on train)"),
+    ("task_prior_acc", "task-prior router (best model per task on train)"),
+    ("best_baseline_acc", "best frozen-embedding baseline"),
+    ("oracle_acc", "oracle (best model per query)"),
+    ("bayes_acc", "Bayes ceiling (synthetic data only)"),
+)
+
+
+def _read(folder: Path, name: str, default=None):
+    path = folder / name
+    if not path.is_file():
+        return default
+    text = path.read_text()
+    if name.endswith(".json"):
+        return json.loads(text)
+    if name.endswith((".yaml", ".yml")):
+        return yaml.safe_load(text)
+    return text
+
+
+def _is_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).exists()
+
+
+def metadata(router_config: dict, metrics: dict, training: dict, repo_id: str | None) -> dict:
+    base = router_config.get("base_model", "")
+    meta: dict = {
+        "library_name": "routertrain",
+        "pipeline_tag": "text-classification",
+        "tags": ["routertrain", "llm-router", "routing", "multi-label-classification"],
+    }
+    if _is_hub_id(base):
+        meta["base_model"] = base
+    data_name = (training or {}).get("data", {}).get("name")
+    data_path = (training or {}).get("data", {}).get("path") or ""
+    if data_name == "table" and _is_hub_id(data_path):
+        meta["datasets"] = [data_path]
+    results = []
+    for split in ("validation", "test"):
+        if split in metrics and "routing_acc" in metrics[split]:
+            results.append({
+                "task": {"type": "text-classification", "name": "LLM routing"},
+                "dataset": {"type": data_name or "custom", "name": f"{data_name or 'custom'} ({split})", "split": split},
+                "metrics": [{"type": "accuracy", "name": "routing accuracy", "value": round(float(metrics[split]["routing_acc"]), 4)}],
+            })
+    if results:
+        meta["model-index"] = [{"name": repo_id.split("/")[-1] if repo_id else "router", "results": results}]
+    return meta
+
+
+def _eval_table(metrics: dict) -> str:
+    splits = [s for s in ("validation", "test") if s in metrics]
+    if not splits:
+        return "No evaluation results were recorded.\n"
+    lines = ["| router | " + " | ".join(splits) + " |", "|---|" + "---|" * len(splits)]
+    for key, label in ROWS:
+        if any(key in metrics[s] for s in splits):
+            cells = [f"{metrics[s][key]:.4f}" if key in metrics[s] else "-" for s in splits]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    n = " / ".join(f"{s} {metrics[s].get('n_queries', '?')}" for s in splits)
+    lines.append(f"\nRouting accuracy = mean correctness of the chosen model. Queries: {n}.")
+    return "\n".join(lines) + "\n"
+
+
+def render(folder: str | Path, repo_id: str | None = None) -> str:
+    """The card's full text for the router folder ``folder``."""
+    folder = Path(folder)
+    config = _read(folder, "router_config.json", {})
+    metrics = _read(folder, "metrics.json", {}) or {}
+    training = _read(folder, "training_config.yaml", {}) or {}
+    prov = _read(folder, "provenance.json", {}) or {}
+    models, costs = config.get("models", []), config.get("costs")
+    data = prov.get("data", {})
+    load_from = repo_id or str(folder)
+
+    pool = ["| # | model | cost per query |", "|---|---|---|"]
+    for i, name in enumerate(models):
+        pool.append(f"| {i} | {name} | {costs[i] if costs else 'unknown'} |")
+    sizes = data.get("info", {}).get("n_rows", {})
+    size_text = ", ".join(f"{k} {v}" for k, v in sizes.items()) or "not recorded"
+    packages = ", ".join(f"{k} {v}" for k, v in prov.get("packages", {}).items())
+
+    body = f"""# LLM router: {len(models)}-model pool, fine-tuned from {config.get('base_model', 'an encoder')}
+
+This router reads a query and estimates, for each model of its pool, the probability that the model
+answers it correctly (one sigmoid output per model). Routing picks the most likely correct model,
+optionally trading off cost. Trained with routertrain by fine-tuning the
+encoder end to end with a multi-label head.
+
+## Usage
+
+```python
+from routertrain import Router
+
+router = Router.from_pretrained("{load_from}")
+probs = router.predict(["Prove that the square root of 2 is irrational."])  # shape (1, {len(models)})
+print(router.route(["Prove that the square root of 2 is irrational."]))
+print(router.route(["Summarise this paragraph."], cost_weight=0.01))  # needs costs
+```
+
+Command line: `python -m routertrain.route {load_from} "your query"`.
+
+## Model pool (output order)
+
+{chr(10).join(pool)}
+
+## Evaluation
+
+{_eval_table(metrics)}
+## Training data
+
+- dataset: `{data.get('name', training.get('data', {}).get('name', 'unknown'))}`, fingerprint `{prov.get('data_fingerprint', 'unknown')}`
+- queries: {size_text}
+- {data.get('info', {}).get('kind', 'real benchmark results') if data else 'see the training config'}
+
+## Training configuration
+
+Recipe `{training.get('recipe') or 'none'}`; resolved config:
+
+```yaml
+{yaml.safe_dump(training, sort_keys=False).strip()}
+```
+
+Provenance: git revision `{prov.get('git_revision', 'unknown')}`; {packages or 'package versions not recorded'}.
+
+## Limitations
+
+- The router only knows the models of its pool, in the order above; a model outside it cannot be chosen.
+- Its probabilities are learnt from the training data's queries and labels: on queries unlike those
+  (other domains, languages, formats) they may be poorly calibrated, and routing accuracy may fall
+  to that of the best single model or below.
+- Model behaviour drifts with new model versions; re-evaluate before relying on the routes.
+- The evaluation numbers above come from the splits named there; they are estimates with sampling
+  error, not guarantees.
+"""
+    front = yaml.safe_dump(metadata(config, metrics, training, repo_id), sort_keys=False).strip()
+    return f"---\n{front}\n---\n\n{body}"

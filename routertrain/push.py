@@ -1,0 +1,77 @@
+"""Push a trained router folder to the Hugging Face Hub (the router only, never resume checkpoints).
+
+    python -m routertrain.push checkpoints/<run> --repo-id ORG/NAME [--revision BRANCH] [--private]
+
+The token comes from ``HF_TOKEN`` or the saved HF login and is never printed or written anywhere.
+Offline (``HF_HUB_OFFLINE=1`` or no network) the push fails fast with one line, and the local
+folder stays as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from routertrain.card import render
+from routertrain.provenance import atomic_write_text
+from routertrain.router import ROUTER_CONFIG
+
+
+class PushError(RuntimeError):
+    """The router could not be pushed; the message says why and what to do."""
+
+
+def router_folder(path: str | Path) -> Path:
+    """Accept a run folder (with ``router/``) or a router folder itself."""
+    path = Path(path)
+    for candidate in (path / "router", path):
+        if (candidate / ROUTER_CONFIG).is_file():
+            return candidate
+    raise PushError(f"{path} holds no router ({ROUTER_CONFIG} missing); pass a run folder that finished training")
+
+
+def push(path: str | Path, repo_id: str, revision: str | None = None, private: bool = False, token: str | None = None) -> str:
+    """Upload the router folder to ``repo_id`` (branch ``revision``); returns the commit URL."""
+    from huggingface_hub import HfApi, constants
+
+    folder = router_folder(path)
+    if constants.HF_HUB_OFFLINE:
+        raise PushError(f"cannot push to the Hub while offline (HF_HUB_OFFLINE=1); the router stays in {folder}; push it later with python -m routertrain.push {folder} --repo-id {repo_id}")
+    atomic_write_text(folder / "README.md", render(folder, repo_id=repo_id))
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        if revision:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        info = api.upload_folder(
+            folder_path=str(folder),
+            repo_id=repo_id,
+            repo_type="model",
+            revision=revision,
+            commit_message=f"Upload router ({len(list(folder.iterdir()))} files) with routertrain",
+        )
+    except Exception as err:  # network, auth and permission errors come in many types
+        reason = type(err).__name__
+        raise PushError(f"push to {repo_id} failed ({reason}); the router stays in {folder}; check the network and your token (HF_TOKEN or huggingface-cli login)") from None
+    return str(getattr(info, "commit_url", info))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m routertrain.push", description=__doc__.splitlines()[0])
+    parser.add_argument("path", help="run folder (checkpoints/<run>) or router folder")
+    parser.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
+    parser.add_argument("--revision", default=None, help="branch to push to (created if missing); default main")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    args = parser.parse_args(argv)
+    try:
+        url = push(args.path, args.repo_id, args.revision, args.private)
+    except PushError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"pushed {router_folder(args.path)} to {url}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
