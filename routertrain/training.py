@@ -111,6 +111,13 @@ def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split:
     return report
 
 
+def clock() -> float:
+    """Wall time, after the GPU has finished queued work (so intervals measure real work)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter()
+
+
 def find_checkpoint(run_dir: Path, resume: str) -> Path | None:
     if resume == "never":
         return None
@@ -239,7 +246,8 @@ def train(cfg: Config) -> dict:
         accelerator.print(f"resumed from {checkpoint} at step {step}")
 
     progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
-    started, seen, running_loss = time.perf_counter(), 0, []
+    started, excluded, running_loss = clock(), 0.0, []
+    counts = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # samples, real tokens, padded tokens
     model.train()
     while step < total_steps:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
@@ -260,7 +268,9 @@ def train(cfg: Config) -> dict:
                     scheduler.step()
                 optimizer.zero_grad()
             running_loss.append(loss.detach())
-            seen += len(batch["row"]) * accelerator.num_processes
+            counts[0] += len(batch["row"])  # stays on the device: no synchronisation per batch
+            counts[1] += batch["attention_mask"].sum()
+            counts[2] += batch["input_ids"].numel()
             if not accelerator.sync_gradients:
                 continue
             step += 1
@@ -271,18 +281,23 @@ def train(cfg: Config) -> dict:
                 progress.set_postfix(loss=f"{mean_loss:.4f}")
             running_loss = []
             if step % eval_every == 0 or step == total_steps:
+                paused = clock()
                 logits, rows = predict(model, eval_loaders["validation"], accelerator)
                 report = split_report(logits, rows, data, "validation", best_index)
                 log(accelerator, run_dir, {f"eval/{k}": v for k, v in report.items()}, step)
                 if report["routing_acc"] > best["routing_acc"]:
                     best = {"routing_acc": report["routing_acc"], "step": step}
                     save_best(accelerator, model, run_dir, report, step)
+                excluded += clock() - paused
             if step % save_every == 0 or step == total_steps:
+                paused = clock()
                 save_checkpoint(accelerator, run_dir, step, {"step": step, "best": best}, cfg.train.keep_checkpoints)
+                excluded += clock() - paused
             if step >= total_steps:
                 break
     progress.close()
-    runtime = time.perf_counter() - started
+    runtime = clock() - started - excluded  # training steps only: evaluation and checkpointing excluded
+    samples, real_tokens, padded_tokens = accelerator.reduce(counts, reduction="sum").tolist()
 
     # final: the best validation weights, evaluated on every split, saved as a router folder
     unwrapped = accelerator.unwrap_model(model)
@@ -292,7 +307,15 @@ def train(cfg: Config) -> dict:
     for split in [s.strip() for s in cfg.eval.splits.split(",") if s.strip()]:
         logits, rows = predict(model, eval_loaders[split], accelerator)
         results[split] = split_report(logits, rows, data, split, best_index)
-    results["train"] = {"runtime_s": runtime, "samples_seen": seen, "samples_per_s": seen / max(runtime, 1e-9)}
+    results["train"] = {
+        "runtime_s": runtime,
+        "samples_seen": int(samples),
+        "samples_per_s": samples / max(runtime, 1e-9),
+        "real_tokens_per_s": real_tokens / max(runtime, 1e-9),
+        "padding_share": 1 - real_tokens / max(padded_tokens, 1),
+    }
+    if torch.cuda.is_available():
+        results["train"]["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(run_dir / "metrics.json", results)

@@ -12,14 +12,14 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 from datasets import DatasetDict, load_from_disk
+
+from routertrain.provenance import atomic_dir
 
 SPLITS = ("train", "validation", "test")
 META_FILE = "routing_meta.json"
@@ -52,17 +52,9 @@ class RoutingData:
 
     def save_to_disk(self, path: str | os.PathLike) -> None:
         """Write atomically: a folder appears complete or not at all."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             self.splits.save_to_disk(str(tmp / "splits"))
             (tmp / META_FILE).write_text(json.dumps(self.meta(), indent=2))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def load_from_disk(cls, path: str | os.PathLike) -> "RoutingData":

@@ -1,0 +1,247 @@
+"""Training throughput of routertrain's loop against the transformers Trainer, on real query lengths.
+
+Both train the same router shape (a DeBERTa-v3 encoder built from its config with random weights,
+one output per model), on MMLU-Pro queries tokenised with the real DeBERTa-v3 tokenizer, with the
+same global batch, optimizer steps, learning-rate schedule and precision:
+
+- ``routertrain``: ``routertrain.train(cfg)``, the project's own loop (length-grouped batches,
+  dynamic padding, fused AdamW on CUDA, masked BCE);
+- ``trainer``: ``AutoModelForSequenceClassification`` with ``problem_type=multi_label_classification``
+  and the Trainer's default data handling (random order, padding to the longest of each batch).
+
+Each side runs in its own process (so peak memory is its own) and reports samples/s, real
+(non-padding) tokens/s, model FLOP utilisation counted on real tokens, and peak memory.
+
+    python benchmarks/throughput.py --preset cpu-small        # 2 CPU cores: small DeBERTa shape
+    python benchmarks/throughput.py --preset gpu-large        # one GPU: the real DeBERTa-v3-large shape
+
+Results are appended to BENCHMARKS.md with the command that produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+PRESETS = {
+    # a DeBERTa-v3 shape small enough for 2 CPU cores; real vocabulary and tokenizer
+    "cpu-small": dict(hidden=256, layers=4, heads=4, intermediate=1024, batch=16, steps=30, max_length=256, precision="no", queries=2000),
+    # microsoft/deberta-v3-large's shape (435M parameters)
+    "gpu-large": dict(hidden=1024, layers=24, heads=16, intermediate=4096, batch=32, steps=80, max_length=256, precision="bf16", queries=6000),
+}
+N_MODELS = 11
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
+
+
+def build_encoder_folder(preset: dict, folder: Path) -> Path:
+    """A DeBERTa-v3-shaped model with random weights, saved with the real DeBERTa-v3 tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model
+
+    from routertrain.encoders import deberta_v3_tokenizer_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(deberta_v3_tokenizer_dir())
+    config = DebertaV2Config(
+        vocab_size=128100, hidden_size=preset["hidden"], num_hidden_layers=preset["layers"], num_attention_heads=preset["heads"],
+        intermediate_size=preset["intermediate"], max_position_embeddings=512, relative_attention=True, position_buckets=256,
+        norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0,
+        max_relative_positions=-1, layer_norm_eps=1e-7, pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    DebertaV2Model(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def routing_data(args, preset: dict):
+    """MMLU-Pro (real queries and correctness of the first N_MODELS open-weight models)."""
+    from routertrain.config import load_config
+    from routertrain.data import load_routing_data
+
+    cfg = load_config(["data=mmlu-pro", f"data.path={args.data_path}", "data.pool=open-weight"])
+    data = load_routing_data(cfg.data)
+    keep = data.models[:N_MODELS]
+    cfg = load_config(["data=mmlu-pro", f"data.path={args.data_path}", f"data.models=[{','.join(keep)}]"])
+    data = load_routing_data(cfg.data)
+    n = min(preset["queries"], len(data.splits["train"]))
+    data.splits["train"] = data.splits["train"].select(range(n))
+    data.splits["validation"] = data.splits["validation"].select(range(min(256, len(data.splits["validation"]))))
+    data.splits["test"] = data.splits["test"].select(range(min(256, len(data.splits["test"]))))
+    return data
+
+
+def flops_per_token(preset: dict, mean_len: float) -> float:
+    """Training FLOPs per real token: 6 x non-embedding parameters + attention scores and values
+    (12 x layers x hidden x sequence length, counting DeBERTa's two relative terms as one more
+    score matrix each would add ~2x to the attention part; left out, so MFU is a lower bound)."""
+    h, L, i = preset["hidden"], preset["layers"], preset["intermediate"]
+    params = L * (4 * h * h + 2 * h * i)
+    return 6 * params + 12 * L * h * mean_len
+
+
+def peak_flops(device: str) -> tuple[float, str]:
+    """The accelerator's bf16 peak, or on CPU a large fp32 matmul measured now (same run)."""
+    import torch
+
+    if device == "cuda":
+        name = torch.cuda.get_device_name()
+        for key, tflops in PEAK_TFLOPS.items():
+            if key in name:
+                return tflops * 1e12, f"{name} bf16 dense peak {tflops:.0f} TFLOP/s"
+        return float("nan"), name
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    a @ b
+    start, reps = time.perf_counter(), 10
+    for _ in range(reps):
+        a @ b
+    rate = reps * 2 * 2048**3 / (time.perf_counter() - start)
+    return rate, f"CPU fp32 matmul measured {rate / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)"
+
+
+def run_routertrain(args, preset: dict, encoder: Path, data, out: Path) -> dict:
+    from routertrain.config import load_config
+    from routertrain.training import train
+
+    saved = out / "dataset"
+    data.save_to_disk(saved)
+    cfg = load_config([
+        "data.name=disk", f"data.path={saved}", f"data.max_length={preset['max_length']}",
+        f"model.name_or_path={encoder}", f"run.output_dir={out}", "run.name=routertrain", "train.resume=never",
+        f"train.global_batch_size={preset['batch']}", f"train.max_steps={preset['steps']}", "train.lr=2e-5", "train.warmup_ratio=0.1",
+        f"train.mixed_precision={preset['precision']}", "train.eval_every=100000", "train.save_every=100000",
+        "eval.splits=validation", "model.dropout=0.1", f"train.num_workers={args.workers}",
+    ])
+    results = train(cfg)
+    t = results["train"]
+    return {"samples_per_s": t["samples_per_s"], "real_tokens_per_s": t["real_tokens_per_s"], "padding_share": t["padding_share"],
+            "validation_routing_acc": results["validation"]["routing_acc"], "runtime_s": t["runtime_s"]}
+
+
+def run_trainer(args, preset: dict, encoder: Path, data, out: Path) -> dict:
+    import numpy as np
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
+
+    from routertrain import metrics as M
+
+    tokenizer = AutoTokenizer.from_pretrained(encoder)
+    model = AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=len(data.models), problem_type="multi_label_classification")
+
+    def encode(batch):
+        return tokenizer(batch["query"], truncation=True, max_length=preset["max_length"])
+
+    train_ds = data.splits["train"].map(encode, batched=True, remove_columns=[c for c in data.splits["train"].column_names if c != "labels"])
+    val_ds = data.splits["validation"].map(encode, batched=True, remove_columns=[c for c in data.splits["validation"].column_names if c != "labels"])
+    targs = TrainingArguments(
+        output_dir=str(out / "trainer"), per_device_train_batch_size=preset["batch"], max_steps=preset["steps"], learning_rate=2e-5,
+        warmup_steps=int(0.1 * preset["steps"]), lr_scheduler_type="linear", weight_decay=0.01, bf16=preset["precision"] == "bf16",
+        logging_steps=10**6, save_strategy="no", eval_strategy="no", report_to=[], seed=42, dataloader_num_workers=args.workers,
+        per_device_eval_batch_size=64,
+    )
+    trainer = Trainer(model=model, args=targs, train_dataset=train_ds, processing_class=tokenizer)
+    stats = trainer.train().metrics
+    samples = preset["steps"] * preset["batch"]
+    mean_len = float(np.mean([len(x) for x in train_ds["input_ids"]]))
+    logits = trainer.predict(val_ds).predictions
+    acc = M.routing_accuracy(logits, data.labels("validation"))
+    return {"samples_per_s": samples / stats["train_runtime"], "real_tokens_per_s": samples * mean_len / stats["train_runtime"],
+            "validation_routing_acc": acc, "runtime_s": stats["train_runtime"]}
+
+
+def child(args) -> int:
+    """Run one side and print its JSON result as the last line."""
+    import numpy as np
+    import torch
+
+    preset = PRESETS[args.preset]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = Path(args.work)
+    encoder = out / "encoder"
+    data = routing_data(args, preset)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    run = run_routertrain if args.impl == "routertrain" else run_trainer
+    result = run(args, preset, encoder, data, out)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(encoder)
+    lengths = [len(x) for x in tok(data.splits["train"]["query"], truncation=True, max_length=preset["max_length"])["input_ids"]]
+    mean_len = float(np.mean(lengths))
+    peak, peak_name = peak_flops(device)
+    result.update({
+        "impl": args.impl, "preset": args.preset, "device": peak_name, "mean_real_tokens": mean_len,
+        "mfu": result["real_tokens_per_s"] * flops_per_token(preset, mean_len) / peak,
+        "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "memory_kind": "GPU allocated" if device == "cuda" else "process max RSS",
+    })
+    print(json.dumps(result))
+    return 0
+
+
+def table(rows: list[dict], preset: dict, command: str) -> str:
+    ours = next(r for r in rows if r["impl"] == "routertrain")
+    theirs = next(r for r in rows if r["impl"] == "trainer")
+    lines = [
+        f"### {ours['preset']}: {time.strftime('%Y-%m-%d')}, {ours['device']}",
+        "",
+        f"`{command}`",
+        "",
+        f"Model: DeBERTa-v3 shape hidden {preset['hidden']} x {preset['layers']} layers (random weights, real tokenizer), {N_MODELS}-model head; "
+        f"batch {preset['batch']}, max {preset['max_length']} tokens (mean real {ours['mean_real_tokens']:.0f}), {preset['steps']} steps, precision {preset['precision']}; "
+        f"Python {platform.python_version()}.",
+        "",
+        "| loop | samples/s | real tokens/s | MFU (real tokens) | peak memory (GB) | validation routing acc |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in (theirs, ours):
+        lines.append(f"| {r['impl']} | {r['samples_per_s']:.1f} | {r['real_tokens_per_s']:.0f} | {100 * r['mfu']:.1f}% | {r['peak_memory_gb']:.2f} ({r['memory_kind']}) | {r['validation_routing_acc']:.4f} |")
+    lines += ["", f"Ratio routertrain / Trainer: **{ours['samples_per_s'] / theirs['samples_per_s']:.2f}x** samples/s "
+              f"(routertrain's batches were {100 * ours['padding_share']:.0f}% padding).", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-small")
+    parser.add_argument("--data-path", default=str(REPO.parent / "shared" / "data" / "mmlu-pro-outputs"))
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers on both sides")
+    parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="markdown file the table is appended to")
+    parser.add_argument("--impl", choices=["routertrain", "trainer"], help=argparse.SUPPRESS)
+    parser.add_argument("--work", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.impl:
+        return child(args)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    preset = PRESETS[args.preset]
+    with tempfile.TemporaryDirectory() as work:
+        build_encoder_folder(preset, Path(work) / "encoder")
+        rows = []
+        for impl in ("trainer", "routertrain"):
+            cmd = [sys.executable, __file__, "--preset", args.preset, "--data-path", args.data_path, "--workers", str(args.workers), "--impl", impl, "--work", work]
+            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            if proc.returncode != 0:
+                print(proc.stderr[-4000:], file=sys.stderr)
+                return proc.returncode
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]))
+    command = f"python benchmarks/throughput.py --preset {args.preset}" + (f" --workers {args.workers}" if args.workers else "")
+    text = table(rows, preset, command)
+    print(text)
+    with open(args.output, "a") as fh:
+        fh.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
