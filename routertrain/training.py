@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import parse_flag_from_env, set_seed
+from accelerate.utils import ProjectConfiguration, parse_flag_from_env, set_seed
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
@@ -184,14 +184,14 @@ def train(cfg: Config) -> dict:
     cpu = not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU")  # gloo under torchrun on CPU
     state = PartialState(cpu=cpu)
     per_device, accum = batch_geometry(cfg, state.num_processes)
+    run_dir = Path(cfg.run.output_dir) / run_name(cfg)
     accelerator = Accelerator(
         cpu=cpu,
         mixed_precision=cfg.train.mixed_precision,
         gradient_accumulation_steps=accum,
         log_with=None if cfg.tracking.backend == "none" else cfg.tracking.backend,
-        project_dir=None,
+        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
     )
-    run_dir = Path(cfg.run.output_dir) / run_name(cfg)
     set_seed(cfg.run.seed)
 
     # everything that can fail on bad input happens before the run folder is touched
@@ -211,8 +211,7 @@ def train(cfg: Config) -> dict:
         atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
     if cfg.tracking.backend != "none":
         config = {k: ("null" if v is None else v) for k, v in flatten(to_dict(cfg)).items()}
-        accelerator.project_configuration.set_directories(str(run_dir))
-        accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir), "name": run_dir.name}})
+        accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})
 
     train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers)
     eval_loaders = {s: make_loader(splits[s], tokenizer, n_models, cfg.eval.batch_size, 0, False, True, cfg.train.num_workers)[0] for s in ("validation", "test")}

@@ -112,3 +112,11 @@ def test_batch_geometry_derives_accumulation():
     cfg = load_config(["train.global_batch_size=64", "train.per_device_batch_size=24"])
     with pytest.raises(Exception, match="not a multiple"):
         training.batch_geometry(cfg, 1)
+
+
+@pytest.mark.parametrize("backend, pattern", [("tensorboard", "logs/routertrain/events.out.tfevents.*"), ("wandb", "logs/wandb/offline-run-*/run-*.wandb")])
+def test_trackers_write_their_logs_offline(tiny_encoder, tmp_path, backend, pattern):
+    results = training.train(load_config(tiny_args(tiny_encoder, tmp_path, f"run.name={backend}", "train.max_steps=2", f"tracking.backend={backend}", "tracking.log_every=1")))
+    run = tmp_path / backend
+    assert list(run.glob(pattern)), f"no {backend} log under {run}/logs"
+    assert results["validation"]["n_queries"] == 13
