@@ -5,7 +5,6 @@ overrides, ``Router.from_pretrained(folder)`` loads a trained router for inferen
 """
 
 from routertrain.config import Config, ConfigError, load_config
-from routertrain.router import Router
 
 
 def train(cfg: Config) -> dict:
@@ -13,6 +12,14 @@ def train(cfg: Config) -> dict:
     from routertrain.training import train as _train
 
     return _train(cfg)
+
+
+def __getattr__(name: str):
+    if name == "Router":  # imported on first use: torch and transformers are slow to import
+        from routertrain.router import Router
+
+        return Router
+    raise AttributeError(f"module 'routertrain' has no attribute {name!r}")
 
 
 __all__ = ["Config", "ConfigError", "Router", "load_config", "train"]

@@ -43,7 +43,7 @@ class SyntheticConfig:
 
 @dataclass
 class TableConfig:
-    files: Optional[str] = None  # comma-separated globs under data.path (csv, json, jsonl, parquet) or a Hub dataset id
+    files: Optional[str] = None  # comma-separated globs under data.path (csv, json, jsonl, parquet); with data.path null, a Hub id or local dataset folder for datasets.load_dataset
     format: Optional[str] = None  # csv, json, jsonl or parquet; null = from the file extension
     query_column: str = "query"  # column holding the query text
     score_columns: Optional[str] = None  # comma-separated model score columns (the column names become model names)
@@ -51,11 +51,12 @@ class TableConfig:
     cost_pattern: Optional[str] = None  # cost column per model, with {model} standing for the model name
     task_column: Optional[str] = None  # optional task / category column
     id_column: Optional[str] = None  # optional id column (duplicates are reported)
-    split_column: Optional[str] = None  # optional column naming each row's split (train/validation/test)
+    split_column: Optional[str] = None  # column naming each row's split; null = from file names (*_train/*_test) or Hub splits with train, else query-hash split
     label_map: str = "as-is"  # how scores become labels: as-is, threshold or rescale
     threshold: float = 0.5  # label = score >= threshold (label_map=threshold)
     score_min: float = 0.0  # lowest possible score (label_map=rescale)
     score_max: float = 1.0  # highest possible score (label_map=rescale)
+    strip_shared_prefix: bool = False  # remove the few-shot prefix every query of a task starts with (cut at a blank line)
 
 
 @dataclass
@@ -65,15 +66,15 @@ class DataConfig:
     fraction: float = 1.0  # share of the training split to use (nested subsets: 0.1 in 0.25 in 0.5 in 1)
     subsample_seed: int = 0  # seed of the training subset, separate from run.seed
     max_length: int = 128  # tokens per query after truncation
-    cache_dir: Optional[str] = None  # where built datasets are cached; null = ~/.cache/routertrain
+    cache_dir: Optional[str] = None  # where built datasets are cached; null = $ROUTERTRAIN_CACHE or ~/.cache/routertrain
     models: Optional[List[str]] = None  # keep only these models of the pool (in this order)
-    pool: Optional[str] = None  # a named model pool of the source (e.g. open-weight for MMLU-Pro)
+    pool: Optional[str] = None  # a named model pool of the source (mmlu-pro: open-weight, all; routerbench: open-weight)
     costs: Optional[Dict[str, float]] = None  # cost per query of each model, where the files have none
     missing: str = "mask"  # missing or NaN scores: mask the label, drop the row, or fail
     validation_size: float = 0.1  # share of train carved out as validation when the source has none
     test_size: float = 0.2  # share held out as test when the source has no test split
     split_seed: int = 0  # salt of the query-hash split (changing it gives a different split)
-    subset: Optional[str] = None  # source-specific part to load (e.g. mmlu, gsm8k, mt_bench for routellm)
+    subset: Optional[str] = None  # source-specific part to load (routellm: mmlu, gsm8k, mt_bench; routerdc: comma-separated tasks)
     table: TableConfig = field(default_factory=TableConfig)  # the generic table loader's column mapping
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # the embedded demo benchmark
 

@@ -40,10 +40,11 @@ class RoutingData:
 
     def labels(self, split: str) -> np.ndarray:
         """The (N, M) label matrix of a split, NaN where a label is missing."""
-        ds = self.splits[split]
-        y = np.asarray(ds.with_format("numpy")["labels"], dtype=np.float32).reshape(len(ds), len(self.models))
-        if "label_mask" in ds.column_names:
-            mask = np.asarray(ds.with_format("numpy")["label_mask"]).reshape(y.shape).astype(bool)
+        table = self.splits[split].with_format("arrow")[:]
+        n, m = table.num_rows, len(self.models)
+        y = np.asarray(table["labels"].combine_chunks().flatten(), dtype=np.float32).reshape(n, m)
+        if "label_mask" in table.column_names:
+            mask = np.asarray(table["label_mask"].combine_chunks().flatten()).reshape(n, m).astype(bool)
             y = np.where(mask, y, np.nan)
         return y
 
