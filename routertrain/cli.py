@@ -16,6 +16,9 @@ USAGE = f"""usage: accelerate launch --config_file accelerate_config.yaml train.
 recipes: {', '.join(available_recipes())} (default {DEFAULT_RECIPE})
 data recipes: {', '.join(available_data_recipes()) or 'none'}
 keys: {', '.join(k for k in valid_keys() if '.' in k)}
+
+inspect a dataset: python -m routertrain.data summary data=NAME data.path=...
+route with a router: python -m routertrain.route checkpoints/<run> "query"
 """
 
 
