@@ -175,7 +175,7 @@ def child(args) -> int:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(encoder)
-    lengths = [len(x) for x in tok(data.splits["train"]["query"], truncation=True, max_length=preset["max_length"])["input_ids"]]
+    lengths = [len(x) for x in tok(list(data.splits["train"]["query"]), truncation=True, max_length=preset["max_length"])["input_ids"]]
     mean_len = float(np.mean(lengths))
     peak, peak_name = peak_flops(device)
     result.update({
@@ -216,9 +216,12 @@ def main() -> int:
     parser.add_argument("--data-path", default=str(REPO.parent / "shared" / "data" / "mmlu-pro-outputs"))
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers on both sides")
     parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="markdown file the table is appended to")
+    parser.add_argument("--steps", type=int, help="override the preset's optimizer steps")
     parser.add_argument("--impl", choices=["routertrain", "trainer"], help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.steps:
+        PRESETS[args.preset]["steps"] = args.steps
     if args.impl:
         return child(args)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -229,13 +232,14 @@ def main() -> int:
         rows = []
         for impl in ("trainer", "routertrain"):
             cmd = [sys.executable, __file__, "--preset", args.preset, "--data-path", args.data_path, "--workers", str(args.workers), "--impl", impl, "--work", work]
+            cmd += ["--steps", str(preset["steps"])]
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
             if proc.returncode != 0:
                 print(proc.stderr[-4000:], file=sys.stderr)
                 return proc.returncode
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]))
-    command = f"python benchmarks/throughput.py --preset {args.preset}" + (f" --workers {args.workers}" if args.workers else "")
+    command = f"python benchmarks/throughput.py --preset {args.preset} --steps {preset['steps']}" + (f" --workers {args.workers}" if args.workers else "")
     text = table(rows, preset, command)
     print(text)
     with open(args.output, "a") as fh:

@@ -106,7 +106,7 @@ def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split:
         report["bayes_acc"] = bayes_accuracy(p, labels)["realized"]
         report["bayes_expected_acc"] = bayes_accuracy(p, labels)["expected"]
     if "task" in ds.column_names and "task" in data.splits["train"].column_names:
-        choice = M.task_prior_choice(data.splits["train"]["task"], data.labels("train"), ds["task"])
+        choice = M.task_prior_choice(list(data.splits["train"]["task"]), data.labels("train"), list(ds["task"]))
         report["task_prior_acc"] = M.chosen_accuracy(choice, labels)
     return report
 

@@ -1,0 +1,152 @@
+"""Expand a sweep file into runs and run them in order, skipping points already finished.
+
+A sweep file (``recipes/sweeps/<name>.yaml``) names the claim it tests and lists groups of points::
+
+    name: scaling-routerdc
+    claim: more-data
+    common: [data=routerdc, data.path=../shared/data/routerdc]   # arguments of every point
+    groups:
+      - kind: train                                              # accelerate launch train.py ...
+        args: [recipe=minilm-l3]
+        grid: {data.fraction: [0.1, 0.25, 0.5, 1.0], data.subsample_seed: [0, 1, 2]}
+      - kind: evaluate                                           # python -m routertrain.evaluate ...
+        args: ["routers=[knn,logreg]", encoder=sentence-transformers/all-MiniLM-L6-v2]
+        grid: {data.fraction: [0.1, 1.0]}
+
+Every point gets a name from its grid values, so its output is ``<out>/<sweep>/<point>`` (a run
+folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate point
+refers to a train point of the same sweep. ``--dry-run`` prints the commands (for a cluster)::
+
+    python -m routertrain.sweep recipes/sweeps/scaling-routerdc.yaml [--dry-run] [--out checkpoints/sweeps]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from routertrain.provenance import atomic_write_text
+
+KINDS = ("train", "evaluate")
+CLAIMS = ("plateau", "predictability", "more-data", "encoder", "finetune")
+
+
+class SweepError(ValueError):
+    """A malformed sweep file, reported in one line."""
+
+
+@dataclass
+class Point:
+    kind: str  # train or evaluate
+    name: str  # unique within the sweep, derived from the grid values
+    args: list[str]  # key=value arguments
+    output: Path  # run folder (train) or JSON file (evaluate)
+
+    def done(self) -> bool:
+        return (self.output / "metrics.json").is_file() if self.kind == "train" else self.output.is_file()
+
+    def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
+        if self.kind == "train":
+            return ["accelerate", "launch", "--config_file", accelerate_config, "train.py", *self.args]
+        return [sys.executable, "-m", "routertrain.evaluate", *self.args, "--json", str(self.output)]
+
+
+def _slug(value: object) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", str(value)).strip("-")
+
+
+def point_name(kind: str, label: str, values: dict) -> str:
+    parts = [kind] + ([_slug(label)] if label else []) + [f"{key.split('.')[-1]}{_slug(v)}" for key, v in values.items()]
+    return "-".join(parts)
+
+
+def load_sweep(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise SweepError(f"sweep file {path} not found; sweeps live in recipes/sweeps/")
+    spec = yaml.safe_load(path.read_text()) or {}
+    for key in ("name", "claim", "groups"):
+        if key not in spec:
+            raise SweepError(f"sweep file {path} has no '{key}'; see routertrain/sweep.py for the format")
+    if spec["claim"] not in CLAIMS:
+        raise SweepError(f"sweep file {path}: claim '{spec['claim']}' is not one of {', '.join(CLAIMS)}")
+    for i, group in enumerate(spec["groups"]):
+        if group.get("kind") not in KINDS:
+            raise SweepError(f"sweep file {path}: group {i} has kind {group.get('kind')!r}; use train or evaluate")
+    return spec
+
+
+def expand(spec: dict, out: str | Path) -> list[Point]:
+    """All points of a sweep, in file order, each grid expanded as a cartesian product."""
+    root = Path(out) / spec["name"]
+    points: list[Point] = []
+    for group in spec["groups"]:
+        grid = group.get("grid") or {}
+        keys = list(grid)
+        for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
+            values = dict(zip(keys, combo))
+            name = point_name(group["kind"], group.get("label", ""), values)
+            args = [*spec.get("common", []), *group.get("args", []), *(f"{k}={v}" for k, v in values.items())]
+            if group["kind"] == "train":
+                output = root / name
+                args += [f"run.output_dir={root}", f"run.name={name}"]
+            else:
+                output = root / f"{name}.json"
+                args = [re.sub(r"^run=@(.+)$", lambda m: f"run={root / m.group(1)}", a) for a in args]
+            points.append(Point(group["kind"], name, args, output))
+    names = [p.name for p in points]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SweepError(f"sweep '{spec['name']}' names points twice ({', '.join(dupes)}); give the groups distinct labels")
+    return points
+
+
+def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run: bool = False, accelerate_config: str = "accelerate_config.yaml") -> list[Point]:
+    """Run every unfinished point in order; returns the points (finished ones included)."""
+    spec = load_sweep(path)
+    points = expand(spec, out)
+    root = Path(out) / spec["name"]
+    if not dry_run:
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(root / "sweep.yaml", yaml.safe_dump(spec, sort_keys=False))
+    for point in points:
+        line = shlex.join(point.command(accelerate_config))
+        if point.done():
+            print(f"[sweep] done already: {point.name}")
+            continue
+        print(line if dry_run else f"[sweep] {point.name}: {line}", flush=True)
+        if not dry_run:
+            cmd = point.command(accelerate_config)
+            if cmd[:2] == ["accelerate", "launch"]:  # the launcher of this interpreter, whatever PATH says
+                cmd = [sys.executable, "-m", "accelerate.commands.launch", *cmd[2:]]
+            proc = subprocess.run(cmd)
+            if proc.returncode != 0:
+                raise SweepError(f"point {point.name} failed with exit code {proc.returncode}; rerun the sweep to continue from it")
+    return points
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m routertrain.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", help="sweep file (recipes/sweeps/<name>.yaml)")
+    parser.add_argument("--out", default="checkpoints/sweeps", help="parent folder of sweep outputs")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands of unfinished points, run nothing")
+    parser.add_argument("--accelerate-config", default="accelerate_config.yaml", help="accelerate config of train points")
+    args = parser.parse_args(argv)
+    try:
+        run_sweep(args.sweep, args.out, args.dry_run, args.accelerate_config)
+    except SweepError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Sweep files: expansion into points, dry runs, running in order and skipping finished points."""
+
+import pytest
+import yaml
+
+from routertrain.sweep import SweepError, expand, load_sweep, run_sweep
+from tests.conftest import REPO
+
+
+def write_sweep(path, spec):
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_expansion_is_a_cartesian_product_with_stable_names(tmp_path):
+    spec = {
+        "name": "s", "claim": "more-data", "common": ["data=routerdc"],
+        "groups": [
+            {"kind": "train", "args": ["recipe=minilm-l3"], "grid": {"data.fraction": [0.1, 1.0], "data.subsample_seed": [0, 1]}},
+            {"kind": "evaluate", "args": ["run=@train-fraction1.0-subsample_seed0", "routers=[knn]"]},
+        ],
+    }
+    points = expand(spec, tmp_path)
+    assert [p.name for p in points] == [
+        "train-fraction0.1-subsample_seed0", "train-fraction0.1-subsample_seed1",
+        "train-fraction1.0-subsample_seed0", "train-fraction1.0-subsample_seed1", "evaluate",
+    ]
+    first = points[0]
+    assert first.args[:2] == ["data=routerdc", "recipe=minilm-l3"]
+    assert "data.fraction=0.1" in first.args and f"run.output_dir={tmp_path / 's'}" in first.args
+    assert first.output == tmp_path / "s" / "train-fraction0.1-subsample_seed0"
+    assert f"run={tmp_path / 's' / 'train-fraction1.0-subsample_seed0'}" in points[-1].args
+    assert points[-1].command()[-2:] == ["--json", str(tmp_path / "s" / "evaluate.json")]
+
+
+def test_every_shipped_sweep_file_expands():
+    files = sorted((REPO / "recipes" / "sweeps").glob("*.yaml"))
+    assert files, "no sweep files in recipes/sweeps"
+    for path in files:
+        assert expand(load_sweep(path), "out"), path
+
+
+@pytest.mark.parametrize(
+    "spec, fragment",
+    [
+        ({"name": "s", "groups": []}, "has no 'claim'"),
+        ({"name": "s", "claim": "faster", "groups": []}, "claim 'faster'"),
+        ({"name": "s", "claim": "plateau", "groups": [{"kind": "fit"}]}, "kind 'fit'"),
+    ],
+)
+def test_malformed_sweeps_fail_in_one_line(tmp_path, spec, fragment):
+    with pytest.raises(SweepError, match=fragment):
+        load_sweep(write_sweep(tmp_path / "bad.yaml", spec))
+
+
+def test_duplicate_point_names_are_refused(tmp_path):
+    spec = {"name": "s", "claim": "plateau", "groups": [{"kind": "evaluate"}, {"kind": "evaluate"}]}
+    with pytest.raises(SweepError, match="names points twice"):
+        expand(spec, tmp_path)
+
+
+def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
+    path = write_sweep(tmp_path / "s.yaml", {"name": "dry", "claim": "more-data", "groups": [{"kind": "train", "args": ["recipe=smoke"], "grid": {"data.fraction": [0.5, 1.0]}}]})
+    run_sweep(path, tmp_path / "out", dry_run=True)
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and all(line.startswith("accelerate launch --config_file accelerate_config.yaml train.py") for line in out)
+    assert not (tmp_path / "out").exists()
+
+
+def test_sweep_runs_points_in_order_and_skips_finished_ones(tiny_encoder, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    common = [f"model.name_or_path={tiny_encoder}", "data.synthetic.n_train=32", "data.synthetic.n_validation=8", "data.synthetic.n_test=8", "train.global_batch_size=8", "train.max_steps=2"]
+    path = write_sweep(tmp_path / "s.yaml", {"name": "tiny", "claim": "more-data", "common": common, "groups": [{"kind": "train", "args": ["recipe=smoke"], "grid": {"data.fraction": [0.5, 1.0]}}]})
+    points = run_sweep(path, tmp_path / "out", accelerate_config=str(REPO / "accelerate_config.yaml"))
+    assert all(p.done() for p in points)
+    stamps = [(p.output / "metrics.json").stat().st_mtime_ns for p in points]
+    capsys.readouterr()
+    run_sweep(path, tmp_path / "out", accelerate_config=str(REPO / "accelerate_config.yaml"))
+    assert capsys.readouterr().out.count("done already") == 2
+    assert [(p.output / "metrics.json").stat().st_mtime_ns for p in points] == stamps
+    assert (tmp_path / "out" / "tiny" / "sweep.yaml").is_file()
