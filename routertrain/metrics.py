@@ -1,7 +1,7 @@
 """Routing metrics on a label matrix ``labels`` (N queries x M models, values in [0, 1], NaN = missing).
 
-- routing accuracy: the mean label of the model each query is routed to; queries whose chosen
-  model has no label are left out of the mean.
+- routing accuracy: the mean label of the model each query is routed to, choosing among the
+  models that have a label for that query (queries with no label at all are left out).
 - oracle: the mean over queries of the best label any model gets (the per-query upper bound).
 - best single: the mean label of one fixed model for every query; the model is chosen on the
   training split when its index is given, else on the split itself (optimistic).
@@ -14,8 +14,11 @@ import numpy as np
 
 
 def routing_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Route each query to argmax of ``scores`` (ties: the first model) and average its label."""
-    choice = np.asarray(scores).argmax(axis=1)
+    """Route each query to argmax of ``scores`` among the models that have a label for it (ties:
+    the first model) and average the chosen labels. (``routertrain.evaluation`` splits exact ties
+    evenly instead; with real-valued router scores the two agree.)"""
+    labels = np.asarray(labels, dtype=np.float64)
+    choice = np.where(np.isfinite(labels), np.asarray(scores, dtype=np.float64), -np.inf).argmax(axis=1)
     return chosen_accuracy(choice, labels)
 
 

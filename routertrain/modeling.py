@@ -27,8 +27,8 @@ def load_encoder(name_or_path: str, attn_implementation: str | None = None, dtyp
         return AutoModel.from_pretrained(name_or_path, **kwargs)
     except OSError as err:
         raise EncoderNotFound(
-            f"encoder '{name_or_path}' not found locally ({str(err).splitlines()[0][:120]}); offline, point "
-            f"model.name_or_path at a local folder or put it in the HF cache "
+            f"encoder '{name_or_path}' not found locally ({str(err).splitlines()[0][:120]}); offline, name a local "
+            f"folder instead or put it in the HF cache "
             f"(python -m routertrain.encoders install {name_or_path}, or huggingface-cli download on a connected machine)"
         ) from None
 

@@ -1,0 +1,113 @@
+"""Compare routers on a dataset's test split from the command line (the work is in ``routertrain.evaluation``).
+
+    python -m routertrain.evaluate run=checkpoints/minilm-l6-1a2b3c4d data=routerdc data.path=../shared/data/routerdc
+    python -m routertrain.evaluate run=none routers=[oracle,best-single,knn,logreg] encoder=sentence-transformers/all-MiniLM-L6-v2 --json out.json
+
+Prints the comparison table and, with ``--json``, writes every number (see ``evaluate_routers``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from routertrain.config import ConfigError, available_data_recipes, load_config
+from routertrain.data import DataError, load_routing_data
+from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, router_folder, to_json
+from routertrain.evaluation.routers import ALL, DESCRIPTIONS, RouterUnavailable
+from routertrain.modeling import EncoderNotFound
+from routertrain.provenance import atomic_write_json
+
+OWN_KEYS = ("run", "routers", "encoder")
+EPILOG = "routers:\n" + "\n".join(f"  {name:<12} {DESCRIPTIONS[name]}" for name in ALL) + f"""
+
+key=value arguments:
+  run=FOLDER|none   a training run (or its router/ folder): adds finetuned and frozen, and its data config
+  routers=[a,b,...] routers to compare (default: {','.join(DEFAULT_ROUTERS)}, plus finetuned,frozen with run=)
+  encoder=ID|FOLDER frozen encoder of the embedding baselines (default: the run's base encoder, else the config's model)
+  data=NAME, data.*=...  the dataset, as in training (data recipes: {', '.join(available_data_recipes()) or 'none'});
+                    with run= and no data arguments, the run's own data config is used
+"""
+
+
+def split_args(pairs: list[str]) -> tuple[dict, list[str]]:
+    own, rest = {}, []
+    for pair in pairs:
+        key = pair.split("=", 1)[0]
+        if key in OWN_KEYS and "=" in pair:
+            own[key] = pair.split("=", 1)[1]
+        else:
+            rest.append(pair)
+    return own, rest
+
+
+def parse_routers(text: str | None, run) -> list[str]:
+    if not text:
+        return [*DEFAULT_ROUTERS, *(("finetuned", "frozen") if run else ())]
+    names = [n.strip() for n in text.strip("[]").split(",") if n.strip()]
+    unknown = [n for n in names if n not in ALL]
+    if unknown:
+        raise ConfigError(f"unknown router(s) {', '.join(unknown)} in routers=; choose from {', '.join(ALL)}")
+    return names
+
+
+def data_config(run, rest: list[str]):
+    """The data config: from the arguments, or the run's own when run= is given without data arguments."""
+    if run is not None and not any(a.split("=", 1)[0].split(".")[0] == "data" for a in rest):
+        saved = Path(run) / "config.yaml"
+        if not saved.is_file():
+            saved = router_folder(run) / "training_config.yaml"
+        if saved.is_file():
+            import yaml
+            from omegaconf import OmegaConf
+            from omegaconf.errors import OmegaConfBaseException
+
+            from routertrain.config import Config
+
+            try:
+                return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(saved))), saved
+            except (OmegaConfBaseException, yaml.YAMLError) as err:  # a config from an older schema, or a broken file
+                raise ConfigError(f"cannot read the run's config {saved} ({str(err).splitlines()[0]}); give data=... arguments instead") from None
+    return load_config(rest), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m routertrain.evaluate", description=__doc__.splitlines()[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("args", nargs="*", metavar="key=value", help="run=, routers=, encoder=, data=, data.*= (see below)")
+    parser.add_argument("--json", type=Path, help="write the full results here as JSON")
+    parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap, the heads and random-draw (default: 0)")
+    parser.add_argument("--hard-k", type=int, default=1, help="hard queries: solved by at most this many models (default: 1)")
+    parser.add_argument("--solved-at", type=float, default=0.5, help="a label this high counts as solved (hard queries, overlap, AUROC; default: 0.5)")
+    parser.add_argument("--batch-size", type=int, default=64, help="queries per encoder forward pass")
+    parser.add_argument("--device", default=None, help="cpu, cuda, ...; default: cuda when available")
+    opts = parser.parse_args(argv)
+    try:
+        own, rest = split_args(opts.args)
+        run = None if own.get("run", "none").lower() in ("", "none", "null") else own["run"]
+        routers = parse_routers(own.get("routers"), run)
+        cfg, source = data_config(run, rest)
+        if source:
+            print(f"[evaluate] data config from {source}", file=sys.stderr)
+        data = load_routing_data(cfg.data)
+        encoder = own.get("encoder") or (None if run else cfg.model.name_or_path)
+        result = evaluate_routers(
+            data, routers, run=run, encoder=encoder, split=opts.split, n_boot=opts.n_boot, seed=opts.seed,
+            max_length=cfg.data.max_length, batch_size=opts.batch_size, device=opts.device, hard_k=opts.hard_k, solved_at=opts.solved_at,
+        )
+    except (ConfigError, DataError, EncoderNotFound, RouterUnavailable, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_table(result))
+    if opts.json:
+        atomic_write_json(opts.json, to_json(result))
+        print(f"results: {opts.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

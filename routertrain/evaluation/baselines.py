@@ -1,0 +1,158 @@
+"""Baseline routers on frozen query embeddings (and one on TF-IDF): the encoder is never trained here.
+
+Every baseline predicts P(correct) per (query, model) from train labels and picks its hyperparameter
+on validation routing accuracy (ties: the first in the grid):
+
+- ``knn``: the mean label of the k most cosine-similar train queries (NaN-aware; a model without a
+  label among the neighbours gets its train mean); k in ``K_GRID``.
+- ``logreg``: logistic regression per model (``heads.fit_logistic``); L2 weight in ``L2_GRID``.
+- ``mlp``: a one-hidden-layer MLP (``heads.fit_mlp``), early stopping on validation loss.
+- ``mf``: matrix factorisation of (query, model) correctness, EmbedLLM-style (``heads.fit_factorisation``).
+- ``kmeans``: k-means on train embeddings; a query gets its cluster's mean label per model (models
+  without a label in the cluster get their train mean); k in ``CLUSTER_GRID`` (at most the number of
+  distinct train embeddings).
+- ``tfidf``: TF-IDF of word uni- and bigrams fitted on train queries, then logistic regression per
+  model as ``logreg``; a lexical baseline that needs no encoder.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from routertrain.evaluation import heads
+from routertrain.evaluation.metrics import model_means, nanmean_rows, score_accuracy
+from routertrain.evaluation.routers import Context, Router
+
+K_GRID = (1, 3, 5, 10, 20, 50, 100, 200)
+L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
+CLUSTER_GRID = (4, 8, 16, 32, 64, 128)
+BLOCK = 1024  # query rows per similarity block (bounds memory: BLOCK x n_train floats)
+
+
+def pick(candidates: dict, ctx: Context, score) -> tuple:
+    """The candidate whose ``score(candidate, 'validation')`` routes best on validation, and all accuracies."""
+    y = ctx.labels("validation")
+    acc = {k: score_accuracy(score(c, "validation"), y) for k, c in candidates.items()}
+    best = max(acc, key=lambda k: (np.nan_to_num(acc[k], nan=-1.0)))
+    return best, {str(k): v for k, v in acc.items()}
+
+
+def neighbours(queries: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` most similar rows of ``keys`` per query row, most similar first."""
+    out = np.empty((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), BLOCK):
+        sims = queries[start : start + BLOCK] @ keys.T
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < keys.shape[0] else np.tile(np.arange(keys.shape[0]), (len(sims), 1))
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
+        out[start : start + BLOCK] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
+def fill(scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(scores), scores, np.nan_to_num(fallback, nan=0.0)[None, :])
+
+
+class Knn(Router):
+    name = "knn"
+
+    def __init__(self, k: int | None = None):
+        super().__init__()
+        self.fixed_k = k
+
+    def fit(self, ctx):
+        self.keys, self.y = ctx.embeddings("train"), ctx.labels("train")
+        self.means = model_means(self.y)
+        grid = (self.fixed_k,) if self.fixed_k else tuple(k for k in K_GRID if k <= len(self.y)) or (len(self.y),)
+        nbrs = neighbours(ctx.embeddings("validation"), self.keys, max(grid))
+        self.k, acc = pick({k: k for k in grid}, ctx, lambda k, split: self.average(nbrs[:, :k]))
+        self.info = {"k": self.k, "validation_acc": acc}
+        return self
+
+    def average(self, idx: np.ndarray) -> np.ndarray:
+        """Mean train label per model over the neighbour indices ``idx`` (n, k)."""
+        blocks = [nanmean_rows(self.y[idx[i : i + BLOCK]], axis=1) for i in range(0, len(idx), BLOCK)]
+        return fill(np.concatenate(blocks) if blocks else np.zeros((0, self.y.shape[1])), self.means)
+
+    def scores(self, ctx, split):
+        return self.average(neighbours(ctx.embeddings(split), self.keys, self.k))
+
+
+class Logistic(Router):
+    name = "logreg"
+
+    def features(self, ctx, split: str):
+        return ctx.embeddings(split)
+
+    def fit(self, ctx):
+        x, y = self.features(ctx, "train"), ctx.labels("train")
+        models = {l2: heads.fit_logistic(x, y, l2, ctx.seed) for l2 in L2_GRID}
+        best, acc = pick(models, ctx, lambda m, split: heads.predict(m, self.features(ctx, split)))
+        self.model, self.info = models[best], {"l2": best, "validation_acc": acc}
+        return self
+
+    def scores(self, ctx, split):
+        return heads.predict(self.model, self.features(ctx, split))
+
+
+class Tfidf(Logistic):
+    name = "tfidf"
+
+    def features(self, ctx, split: str):
+        return self.vectorizer.transform(ctx.queries(split))
+
+    def fit(self, ctx):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        train = ctx.queries("train")
+        min_df = 2 if len(train) >= 100 else 1
+        self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, max_features=50_000, sublinear_tf=True).fit(train)
+        super().fit(ctx)
+        self.info["vocabulary"] = len(self.vectorizer.vocabulary_)
+        return self
+
+
+class Mlp(Router):
+    name = "mlp"
+
+    def fit(self, ctx):
+        train = (ctx.embeddings("train"), ctx.labels("train"))
+        self.model = heads.fit_mlp(train, (ctx.embeddings("validation"), ctx.labels("validation")), ctx.seed)
+        return self
+
+    def scores(self, ctx, split):
+        return heads.predict(self.model, ctx.embeddings(split))
+
+
+class Factorised(Router):
+    name = "mf"
+
+    def fit(self, ctx):
+        train = (ctx.embeddings("train"), ctx.labels("train"))
+        self.model = heads.fit_factorisation(train, (ctx.embeddings("validation"), ctx.labels("validation")), ctx.seed)
+        self.info = {"rank": self.model.models.shape[1]}
+        return self
+
+    def scores(self, ctx, split):
+        return heads.predict(self.model, ctx.embeddings(split))
+
+
+class Clusters(Router):
+    name = "kmeans"
+
+    def fit(self, ctx):
+        from sklearn.cluster import KMeans
+
+        x, y = ctx.embeddings("train"), ctx.labels("train")
+        self.means = model_means(y)
+        fitted = {}
+        distinct = len(np.unique(x, axis=0))
+        for k in tuple(k for k in CLUSTER_GRID if k <= distinct) or (1,):
+            km = KMeans(n_clusters=k, n_init=3, random_state=ctx.seed).fit(x)
+            table = np.stack([fill(model_means(y[km.labels_ == c])[None, :], self.means)[0] for c in range(k)])
+            fitted[k] = (km, table)
+        best, acc = pick(fitted, ctx, lambda f, split: f[1][f[0].predict(ctx.embeddings(split))])
+        (self.kmeans, self.table), self.info = fitted[best], {"k": best, "validation_acc": acc}
+        return self
+
+    def scores(self, ctx, split):
+        return self.table[self.kmeans.predict(ctx.embeddings(split))]

@@ -1,0 +1,197 @@
+"""Compare routers on one split: ``evaluate_routers(data, routers, ...) -> dict``, and its table.
+
+Every router is fitted on train (hyperparameters on validation) and scored on ``split`` (test by
+default). Per router: routing accuracy and gap closed with 95% bootstrap intervals, the paired
+bootstrap difference to a reference router (best single by default), accuracy on hard queries,
+calibration (probabilistic routers), the task-prior share, and, when the data has costs, the mean
+routed cost, normalised cost and AIQ; for two-model pools APGR and CPT(50%) / CPT(80%). Then the
+Jaccard overlap of the queries each router solves. Definitions: ``routertrain.evaluation.metrics``
+and ``routertrain.evaluation.cost``. The best single model is always the one best on train.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from routertrain.evaluation import bootstrap as bs
+from routertrain.evaluation import cost as cq
+from routertrain.evaluation import metrics as m
+from routertrain.evaluation.routers import ALL, Context, RouterUnavailable
+from routertrain.metrics import best_single_index
+
+DEFAULT_ROUTERS = ("oracle", "best-single", "random", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf")
+
+
+def router_folder(run: str | Path) -> Path:
+    """The router folder of a run folder (``run/router``), or ``run`` itself if it is one."""
+    run = Path(run)
+    for folder in (run / "router", run):
+        if (folder / "router_config.json").is_file():
+            return folder
+    raise FileNotFoundError(f"{run} holds no router (no router_config.json in it or in {run}/router); pass a finished run folder")
+
+
+def router_options(name: str, run: str | Path | None, ctx: Context) -> dict:
+    if name == "finetuned":
+        if run is None:
+            raise RouterUnavailable("finetuned needs run=<run folder>")
+        return {"router_dir": router_folder(run)}
+    if name == "frozen":
+        if run is None:
+            if not ctx.encoder:
+                raise RouterUnavailable("frozen needs run=<run folder> or encoder=<encoder>")
+            return {"encoder": ctx.encoder, "pooling": ctx.pooling}
+        config = json.loads((router_folder(run) / "router_config.json").read_text())
+        return {"encoder": config["base_model"], "pooling": config.get("pooling", "mean"), "max_length": config.get("max_length")}
+    return {}
+
+
+def evaluate_routers(
+    data,
+    routers=DEFAULT_ROUTERS,
+    run: str | Path | None = None,
+    encoder: str | None = None,
+    split: str = "test",
+    n_boot: int = bs.N_BOOT,
+    seed: int = 0,
+    max_length: int = 128,
+    batch_size: int = 64,
+    device: str | None = None,
+    cache_root: str | None = None,
+    hard_k: int = 1,
+    solved_at: float = 0.5,
+    reference: str = "best-single",
+) -> dict:
+    """Fit, score and measure ``routers`` on ``data`` (a ``RoutingData``); a JSON-ready dict."""
+    unknown = [r for r in routers if r not in ALL]
+    if unknown:
+        raise ValueError(f"unknown router(s) {unknown}: choose from {', '.join(ALL)}")
+    warnings = []
+    if run is not None:
+        config = json.loads((router_folder(run) / "router_config.json").read_text())
+        encoder = encoder or config.get("base_model")
+        warnings += fingerprint_warnings(run, data.fingerprint)
+    ctx = Context(data, encoder=encoder, max_length=max_length, batch_size=batch_size, device=device, cache_root=cache_root, seed=seed)
+    y, y_train = ctx.labels(split), ctx.labels("train")
+    best = best_single_index(y_train)
+    single_q = m.best_single_per_query(y, m.model_means(y_train))
+    oracle_q, random_q = m.oracle_per_query(y), m.random_per_query(y)
+    results, solved, skipped, per_query = {}, {}, {}, {}
+    names = list(dict.fromkeys([*routers, reference, "task-prior"] if reference else [*routers, "task-prior"]))
+    for name in names:
+        start = time.perf_counter()
+        try:
+            router = ctx.fit(name, **router_options(name, run, ctx))
+            scores = router.scores(ctx, split)
+        except RouterUnavailable as err:
+            if name in routers or name == reference:
+                skipped[name] = str(err)
+            continue
+        weights = m.decide(scores, y)
+        per_query[name] = m.per_query_accuracy(weights, y)
+        solved[name] = m.solved_set(weights, y, solved_at)
+        results[name] = measure(scores, weights, y, y_train, data.costs, router.probabilistic, hard_k, solved_at)
+        results[name]["gap_closed"] = bs.ci(bs.gap_closed_of(per_query[name], single_q, oracle_q), len(y), n_boot, seed)
+        results[name]["accuracy"] = bs.ci(bs.mean_of(per_query[name]), len(y), n_boot, seed)
+        results[name]["info"] = router.info
+        results[name]["seconds"] = round(time.perf_counter() - start, 2)
+    prior = results.get("task-prior", {}).get("accuracy", {}).get("value")
+    for name, res in results.items():
+        if reference in per_query:
+            res[f"vs_{reference}"] = bs.paired_difference(bs.mean_of(per_query[name]), bs.mean_of(per_query[reference]), len(y), n_boot, seed)
+        res["task_prior_share"] = m.task_prior_share(prior, m.nanmean(random_q), res["accuracy"]["value"]) if prior is not None else None
+    return {
+        "data": {"name": data.name, "fingerprint": data.fingerprint, "models": list(data.models), "costs": data.costs, "split": split,
+                 "n_queries": len(y), "n_train": len(y_train)},
+        "encoder": encoder,
+        "run": str(run) if run is not None else None,
+        "settings": {"n_boot": n_boot, "seed": seed, "hard_k": hard_k, "solved_at": solved_at, "reference": reference, "max_length": max_length},
+        "reference": {"oracle_acc": m.nanmean(oracle_q), "best_single_model": data.models[best], "best_single_acc": m.nanmean(single_q),
+                      "random_acc": m.nanmean(random_q)},
+        "routers": {name: results[name] for name in routers if name in results},
+        "overlap": m.overlap_matrix({name: solved[name] for name in routers if name in solved}),
+        "skipped": skipped,
+        "warnings": warnings,
+    }
+
+
+def measure(scores, weights, y, y_train, costs, probabilistic: bool, hard_k: int, solved_at: float) -> dict:
+    out = {"hard_accuracy": m.hard_accuracy(weights, y, hard_k, solved_at), "n_hard": int(m.hard_mask(y, hard_k, solved_at).sum())}
+    out["calibration"] = m.calibration(scores, y, solved_at) if probabilistic else None
+    if costs is not None:
+        cost = np.asarray(costs, dtype=np.float64)
+        out["cost"] = float((weights @ cost).mean())
+        if cost.max() > cost.min():
+            curve = cq.cost_quality_curve(scores, y, cost)
+            out["cost_norm"] = cq.normalised_cost(weights, cost)
+            out["aiq"] = cq.aiq(curve["cost"], curve["accuracy"])
+    if y.shape[1] == 2:
+        strong, weak = cq.strong_and_weak(costs, y_train)
+        out.update(cq.two_model_report(scores, y, strong, weak))
+    return out
+
+
+def fingerprint_warnings(run: str | Path, fingerprint: str) -> list[str]:
+    for folder in (Path(run), router_folder(run)):
+        path = folder / "provenance.json"
+        if path.is_file():
+            trained_on = json.loads(path.read_text()).get("data_fingerprint")
+            if trained_on and trained_on != fingerprint:
+                return [f"the run was trained on data {trained_on}, evaluated on {fingerprint}: make sure its training data excludes these test queries"]
+            return []
+    return []
+
+
+def _fmt(x, digits: int = 3) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def _interval(c: dict | None) -> str:
+    return "-" if not c else f"{_fmt(c['value'])} [{_fmt(c['low'])}, {_fmt(c['high'])}]"
+
+
+def format_table(result: dict) -> str:
+    """The comparison as a plain-text table, one row per router."""
+    ref = result["settings"]["reference"]
+    routers = result["routers"]
+    cols = ["router", "accuracy [95% CI]", f"vs {ref} [95% CI]", "gap closed [95% CI]", f"hard@{result['settings']['hard_k']}", "AUROC", "ECE"]
+    has_cost = any("cost" in r for r in routers.values())
+    has_aiq = any("aiq" in r for r in routers.values())
+    two = any("apgr" in r for r in routers.values())
+    cols += (["cost"] if has_cost else []) + (["AIQ"] if has_aiq else []) + (["APGR", "CPT50", "CPT80"] if two else [])
+    rows = []
+    for name, r in routers.items():
+        cal = r.get("calibration") or {}
+        row = [name, _interval(r["accuracy"]), _interval(r.get(f"vs_{ref}")), _interval(r["gap_closed"]), _fmt(r["hard_accuracy"]),
+               _fmt(cal.get("auroc")), _fmt(cal.get("ece"))]
+        row += ([_fmt(r.get("cost"), 4)] if has_cost else []) + ([_fmt(r.get("aiq"))] if has_aiq else [])
+        row += [_fmt(r.get(k)) for k in ("apgr", "cpt50", "cpt80")] if two else []
+        rows.append(row)
+    widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [cols, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    d, refs = result["data"], result["reference"]
+    head = (f"{d['name']} {d['split']}: {d['n_queries']} queries, {len(d['models'])} models; oracle {_fmt(refs['oracle_acc'])}, "
+            f"best single {refs['best_single_model']} {_fmt(refs['best_single_acc'])}, random {_fmt(refs['random_acc'])}")
+    tail = [f"skipped {k}: {v}" for k, v in result["skipped"].items()] + [f"warning: {w}" for w in result["warnings"]]
+    return "\n".join([head, *lines, *tail])
+
+
+def to_json(obj):
+    """``obj`` with NaN and infinities as None and numpy scalars as Python numbers (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): to_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_json(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return to_json(obj.tolist())
+    return obj

@@ -1,0 +1,230 @@
+"""Routers to compare, behind one interface: fit on train (and validation), then score a split.
+
+A router's ``scores(ctx, split)`` is an N x M matrix (higher = route there); a routing rule turns it
+into a decision (``metrics.decide``, or ``cost.cost_quality_curve`` with costs). Routers
+whose scores are P(correct) set ``probabilistic`` and get calibration metrics.
+
+Reference routers: ``oracle`` (the labels themselves), ``best-single`` (the model best on train),
+``random`` (constant scores: every query split evenly over the models, the expected value),
+``random-draw`` (one seeded uniform draw per query), ``task-prior`` (per task, the models' mean
+labels on train; unseen tasks get the overall means). ``finetuned`` scores with a trained router
+folder (``Router.from_pretrained(...).predict``); ``frozen`` holds that router's base encoder fixed
+and fits every embedding head on it, keeping the one best on validation (``baselines``). Hyper-
+parameters of every router are chosen on validation, never on the split being evaluated.
+
+``Context`` carries the data, the encoder used for embeddings, and a memo of fitted routers, so a
+head is fitted once per encoder even when ``frozen`` and the plain baseline both need it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from routertrain.evaluation.embeddings import split_embeddings
+from routertrain.evaluation.metrics import model_means, score_accuracy
+
+
+class RouterUnavailable(ValueError):
+    """This router cannot run on this data (e.g. task-prior without tasks); it is skipped, with the reason."""
+
+
+@dataclass
+class Context:
+    data: object  # routertrain.data.RoutingData
+    encoder: str | None = None  # frozen encoder of the embedding baselines (Hub id or folder)
+    max_length: int = 128
+    pooling: str = "mean"
+    batch_size: int = 64
+    device: str | None = None
+    cache_root: str | None = None  # embeddings cache folder; None = $ROUTERTRAIN_CACHE/embeddings
+    seed: int = 0
+    fitted: dict = field(default_factory=dict)  # (router name, encoder, pooling, max_length) -> fitted router
+    _labels: dict = field(default_factory=dict)
+
+    def labels(self, split: str) -> np.ndarray:
+        if split not in self._labels:
+            self._labels[split] = self.data.labels(split).astype(np.float64)
+        return self._labels[split]
+
+    def queries(self, split: str) -> list[str]:
+        return list(self.data.splits[split]["query"])
+
+    def tasks(self, split: str) -> np.ndarray | None:
+        ds = self.data.splits[split]
+        return np.asarray(ds["task"]) if "task" in ds.column_names else None
+
+    def embeddings(self, split: str) -> np.ndarray:
+        if not self.encoder:
+            raise RouterUnavailable("embedding baselines need an encoder: pass encoder=<Hub id or folder>")
+        return split_embeddings(self.data, split, self.encoder, self.max_length, self.pooling, self.batch_size, self.device, self.cache_root)
+
+    def with_encoder(self, encoder: str, pooling: str = "mean", max_length: int | None = None) -> Context:
+        """The same data and memo, with embeddings from another encoder."""
+        return replace(self, encoder=encoder, pooling=pooling, max_length=max_length or self.max_length, fitted=self.fitted, _labels=self._labels)
+
+    def fit(self, name: str, **options) -> Router:
+        """The router ``name`` fitted on this context (memoised per encoder and options)."""
+        key = (name, self.encoder, self.pooling, self.max_length, tuple(sorted(options.items())))
+        if key not in self.fitted:
+            self.fitted[key] = make(name, **options).fit(self)
+        return self.fitted[key]
+
+
+class Router:
+    name = "router"
+    probabilistic = True  # scores are P(correct)
+
+    def __init__(self):
+        self.info: dict = {}  # chosen hyperparameters and other facts for the report
+
+    def fit(self, ctx: Context) -> Router:
+        return self
+
+    def scores(self, ctx: Context, split: str) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Oracle(Router):
+    name, probabilistic = "oracle", False
+
+    def scores(self, ctx, split):
+        y = ctx.labels(split)
+        return np.where(np.isfinite(y), y, -1.0)
+
+
+class BestSingle(Router):
+    name = "best-single"
+
+    def fit(self, ctx):
+        self.means = model_means(ctx.labels("train"))
+        self.info = {"model": ctx.data.models[int(np.nanargmax(self.means))]}
+        return self
+
+    def scores(self, ctx, split):
+        return np.tile(np.nan_to_num(self.means, nan=-1.0), (len(ctx.labels(split)), 1))
+
+
+class Random(Router):
+    name, probabilistic = "random", False
+
+    def __init__(self, draw: bool = False):
+        super().__init__()
+        self.draw = draw
+        self.name = "random-draw" if draw else "random"
+
+    def scores(self, ctx, split):
+        shape = ctx.labels(split).shape
+        return np.random.default_rng(ctx.seed).random(shape) if self.draw else np.zeros(shape)
+
+
+class TaskPrior(Router):
+    name = "task-prior"
+
+    def fit(self, ctx):
+        tasks = ctx.tasks("train")
+        if tasks is None:
+            raise RouterUnavailable("task-prior needs a 'task' column, which this dataset does not have")
+        y = ctx.labels("train")
+        self.overall = model_means(y)
+        self.by_task = {t: self._fill(model_means(y[tasks == t])) for t in np.unique(tasks)}
+        return self
+
+    def _fill(self, means: np.ndarray) -> np.ndarray:
+        return np.where(np.isfinite(means), means, self.overall)
+
+    def scores(self, ctx, split):
+        tasks = ctx.tasks(split)
+        if tasks is None:
+            raise RouterUnavailable(f"task-prior needs a 'task' column in split '{split}'")
+        return np.stack([self.by_task.get(t, self.overall) for t in tasks])
+
+
+class Finetuned(Router):
+    name = "finetuned"
+
+    def __init__(self, router_dir: str | Path):
+        super().__init__()
+        self.router_dir = Path(router_dir)
+
+    def fit(self, ctx):
+        from routertrain.router import Router as TrainedRouter
+
+        self.router = TrainedRouter.from_pretrained(self.router_dir, device=ctx.device)
+        missing = sorted(set(ctx.data.models) - set(self.router.models))
+        if missing:
+            raise ValueError(f"router {self.router_dir} was trained for another pool (lacks {missing[:3]}); evaluate it on the data it was trained for")
+        self.columns = [self.router.models.index(m) for m in ctx.data.models]
+        self.info = {"router": str(self.router_dir), "base_model": self.router.config.get("base_model")}
+        return self
+
+    def scores(self, ctx, split):
+        return self.router.predict(ctx.queries(split), batch_size=ctx.batch_size)[:, self.columns].astype(np.float64)
+
+
+class Frozen(Router):
+    """The fine-tuned router's base encoder, frozen, with the embedding head best on validation."""
+
+    name = "frozen"
+
+    def __init__(self, encoder: str, pooling: str = "mean", max_length: int | None = None, heads: tuple[str, ...] | None = None):
+        super().__init__()
+        self.encoder, self.pooling, self.max_length = encoder, pooling, max_length
+        self.heads = heads or EMBEDDING_HEADS
+
+    def fit(self, ctx):
+        self.ctx = ctx.with_encoder(self.encoder, self.pooling, self.max_length)
+        y = ctx.labels("validation")
+        fitted = {h: self.ctx.fit(h) for h in self.heads}
+        val = {h: score_accuracy(r.scores(self.ctx, "validation"), y) for h, r in fitted.items()}
+        self.head = max(self.heads, key=lambda h: val[h])  # first of the best on ties
+        self.best = fitted[self.head]
+        self.info = {"encoder": self.encoder, "head": self.head, "validation_acc": val, **{f"head_{k}": v for k, v in self.best.info.items()}}
+        return self
+
+    def scores(self, ctx, split):
+        return self.best.scores(self.ctx, split)
+
+
+EMBEDDING_HEADS = ("knn", "logreg", "mlp", "mf", "kmeans")
+REFERENCE = ("oracle", "best-single", "random", "random-draw", "task-prior")
+BASELINES = (*EMBEDDING_HEADS, "tfidf")
+NEEDS_RUN = ("finetuned", "frozen")
+ALL = (*REFERENCE, *BASELINES, *NEEDS_RUN)
+DESCRIPTIONS = {
+    "oracle": "per-query best model (upper bound)",
+    "best-single": "the model best on train, for every query",
+    "random": "uniformly random model (expected value)",
+    "random-draw": "one seeded random draw per query",
+    "task-prior": "per task, the model best on train",
+    "knn": "k nearest train queries by cosine (k on validation)",
+    "logreg": "logistic regression per model (L2 on validation)",
+    "mlp": "one-hidden-layer MLP, early stopping on validation",
+    "mf": "matrix factorisation, EmbedLLM-style",
+    "kmeans": "best model per k-means cluster (k on validation)",
+    "tfidf": "TF-IDF + logistic regression per model (lexical)",
+    "finetuned": "the run's fine-tuned router (run=...)",
+    "frozen": "the run's base encoder frozen + best head on validation",
+}
+
+
+def make(name: str, **options) -> Router:
+    """A fresh, unfitted router by name."""
+    from routertrain.evaluation import baselines
+
+    simple = {
+        "oracle": Oracle, "best-single": BestSingle, "random": Random, "task-prior": TaskPrior,
+        "knn": baselines.Knn, "logreg": baselines.Logistic, "mlp": baselines.Mlp, "mf": baselines.Factorised,
+        "kmeans": baselines.Clusters, "tfidf": baselines.Tfidf,
+    }
+    if name == "random-draw":
+        return Random(draw=True)
+    if name in simple:
+        return simple[name](**options)
+    if name == "finetuned":
+        return Finetuned(**options)
+    if name == "frozen":
+        return Frozen(**options)
+    raise ValueError(f"unknown router '{name}': choose from {', '.join(ALL)}")

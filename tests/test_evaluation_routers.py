@@ -1,0 +1,141 @@
+"""Reference and baseline routers, the embedding cache, ``evaluate_routers`` and the command line."""
+
+import json
+
+import numpy as np
+import pytest
+from datasets import Dataset, DatasetDict
+
+from routertrain.data import RoutingData, synthetic
+from routertrain.evaluation import embeddings
+from routertrain.evaluation.baselines import Knn
+from routertrain.evaluation.compare import evaluate_routers, format_table, to_json
+from routertrain.evaluation.routers import Context, RouterUnavailable, make
+
+
+def make_data(sizes=(40, 15, 20), n_models=3, seed=0, tasks=True, costs=None, p_correct=None) -> RoutingData:
+    """Synthetic-benchmark queries (the tiny encoder's vocabulary) with random binary labels."""
+    p_correct = np.full(n_models, 0.5) if p_correct is None else np.asarray(p_correct)
+    rng = np.random.default_rng(seed)
+    queries = synthetic.generate(seed, *sizes, 2)["splits"]
+    splits = {}
+    for split, n in zip(("train", "validation", "test"), sizes):
+        cols = {
+            "query": queries[split]["query"],
+            "labels": (rng.random((n, n_models)) < p_correct).astype(np.float32).tolist(),
+        }
+        if tasks:
+            cols["task"] = [str(t) for t in rng.integers(0, 3, n)]
+        splits[split] = Dataset.from_dict(cols)
+    return RoutingData(DatasetDict(splits), [f"m{j}" for j in range(n_models)], costs, name="hand", fingerprint=f"hand-{seed}")
+
+
+class StubContext(Context):
+    """Random unit vectors instead of an encoder."""
+
+    def embeddings(self, split):
+        rng = np.random.default_rng(("train", "validation", "test").index(split))
+        x = rng.normal(size=(len(self.labels(split)), 8))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_knn_with_k1_returns_a_train_querys_own_labels():
+    ctx = StubContext(make_data())
+    knn = Knn(k=1).fit(ctx)
+    assert np.array_equal(knn.scores(ctx, "train"), ctx.labels("train"))
+    chosen = Knn().fit(ctx)
+    assert chosen.k in (1, 3, 5, 10, 20) and set(chosen.info["validation_acc"]) >= {"1", "3"}
+
+
+def test_reference_routers():
+    data = make_data()
+    ctx = Context(data)
+    train = ctx.labels("train")
+    best = ctx.fit("best-single")
+    assert best.info["model"] == data.models[int(np.argmax(train.mean(0)))]
+    assert np.allclose(best.scores(ctx, "test"), train.mean(0))
+    prior, tasks = ctx.fit("task-prior"), ctx.tasks("train")
+    assert np.allclose(prior.scores(ctx, "train")[0], train[tasks == tasks[0]].mean(0))
+    assert np.array_equal(ctx.fit("oracle").scores(ctx, "test"), ctx.labels("test"))
+    assert not ctx.fit("random").scores(ctx, "test").any()
+    draw = ctx.fit("random-draw").scores(ctx, "test")
+    assert np.array_equal(draw, make("random-draw").scores(ctx, "test"))
+    with pytest.raises(RouterUnavailable, match="task"):
+        make("task-prior").fit(Context(make_data(tasks=False)))
+    with pytest.raises(ValueError, match="unknown router"):
+        make("nope")
+
+
+def test_embedding_cache_hit_skips_the_encoder(tiny_encoder, tmp_path, monkeypatch):
+    calls = []
+    real = embeddings.embed_queries
+
+    def counting(queries, *args, **kwargs):
+        calls.append(len(queries))
+        return real(queries, *args, **kwargs)
+
+    monkeypatch.setattr(embeddings, "embed_queries", counting)
+    data = make_data()
+    first = embeddings.split_embeddings(data, "test", str(tiny_encoder), 32, root=tmp_path)
+    again = embeddings.split_embeddings(data, "test", str(tiny_encoder), 32, root=tmp_path)
+    assert calls == [20] and np.array_equal(first, again) and first.dtype == np.float32
+    assert np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
+    embeddings.split_embeddings(data, "test", str(tiny_encoder), 16, root=tmp_path)  # another max length: another key
+    assert calls == [20, 20]
+    data.fingerprint = "rebuilt"  # same queries under another fingerprint: still a hit
+    assert np.array_equal(embeddings.split_embeddings(data, "test", str(tiny_encoder), 32, root=tmp_path), first)
+    embeddings.split_embeddings(data, "validation", str(tiny_encoder), 32, root=tmp_path)  # other queries: a miss
+    assert calls == [20, 20, 15]
+    assert len(list(tmp_path.glob("*.npy"))) == 3 and not list(tmp_path.glob("*.tmp"))
+
+
+def test_evaluate_routers_end_to_end(tiny_encoder, tmp_path):
+    data = make_data(sizes=(60, 20, 30), n_models=3, costs=[1.0, 2.0, 5.0])
+    routers = ["oracle", "best-single", "random", "random-draw", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf", "frozen"]
+    result = evaluate_routers(data, routers, encoder=str(tiny_encoder), n_boot=50, max_length=16, cache_root=str(tmp_path))
+    res, ref = result["routers"], result["reference"]
+    assert list(res) == routers and not result["skipped"]
+    for name, r in res.items():
+        acc = r["accuracy"]
+        assert acc["low"] <= acc["value"] <= acc["high"] and acc["value"] <= ref["oracle_acc"] + 1e-12, name
+        assert 0 <= r["aiq"] <= 1 and 0 <= r["cost_norm"] <= 1
+    assert res["oracle"]["accuracy"]["value"] == pytest.approx(ref["oracle_acc"])
+    assert res["random"]["accuracy"]["value"] == pytest.approx(ref["random_acc"])
+    assert res["best-single"]["vs_best-single"]["value"] == 0 and res["oracle"]["calibration"] is None
+    assert res["random"]["task_prior_share"] is None or np.isnan(res["random"]["task_prior_share"])
+    assert 0 <= res["logreg"]["calibration"]["auroc"] <= 1 and res["frozen"]["info"]["head"] in ("knn", "logreg", "mlp", "mf", "kmeans")
+    assert len(result["overlap"]["jaccard"]) == len(routers)
+    json.dumps(to_json(result), allow_nan=False)
+    table = format_table(result)
+    assert all(name in table for name in routers) and "AIQ" in table and "APGR" not in table
+
+
+def test_two_model_pool_reports_apgr():
+    data = make_data(n_models=2, p_correct=[0.3, 0.8])
+    result = evaluate_routers(data, ["oracle", "best-single", "random", "task-prior"], n_boot=20)
+    assert result["routers"]["random"]["apgr"] == pytest.approx(0.5)
+    assert result["routers"]["oracle"]["apgr"] >= result["routers"]["task-prior"]["apgr"]
+    assert "CPT50" in format_table(result)
+
+
+def test_cli_help_and_errors(capsys):
+    from routertrain.evaluate import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0 and "kmeans" in capsys.readouterr().out
+    assert main(["routers=[oracle,knnn]"]) == 2
+    assert "unknown router" in capsys.readouterr().err
+
+
+def test_cli_on_a_trained_run(tiny_run, tmp_path, monkeypatch, capsys):
+    from routertrain.evaluate import main
+
+    monkeypatch.setenv("ROUTERTRAIN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "results.json"
+    assert main([f"run={tiny_run}", "routers=[best-single,finetuned,frozen]", "--n-boot", "20", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "finetuned" in printed and "frozen" in printed
+    result = json.loads(out.read_text())
+    assert set(result["routers"]) == {"best-single", "finetuned", "frozen"} and result["warnings"] == []
+    assert result["data"]["n_queries"] == 11 and result["routers"]["finetuned"]["calibration"]["log_loss"] > 0
