@@ -251,14 +251,41 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
             )
         cfg = _merge(cfg, OmegaConf.create({"data": _read_yaml(path, "data recipe")}), f"recipes/data/{data_recipe}.yaml")
     for item in dotlist:
+        key, raw = item.split("=", 1)
         try:
-            override = OmegaConf.from_dotlist([item])
+            if _is_str_field(key) and raw not in ("null", "~"):
+                # keep text as typed: YAML would read no/yes/off/on as booleans (train.mixed_precision=no)
+                override = OmegaConf.create(_nest(key.split("."), raw.strip("'\"")))
+            else:
+                override = OmegaConf.from_dotlist([item])
         except OmegaConfBaseException as err:
             raise ConfigError(f"cannot parse override '{item}': {str(err).splitlines()[0]}") from None
         cfg = _merge(cfg, override, f"override '{item}'")
     config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     validate(config)
     return config
+
+
+def _nest(parts: list[str], value: object) -> dict:
+    return {parts[0]: _nest(parts[1:], value) if len(parts) > 1 else value}
+
+
+def _is_str_field(dotted: str) -> bool:
+    """Whether the schema declares ``dotted`` as a string (or optional string) field."""
+    schema: Any = Config
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        match = [f for f in fields(schema) if f.name == part]
+        if not match:
+            return False
+        f = match[0]
+        if i == len(parts) - 1:
+            return f.type in ("str", "Optional[str]", str, Optional[str])
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        if not is_dataclass(default):
+            return False
+        schema = type(default)
+    return False
 
 
 def validate(cfg: Config) -> None:

@@ -3,7 +3,7 @@
 A sweep file (``recipes/sweeps/<name>.yaml``) names the claim it tests and lists groups of points::
 
     name: scaling-routerdc
-    claim: more-data
+    claim: more-data                                             # or a list of claims
     common: [data=routerdc, data.path=../shared/data/routerdc]   # arguments of every point
     groups:
       - kind: train                                              # accelerate launch train.py ...
@@ -76,8 +76,10 @@ def load_sweep(path: str | Path) -> dict:
     for key in ("name", "claim", "groups"):
         if key not in spec:
             raise SweepError(f"sweep file {path} has no '{key}'; see routertrain/sweep.py for the format")
-    if spec["claim"] not in CLAIMS:
-        raise SweepError(f"sweep file {path}: claim '{spec['claim']}' is not one of {', '.join(CLAIMS)}")
+    claims = spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]]
+    for claim in claims:
+        if claim not in CLAIMS:
+            raise SweepError(f"sweep file {path}: claim '{claim}' is not one of {', '.join(CLAIMS)}")
     for i, group in enumerate(spec["groups"]):
         if group.get("kind") not in KINDS:
             raise SweepError(f"sweep file {path}: group {i} has kind {group.get('kind')!r}; use train or evaluate")

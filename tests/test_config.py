@@ -67,3 +67,10 @@ def test_bad_overrides_give_one_line_errors(args, fragment):
 def test_valid_keys_cover_sections_and_leaves():
     keys = valid_keys()
     assert "train.lr" in keys and "model.lora.r" in keys and "data.synthetic.n_train" in keys
+
+
+def test_yaml_boolean_words_stay_text_for_string_keys():
+    cfg = load_config(["train.mixed_precision=no", "run.name=on", "train.resume=never"])
+    assert cfg.train.mixed_precision == "no" and cfg.run.name == "on"
+    assert load_config(["model.gradient_checkpointing=yes"]).model.gradient_checkpointing is True
+    assert load_config(["run.name=null"]).run.name is None

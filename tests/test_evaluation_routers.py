@@ -86,7 +86,11 @@ def test_embedding_cache_hit_skips_the_encoder(tiny_encoder, tmp_path, monkeypat
     assert np.array_equal(embeddings.split_embeddings(data, "test", str(tiny_encoder), 32, root=tmp_path), first)
     embeddings.split_embeddings(data, "validation", str(tiny_encoder), 32, root=tmp_path)  # other queries: a miss
     assert calls == [20, 20, 15]
-    assert len(list(tmp_path.glob("*.npy"))) == 3 and not list(tmp_path.glob("*.tmp"))
+    assert len([p for p in tmp_path.glob("*.npy") if not p.name.endswith(".digests.npy")]) == 3 and not list(tmp_path.glob("*.tmp"))
+    # a subset of cached queries (a data.fraction of train) is sliced from the superset: no encoder call
+    data.splits["test"] = data.splits["test"].select([7, 2, 11])
+    subset = embeddings.split_embeddings(data, "test", str(tiny_encoder), 32, root=tmp_path)
+    assert calls == [20, 20, 15] and np.array_equal(subset, first[[7, 2, 11]])
 
 
 def test_evaluate_routers_end_to_end(tiny_encoder, tmp_path):

@@ -118,7 +118,12 @@ def split_embeddings(
     if path.is_file():
         cached = np.load(path)
         if cached.shape[0] == len(queries):
+            if not (folder / f"{key}.digests.npy").is_file():  # entries from before digests were kept
+                np.save(folder / f"{key}.digests.npy", query_digests(queries))
             return cached
+    vectors = from_superset(folder, parts, queries)
+    if vectors is not None:
+        return vectors
     vectors = embed_queries(queries, encoder, max_length, pooling, batch_size, device)
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f"{key}.", suffix=".npy.tmp", dir=folder)
@@ -129,5 +134,28 @@ def split_embeddings(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    np.save(folder / f"{key}.digests.npy", query_digests(queries))  # written before the .json that announces it
     atomic_write_json(folder / f"{key}.json", {**parts, "rows": len(queries), "data": data.fingerprint, "split": split})
     return vectors
+
+
+def query_digests(queries: Sequence[str]) -> np.ndarray:
+    """One SHA-1 digest per query, for finding a query's row in a cached superset."""
+    return np.array([hashlib.sha1(q.encode("utf-8", "surrogatepass")).digest() for q in queries], dtype="S20")
+
+
+def from_superset(folder: Path, parts: dict, queries: Sequence[str]) -> np.ndarray | None:
+    """Rows of a cached split (same encoder, length, pooling) that holds every query, e.g. the full
+    training split for a ``data.fraction`` subset of it; None when no cached split does."""
+    same = {k: v for k, v in parts.items() if k != "queries"}
+    want = query_digests(queries)
+    for meta_path in folder.glob("*.json") if folder.is_dir() else []:
+        meta = json.loads(meta_path.read_text())
+        digests_path = meta_path.with_suffix(".digests.npy")
+        if any(meta.get(k) != v for k, v in same.items()) or meta.get("rows", 0) < len(want) or not digests_path.is_file():
+            continue
+        have = np.load(digests_path)
+        row = {d: i for i, d in enumerate(have.tolist())}
+        if all(d in row for d in want.tolist()):
+            return np.load(meta_path.with_suffix(".npy"))[[row[d] for d in want.tolist()]]
+    return None
