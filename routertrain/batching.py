@@ -33,22 +33,29 @@ def tokenize_split(dataset, tokenizer, max_length: int):
 class EpochSampler(Sampler[int]):
     """Seeded per-epoch order, optionally grouped by length. Set ``epoch`` before iterating."""
 
-    def __init__(self, lengths: list[int], seed: int, shuffle: bool = True, group_size: int | None = None):
+    def __init__(self, lengths: list[int], seed: int, shuffle: bool = True, group_size: int | None = None, step_size: int = 1):
         self.lengths = np.asarray(lengths)
         self.seed = seed
         self.shuffle = shuffle
-        self.group_size = group_size
+        self.group_size = group_size  # mega-batch sorted by length (None: no grouping)
+        self.step_size = step_size  # examples per step over all processes: the unit whose order is shuffled
         self.epoch = 0
 
     def order(self, epoch: int) -> list[int]:
         n = len(self.lengths)
         if not self.shuffle:
             return sorted(range(n), key=lambda i: -self.lengths[i]) if self.group_size else list(range(n))
-        perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(n)
         if not self.group_size:
             return perm.tolist()
         chunks = [perm[i : i + self.group_size] for i in range(0, n, self.group_size)]
-        return [int(i) for chunk in chunks for i in chunk[np.argsort(-self.lengths[chunk], kind="stable")]]
+        grouped = np.concatenate([chunk[np.argsort(-self.lengths[chunk], kind="stable")] for chunk in chunks])
+        # shuffle whole steps of similar-length examples, so that long and short steps interleave
+        steps = [grouped[i : i + self.step_size] for i in range(0, n, self.step_size)]
+        last = steps.pop() if len(steps[-1]) < self.step_size else None  # a short step stays last
+        order = [int(i) for k in rng.permutation(len(steps)) for i in steps[k]]
+        return order + ([int(i) for i in last] if last is not None else [])
 
     def __iter__(self):
         return iter(self.order(self.epoch))

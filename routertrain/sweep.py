@@ -56,7 +56,7 @@ class Point:
     def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
         if self.kind == "train":
             return ["accelerate", "launch", "--config_file", accelerate_config, "train.py", *self.args]
-        return [sys.executable, "-m", "routertrain.evaluate", *self.args, "--json", str(self.output)]
+        return ["python", "-m", "routertrain.evaluate", *self.args, "--json", str(self.output)]
 
 
 def _slug(value: object) -> str:
@@ -127,8 +127,8 @@ def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run:
         print(line if dry_run else f"[sweep] {point.name}: {line}", flush=True)
         if not dry_run:
             cmd = point.command(accelerate_config)
-            if cmd[:2] == ["accelerate", "launch"]:  # the launcher of this interpreter, whatever PATH says
-                cmd = [sys.executable, "-m", "accelerate.commands.launch", *cmd[2:]]
+            # this interpreter and its launcher, whatever PATH says
+            cmd = [sys.executable, "-m", "accelerate.commands.launch", *cmd[2:]] if cmd[0] == "accelerate" else [sys.executable, *cmd[1:]]
             proc = subprocess.run(cmd)
             if proc.returncode != 0:
                 raise SweepError(f"point {point.name} failed with exit code {proc.returncode}; rerun the sweep to continue from it")

@@ -74,8 +74,9 @@ def batch_geometry(cfg: Config, num_processes: int) -> tuple[int, int]:
     return per_device, total // (per_device * num_processes)
 
 
-def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int):
-    sampler = EpochSampler(dataset["length"], seed, shuffle=shuffle, group_size=batch_size * 32 if group else None)
+def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int, processes: int = 1):
+    lengths = list(dataset["length"])
+    sampler = EpochSampler(lengths, seed, shuffle=shuffle, group_size=batch_size * processes * 32 if group else None, step_size=batch_size * processes)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models), num_workers=workers)
     return loader, sampler
 
@@ -213,7 +214,7 @@ def train(cfg: Config) -> dict:
         config = {k: ("null" if v is None else v) for k, v in flatten(to_dict(cfg)).items()}
         accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})
 
-    train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers)
+    train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers, accelerator.num_processes)
     eval_loaders = {s: make_loader(splits[s], tokenizer, n_models, cfg.eval.batch_size, 0, False, True, cfg.train.num_workers)[0] for s in ("validation", "test")}
 
     head_lr = cfg.train.head_lr or cfg.train.lr
