@@ -120,3 +120,25 @@ def test_trackers_write_their_logs_offline(tiny_encoder, tmp_path, backend, patt
     run = tmp_path / backend
     assert list(run.glob(pattern)), f"no {backend} log under {run}/logs"
     assert results["validation"]["n_queries"] == 13
+
+
+def test_deberta_v3_code_path_trains_in_bf16(tmp_path):
+    """The deberta-* recipes' encoder family: a tiny DeBERTa-v3-shaped model with the real tokenizer."""
+    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model
+
+    from routertrain.encoders import deberta_v3_tokenizer_dir
+
+    folder = tmp_path / "tiny-deberta"
+    config = DebertaV2Config(
+        vocab_size=128100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, relative_attention=True,
+        position_buckets=256, norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0,
+    )
+    DebertaV2Model(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(deberta_v3_tokenizer_dir()).save_pretrained(folder)
+    args = ["recipe=deberta-large", f"model.name_or_path={folder}", f"run.output_dir={tmp_path}", "run.name=deb", "data.synthetic.n_train=32",
+            "data.synthetic.n_validation=8", "data.synthetic.n_test=8", "train.global_batch_size=8", "train.max_steps=2", "eval.batch_size=8"]
+    cfg = load_config(args)
+    assert cfg.train.mixed_precision == "bf16"
+    results = training.train(cfg)
+    router = Router.from_pretrained(tmp_path / "deb" / "router", device="cpu")
+    assert router.predict(["Explain the tort briefly."]).shape == (1, len(results["models"]))
