@@ -7,10 +7,17 @@ calibration (probabilistic routers), the task-prior share, and, when the data ha
 routed cost, normalised cost and AIQ; for two-model pools APGR and CPT(50%) / CPT(80%). Then the
 Jaccard overlap of the queries each router solves. Definitions: ``routertrain.evaluation.metrics``
 and ``routertrain.evaluation.cost``. The best single model is always the one best on train.
+
+For the claims report (``routertrain.report``) the result also holds, per router, the paired bootstrap
+difference to the task-prior router (``vs_task-prior``) and the accuracy on each bootstrap resample
+(``accuracy_boot``, rounded to 6 digits: the resamples depend only on (n queries, n_boot, seed), so two
+results on the same test queries with the same settings can be compared pairwise across files, matched
+by ``data.split_hash``); and at the top level ``paired``: A - B for the pairs in ``PAIRS``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -25,6 +32,7 @@ from routertrain.evaluation.routers import ALL, Context, RouterUnavailable
 from routertrain.metrics import best_single_index
 
 DEFAULT_ROUTERS = ("oracle", "best-single", "random", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf")
+PAIRS = (("finetuned", "frozen"),)  # paired differences A - B stored at the top level (fine-tuning claim)
 
 
 def router_folder(run: str | Path) -> Path:
@@ -98,16 +106,19 @@ def evaluate_routers(
         results[name] = measure(scores, weights, y, y_train, data.costs, router.probabilistic, hard_k, solved_at)
         results[name]["gap_closed"] = bs.ci(bs.gap_closed_of(per_query[name], single_q, oracle_q), len(y), n_boot, seed)
         results[name]["accuracy"] = bs.ci(bs.mean_of(per_query[name]), len(y), n_boot, seed)
+        results[name]["accuracy_boot"] = np.round(bs.distribution(bs.mean_of(per_query[name]), len(y), n_boot, seed), 6)
         results[name]["info"] = router.info
         results[name]["seconds"] = round(time.perf_counter() - start, 2)
     prior = results.get("task-prior", {}).get("accuracy", {}).get("value")
     for name, res in results.items():
         if reference in per_query:
             res[f"vs_{reference}"] = bs.paired_difference(bs.mean_of(per_query[name]), bs.mean_of(per_query[reference]), len(y), n_boot, seed)
+        if "task-prior" in per_query:
+            res["vs_task-prior"] = bs.paired_difference(bs.mean_of(per_query[name]), bs.mean_of(per_query["task-prior"]), len(y), n_boot, seed)
         res["task_prior_share"] = m.task_prior_share(prior, m.nanmean(random_q), res["accuracy"]["value"]) if prior is not None else None
     return {
         "data": {"name": data.name, "fingerprint": data.fingerprint, "models": list(data.models), "costs": data.costs, "split": split,
-                 "n_queries": len(y), "n_train": len(y_train)},
+                 "n_queries": len(y), "n_train": len(y_train), "split_hash": split_hash(ctx.queries(split))},
         "encoder": encoder,
         "run": str(run) if run is not None else None,
         "settings": {"n_boot": n_boot, "seed": seed, "hard_k": hard_k, "solved_at": solved_at, "reference": reference, "max_length": max_length},
@@ -115,9 +126,16 @@ def evaluate_routers(
                       "random_acc": m.nanmean(random_q)},
         "routers": {name: results[name] for name in routers if name in results},
         "overlap": m.overlap_matrix({name: solved[name] for name in routers if name in solved}),
+        "paired": {f"{a} - {b}": bs.paired_difference(bs.mean_of(per_query[a]), bs.mean_of(per_query[b]), len(y), n_boot, seed)
+                   for a, b in PAIRS if a in per_query and b in per_query},
         "skipped": skipped,
         "warnings": warnings,
     }
+
+
+def split_hash(queries) -> str:
+    """A short hash of a split's queries in order: equal hashes = the same test queries."""
+    return hashlib.sha256("\n".join(queries).encode()).hexdigest()[:16]
 
 
 def measure(scores, weights, y, y_train, costs, probabilistic: bool, hard_k: int, solved_at: float) -> dict:

@@ -1,0 +1,297 @@
+"""The paper's five claims as verdict rules over evaluation results (used by ``routertrain.report``).
+
+Verdict rules, per claim and dataset. Intervals are 95%. A difference interval "holds" when its low end
+is > 0, "does not hold" when its high end is < 0, and is "inconclusive" when it contains 0. Frozen
+baselines: knn, logreg, mlp, mf, kmeans and frozen (embedding heads on a frozen encoder; TF-IDF is
+lexical and is left out). Plateau, predictability and fine-tuning read the sweep of the dataset that
+tests them (its largest evaluation).
+
+1. plateau: band = [min, max] of the frozen baselines' test accuracies (at least 2), gap = oracle -
+   best single. Holds when the band width is < 25% of the gap AND the oracle lies above the best
+   baseline's upper CI bound by more than the band width; does not hold otherwise; inconclusive
+   when the gap is not positive.
+2. predictability: share = the task-prior router's gain over random / the baseline's gain over
+   random (``task_prior_share``), median over the frozen baselines that beat random; overlap = the
+   median Jaccard index of the queries each baseline solves with those the task prior solves
+   (among the baselines when the task prior is not in the overlap matrix). Holds when the median
+   share is >= 0.5 AND the median overlap is >= 0.7; does not hold when the median share is < 0.5;
+   inconclusive otherwise (share >= 0.5 with a weaker or unknown overlap).
+3. more data: per learned router (frozen baselines, tfidf, finetuned), D = mean accuracy at the
+   largest fraction - mean at the smallest (means over subsample seeds). Its interval joins the
+   test-query noise (paired bootstrap over the same resampled test queries when every file stores
+   ``accuracy_boot`` for the same queries; else unpaired, from the 95% CIs by a normal approximation)
+   and the seed spread (t quantile x the standard error of the seed means), as
+   D -/+ sqrt(query half-width^2 + seed half-width^2). The dataset's verdict is the majority of the
+   routers' verdicts (holds / does not hold when more than half agree; else inconclusive).
+4. stronger encoders: rungs TF-IDF < MiniLM-L3 < MiniLM-L6 < MPNet (those present); a rung's accuracy
+   is its best frozen baseline on test (TF-IDF: the tfidf router). Each step (next rung - previous)
+   gets a paired bootstrap interval (unpaired when the files lack ``accuracy_boot`` for the same
+   queries). Holds when every step holds; does not hold when any step does not; else inconclusive.
+5. fine-tuning: finetuned - frozen (the same encoder frozen, best head on validation), the paired
+   bootstrap interval stored by ``evaluate_routers`` (``paired``), else from ``accuracy_boot``,
+   else unpaired from the 95% CIs. Holds / does not hold / inconclusive by that interval.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import t as student_t
+
+from routertrain.sweep import CLAIMS, SweepError, expand, load_sweep
+
+BAND = ("knn", "logreg", "mlp", "mf", "kmeans", "frozen")  # frozen-embedding baselines
+LEARNED = (*BAND, "tfidf", "finetuned")
+PLATEAU_MAX_SHARE = 0.25  # band width / (oracle - best single) below this: a narrow band
+PRIOR_SHARE = 0.5
+STRONG_OVERLAP = 0.7
+Z = 1.959964
+LADDER = (("TF-IDF", "tfidf"), ("MiniLM-L3", "minilm-l3"), ("MiniLM-L6", "minilm-l6"), ("MPNet", "mpnet"))
+NOT_RUN = "inconclusive (not run)"
+RULES = __doc__[__doc__.index("Verdict rules"):].strip()
+RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "sweeps"
+
+
+@dataclass
+class Result:
+    sweep: str
+    claims: tuple
+    point: str
+    path: Path
+    values: dict  # the point's key=value arguments
+    data: dict  # the evaluate JSON
+
+    @property
+    def dataset(self) -> str:
+        return self.data["data"]["name"]
+
+    @property
+    def fraction(self) -> float:
+        return float(self.values.get("data.fraction", 1.0))
+
+    def acc(self, router: str) -> dict:
+        return self.data["routers"][router]["accuracy"]
+
+
+@dataclass
+class Sweep:
+    name: str
+    folder: Path
+    claims: tuple = ()
+    datasets: tuple = ()  # from the points' data= arguments
+    done: list = field(default_factory=list)
+    missing: list = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class Verdict:
+    claim: str
+    dataset: str
+    status: str
+    detail: str
+
+
+def _kv(args) -> dict:
+    return dict(a.split("=", 1) for a in args if "=" in a)
+
+
+# --- intervals -------------------------------------------------------------------------------
+
+
+def status_of(low: float, high: float) -> str:
+    return "holds" if low > 0 else "does not hold" if high < 0 else "inconclusive"
+
+
+def _boot(r: Result, router: str):
+    values = r.data["routers"][router].get("accuracy_boot")
+    return None if values is None else np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _pairable(items) -> bool:
+    """Every file stores resampled accuracies, of the same test queries, with the same resamples."""
+    keys = {(r.data["data"].get("split_hash"), r.data["settings"].get("n_boot"), r.data["settings"].get("seed")) for r, _ in items}
+    return len(keys) == 1 and next(iter(keys))[0] is not None and all(_boot(r, name) is not None for r, name in items)
+
+
+def difference(high: list, low: list) -> dict:
+    """mean accuracy of ``high`` - mean of ``low`` (lists of (Result, router), e.g. one per seed), with its interval."""
+    acc_h, acc_l = ([r.acc(n)["value"] for r, n in side] for side in (high, low))
+    value = float(np.mean(acc_h) - np.mean(acc_l))
+    if _pairable(high + low):
+        dist = np.mean([_boot(r, n) for r, n in high], axis=0) - np.mean([_boot(r, n) for r, n in low], axis=0)
+        q_low, q_high = np.nanpercentile(dist, [2.5, 97.5])
+        method = "paired bootstrap"
+    else:
+        se = [np.sqrt(sum(((r.acc(n)["high"] - r.acc(n)["low"]) / (2 * Z)) ** 2 for r, n in side)) / len(side) for side in (high, low)]
+        half = Z * float(np.hypot(*se))
+        q_low, q_high, method = value - half, value + half, "unpaired, from the 95% CIs (rewrite the files with the current evaluator for a paired interval)"
+    seeds = max(len(acc_h), len(acc_l))
+    spread = [statistics.stdev(a) ** 2 / len(a) if len(a) > 1 else 0.0 for a in (acc_h, acc_l)]
+    seed_half = float(student_t.ppf(0.975, seeds - 1) * np.sqrt(sum(spread))) if seeds > 1 else 0.0
+    if seed_half > 0:  # widen each side of the query interval by the seed half-width, in quadrature
+        method += f" + spread over {seeds} seeds"
+        q_low, q_high = value - np.hypot(value - q_low, seed_half), value + np.hypot(q_high - value, seed_half)
+    return {"value": value, "low": float(q_low), "high": float(q_high), "method": method}
+
+
+def fmt(x, digits: int = 3, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def ci_text(c: dict | None, sign: bool = False) -> str:
+    return "-" if not c else f"{fmt(c['value'], sign=sign)} [{fmt(c['low'], sign=sign)}, {fmt(c['high'], sign=sign)}]"
+
+
+# --- claims ----------------------------------------------------------------------------------
+
+
+def plateau(r: Result) -> tuple[str, str]:
+    accs = {n: r.acc(n) for n in BAND if n in r.data["routers"]}
+    ref = r.data["reference"]
+    gap = ref["oracle_acc"] - ref["best_single_acc"]
+    if len(accs) < 2 or not gap > 0:
+        return "inconclusive", f"{len(accs)} frozen baseline(s), oracle - best single gap {fmt(gap)}: needs 2 baselines and a positive gap"
+    top = max(accs, key=lambda n: accs[n]["value"])
+    low, high = min(a["value"] for a in accs.values()), accs[top]["value"]
+    width, distance = high - low, ref["oracle_acc"] - accs[top]["high"]
+    ok = width < PLATEAU_MAX_SHARE * gap and distance > width
+    return ("holds" if ok else "does not hold"), (
+        f"band [{fmt(low)}, {fmt(high)}] over {len(accs)} frozen baselines, width {fmt(width)} = {width / gap:.0%} of the gap {fmt(gap)} "
+        f"(rule < {PLATEAU_MAX_SHARE:.0%}); oracle {fmt(ref['oracle_acc'])} is {fmt(distance)} above the best baseline's ({top}) "
+        f"upper bound {fmt(accs[top]['high'])} (rule > width)")
+
+
+def predictability(r: Result) -> tuple[str, str]:
+    routers = r.data["routers"]
+    shares = {n: routers[n]["task_prior_share"] for n in BAND if n in routers and routers[n].get("task_prior_share") is not None}
+    if not shares:
+        return "inconclusive", "no task-prior share (no task-prior router, or no frozen baseline beats random)"
+    median = statistics.median(shares.values())
+    names, jac = r.data["overlap"]["routers"], r.data["overlap"]["jaccard"]
+    base = [n for n in BAND if n in names]
+    if "task-prior" in names:
+        pairs, against = [jac[names.index(n)][names.index("task-prior")] for n in base], "the task prior"
+    else:
+        pairs, against = [jac[names.index(a)][names.index(b)] for i, a in enumerate(base) for b in base[i + 1:]], "each other"
+    pairs = [p for p in pairs if p is not None]
+    overlap = statistics.median(pairs) if pairs else None
+    beat = [n for n in shares if (routers[n].get("vs_task-prior") or {}).get("low", 0) > 0]
+    status = "does not hold" if median < PRIOR_SHARE else "holds" if overlap is not None and overlap >= STRONG_OVERLAP else "inconclusive"
+    return status, (
+        f"task-prior share median {fmt(median)} (range {fmt(min(shares.values()))} to {fmt(max(shares.values()))}, {len(shares)} baselines; "
+        f"rule >= {PRIOR_SHARE}); solved-set overlap with {against}: median Jaccard {fmt(overlap)} (rule >= {STRONG_OVERLAP})"
+        + (f"; beat the task prior significantly: {', '.join(beat) or 'none'}" if any("vs_task-prior" in routers[n] for n in shares) else ""))
+
+
+def finetune(r: Result) -> tuple[str, str]:
+    stored = r.data.get("paired", {}).get("finetuned - frozen")
+    d = {**stored, "method": "paired bootstrap"} if stored else difference([(r, "finetuned")], [(r, "frozen")])
+    info = r.data["routers"]["frozen"].get("info", {})
+    head = f" (frozen: {info.get('encoder', '?')} + {info.get('head', '?')})"
+    return status_of(d["low"], d["high"]), f"finetuned - frozen {ci_text(d, sign=True)}, {d['method']}{head}"
+
+
+def more_data(results: list[Result]) -> tuple[str, str, list]:
+    """Verdict, detail, and rows (router, {fraction: [accuracies]}, difference or None, status)."""
+    rows, verdicts = [], []
+    routers = list(dict.fromkeys(n for r in results for n in r.data["routers"] if n not in ("oracle", "random", "random-draw")))
+    for name in routers:
+        have = [r for r in results if name in r.data["routers"]]
+        by_fraction: dict = {}
+        for r in sorted(have, key=lambda r: r.fraction):
+            by_fraction.setdefault(r.fraction, []).append(r)
+        accs = {f: [r.acc(name)["value"] for r in rs] for f, rs in by_fraction.items()}
+        if len(by_fraction) < 2:
+            rows.append((name, accs, None, "inconclusive"))
+            continue
+        d = difference([(r, name) for r in by_fraction[max(by_fraction)]], [(r, name) for r in by_fraction[min(by_fraction)]])
+        d["span"] = f"{max(by_fraction):g} - {min(by_fraction):g}"
+        rows.append((name, accs, d, status_of(d["low"], d["high"])))
+        if name in LEARNED:
+            verdicts.append(rows[-1][3])
+    if not verdicts:
+        return "inconclusive", "fewer than 2 training fractions for every learned router", rows
+    counts = {s: verdicts.count(s) for s in ("holds", "does not hold", "inconclusive")}
+    status = next((s for s in ("holds", "does not hold") if counts[s] > len(verdicts) / 2), "inconclusive")
+    lines = [f"{n} ({d['span']}) {ci_text(d, sign=True)}" for n, _, d, _ in rows if d and n in LEARNED]
+    return status, (f"accuracy at the largest - the smallest training fraction per router: {'; '.join(lines)}; "
+                    f"{counts['holds']} of {len(verdicts)} hold, {counts['does not hold']} do not (rule: majority)"), rows
+
+
+def rung_of(encoder: str | None) -> str:
+    low = (encoder or "").lower()
+    return next((label for label, key in LADDER[1:] if key in low), (encoder or "?").split("/")[-1])
+
+
+def encoders(results: list[Result]) -> tuple[str, str, list]:
+    """Verdict, detail, and rows (rung, encoder, best router, its accuracy, step difference or None, {router: accuracy})."""
+    best: dict = {}
+    for r in results:
+        if "tfidf" in r.data["routers"]:
+            best.setdefault("TF-IDF", (r, "tfidf", "lexical"))
+        band = [n for n in BAND if n in r.data["routers"]]
+        if band and r.data.get("encoder"):
+            top = max(band, key=lambda n: r.acc(n)["value"])
+            rung = rung_of(r.data["encoder"])
+            if rung not in best or r.acc(top)["value"] > best[rung][0].acc(best[rung][1])["value"]:
+                best[rung] = (r, top, r.data["encoder"])
+    order = [label for label, _ in LADDER if label in best] + [k for k in best if k not in dict(LADDER)]
+    rows, steps = [], []
+    for i, rung in enumerate(order):
+        r, name, enc = best[rung]
+        d = difference([(r, name)], [best[order[i - 1]][:2]]) if i and rung in dict(LADDER) else None
+        kept = ("tfidf",) if rung == "TF-IDF" else BAND
+        rows.append((rung, enc, name, r.acc(name), d, {n: r.acc(n)["value"] for n in kept if n in r.data["routers"]}))
+        if d:
+            steps.append((f"{order[i - 1]} -> {rung}", d))
+    if not steps:
+        return "inconclusive", f"rungs present: {', '.join(order) or 'none'}; needs two of {', '.join(k for k, _ in LADDER)}", rows
+    states = [status_of(d["low"], d["high"]) for _, d in steps]
+    status = "holds" if all(s == "holds" for s in states) else "does not hold" if "does not hold" in states else "inconclusive"
+    return status, "; ".join(f"{step} {ci_text(d, sign=True)} ({d['method']})" for step, d in steps), rows
+
+
+def judge(results: list[Result], sweeps: list[Sweep], dataset: str) -> tuple[list[Verdict], dict]:
+    """One verdict per claim for ``dataset``, and the rows of the more-data and encoder tables."""
+    verdicts, tables = [], {}
+    for claim in CLAIMS:
+        mine = [r for r in results if r.dataset == dataset and claim in r.claims]
+        if claim == "finetune":
+            mine = [r for r in mine if {"finetuned", "frozen"} <= set(r.data["routers"])]
+        if not mine:
+            verdicts.append(Verdict(claim, dataset, NOT_RUN, not_run_detail(claim, dataset, sweeps)))
+            continue
+        if claim == "more-data":
+            status, detail, tables["more-data"] = more_data(mine)
+        elif claim == "encoder":
+            status, detail, tables["encoder"] = encoders(mine)
+        else:
+            r = max(mine, key=lambda r: len(r.data["routers"]))
+            status, detail = {"plateau": plateau, "predictability": predictability, "finetune": finetune}[claim](r)
+            detail += f" [{r.path}]"
+        verdicts.append(Verdict(claim, dataset, status, detail))
+    return verdicts, tables
+
+
+def not_run_detail(claim: str, dataset: str, sweeps: list[Sweep]) -> str:
+    given = [s for s in sweeps if claim in s.claims and dataset in s.datasets]
+    need = " (needs an evaluation with both finetuned and frozen)" if claim == "finetune" else ""
+    if given:
+        return "; ".join(f"sweep {s.name}: {s.note or f'{len(s.missing)} of {len(s.done) + len(s.missing)} points unfinished'}{need}" for s in given)
+    recipes = [p.stem for p in sorted(RECIPES.glob("*.yaml")) if _tests(p, claim, dataset)]
+    return f"no sweep folder given for it; run {', '.join(f'recipes/sweeps/{n}.yaml' for n in recipes) or 'a sweep that tests it'}"
+
+
+def _tests(path: Path, claim: str, dataset: str) -> bool:
+    try:
+        spec = load_sweep(path)
+    except (SweepError, OSError):
+        return False
+    claims = spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]]
+    return claim in claims and any(_kv(p.args).get("data") == dataset for p in expand(spec, "out"))

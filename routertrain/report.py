@@ -1,0 +1,164 @@
+"""Collect sweep folders into a markdown report on the paper's claims: tables, plots and verdicts.
+
+    python -m routertrain.report checkpoints/sweeps/routerdc-main [more sweep folders] [--output REPORT.md] [--figures docs/figures]
+
+A sweep folder (``checkpoints/sweeps/<name>/``) holds ``sweep.yaml`` (else ``recipes/sweeps/<name>.yaml``
+is read); ``routertrain.sweep.expand`` maps each evaluate point's JSON (``evaluate_routers``' format)
+to its grid values (``data.fraction``, ``data.subsample_seed``, ``encoder``; an evaluate point with
+``run=@<train point>`` inherits that train point's values). Missing folders and unfinished points are
+listed; a claim with no data is "inconclusive (not run)". Every number comes from the files.
+
+The verdict rules are in ``routertrain.claims``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from routertrain.claims import BAND, CLAIMS, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, fmt, judge
+from routertrain.provenance import atomic_write_text
+from routertrain.sweep import SweepError, expand, load_sweep
+
+
+class ReportError(ValueError):
+    """A sweep folder or file the report cannot read, in one line."""
+
+
+def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
+    """A sweep folder's status and its finished evaluate points."""
+    recipe = RECIPES / f"{folder.name}.yaml"
+    spec_path = folder / "sweep.yaml" if (folder / "sweep.yaml").is_file() else recipe
+    sweep = Sweep(folder.name, folder)
+    if not spec_path.is_file():
+        sweep.note = f"no {folder}/sweep.yaml and no recipes/sweeps/{folder.name}.yaml: not a sweep folder"
+        return sweep, []
+    spec = load_sweep(spec_path)
+    sweep.claims = tuple(spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]])
+    if not folder.is_dir():
+        sweep.note = f"{folder} does not exist: the sweep has not run"
+    points = expand(spec, folder.parent)
+    trained = {p.name: _kv(p.args) for p in points if p.kind == "train"}
+    results, datasets = [], []
+    for p in points:
+        values = _kv(p.args)
+        if p.kind == "evaluate" and Path(values.get("run", "")).name in trained:
+            values = {**trained[Path(values["run"]).name], **values}
+        if values.get("data") and values["data"] not in datasets:
+            datasets.append(values["data"])
+        output = folder / p.output.name
+        finished = output.is_file() if p.kind == "evaluate" else (output / "metrics.json").is_file()
+        (sweep.done if finished else sweep.missing).append(p.name)
+        if finished and p.kind == "evaluate":
+            try:
+                results.append(Result(sweep.name, sweep.claims, p.name, output, values, json.loads(output.read_text())))
+            except (OSError, json.JSONDecodeError) as err:
+                raise ReportError(f"cannot read {output} ({err}); delete it and rerun its sweep to rewrite it") from None
+    sweep.datasets = tuple(dict.fromkeys([*datasets, *(r.dataset for r in results)]))
+    return sweep, results
+
+
+# --- markdown ------------------------------------------------------------------------------
+
+
+def render(sweeps: list[Sweep], results: list[Result], figures: Path, out_dir: Path, command: str) -> str:
+    """The whole report as markdown; draws the figures into ``figures`` on the way."""
+    datasets = list(dict.fromkeys([r.dataset for r in results] + [d for s in sweeps for d in s.datasets]))
+    lines = ["# The Routing Plateau: claims report", "", "Written by `python -m routertrain.report` from these sweep folders:", "",
+             "| sweep | claims | points finished | unfinished |", "|---|---|---|---|"]
+    lines += [f"| {s.name} | {', '.join(s.claims) or '-'} | {len(s.done)} of {len(s.done) + len(s.missing)} | {s.note or ', '.join(s.missing) or '-'} |"
+              for s in sweeps]
+    judged = {ds: judge(results, sweeps, ds) for ds in datasets}
+    lines += ["", "## Verdicts", "", "| claim | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+    lines += [f"| {claim} | " + " | ".join(next(v.status for v in judged[ds][0] if v.claim == claim) for ds in datasets) + " |" for claim in CLAIMS]
+    lines += ["", "The numbers that decide each verdict are under its dataset. " + RULES, ""]
+    for ds in datasets:
+        lines += dataset_section(ds, [r for r in results if r.dataset == ds], *judged[ds], figures, out_dir)
+    lines += ["## Reproduce", "", "```bash"]
+    for s in sweeps:
+        recipe = f"recipes/sweeps/{s.name}.yaml" if (RECIPES / f"{s.name}.yaml").is_file() else str(s.folder / "sweep.yaml")
+        out = "" if s.folder.parent == Path("checkpoints/sweeps") else f" --out {shlex.quote(str(s.folder.parent))}"
+        lines.append(f"python -m routertrain.sweep {recipe}{out}")
+    return "\n".join([*lines, command, "```", ""])
+
+
+def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables: dict, figures: Path, out_dir: Path) -> list[str]:
+    from routertrain import plots
+
+    def image(alt: str, path: Path) -> str:
+        return f"![{alt}]({os.path.relpath(path, out_dir)})"
+
+    out, stem = [f"## {ds}", ""], figures / "".join(c if c.isalnum() or c in "-_." else "-" for c in ds)
+    main = max([r for r in mine if "plateau" in r.claims] or mine, key=lambda r: len(r.data["routers"]), default=None)
+    if main is None:
+        out += ["No finished evaluation for this dataset yet.", ""]
+    else:
+        out += main_table(main) + [image(f"{ds}: accuracy vs cost", plots.main_plot(main.data, BAND, f"{stem}-main.png")), ""]
+    out += ["### Claims", ""] + [f"- **{v.claim}**: {v.status}. {v.detail}" for v in verdicts] + [""]
+    if "more-data" in tables:
+        fractions = sorted({f for _, accs, _, _ in tables["more-data"] for f in accs})
+        out += ["### Accuracy vs training fraction", "", "mean over subsample seeds [min, max]", "",
+                "| router | " + " | ".join(f"{f:g}" for f in fractions) + " | largest - smallest [95% CI] | verdict |", "|---" * (len(fractions) + 3) + "|"]
+        for name, accs, d, status in tables["more-data"]:
+            cells = [f"{fmt(float(np.mean(accs[f])))} [{fmt(min(accs[f]))}, {fmt(max(accs[f]))}]" if f in accs else "-" for f in fractions]
+            out.append(f"| {name} | " + " | ".join(cells) + f" | {ci_text(d, sign=True)} | {status} |")
+        oracle = next((r.data["reference"]["oracle_acc"] for r in mine if "more-data" in r.claims), None)
+        series = {name: accs for name, accs, _, _ in tables["more-data"] if name != "best-single"}
+        out += ["", image(f"{ds}: accuracy vs fraction", plots.fraction_plot(ds, series, oracle, f"{stem}-fraction.png")), ""]
+    if "encoder" in tables:
+        out += ["### Accuracy vs encoder", "", "| rung | encoder | best baseline | accuracy [95% CI] | step from previous rung [95% CI] |", "|---|---|---|---|---|"]
+        out += [f"| {rung} | {enc} | {name} | {ci_text(acc)} | {ci_text(d, sign=True)} |" for rung, enc, name, acc, d, _ in tables["encoder"]]
+        rungs = [(rung, accs, (name, acc)) for rung, _, name, acc, _, accs in tables["encoder"]]
+        out += ["", image(f"{ds}: accuracy vs encoder", plots.encoder_plot(ds, rungs, f"{stem}-encoder.png")), ""]
+    return out
+
+
+def main_table(r: Result) -> list[str]:
+    d, ref, settings = r.data["data"], r.data["reference"], r.data["settings"]
+    routers = r.data["routers"]
+    cost = any(x.get("cost_norm") is not None for x in routers.values())
+    out = [f"### Main comparison ({r.sweep}/{r.path.name}, encoder {r.data.get('encoder') or '-'})", "",
+           (f"{d['n_queries']} {d['split']} queries ({d['n_train']} train), {len(d['models'])} models ({', '.join(d['models'])}); "
+            f"oracle {fmt(ref['oracle_acc'])}, best single {ref['best_single_model']} {fmt(ref['best_single_acc'])} (chosen on train), "
+            f"random {fmt(ref['random_acc'])}; costs {'known' if d.get('costs') else 'unknown'}."), "",
+           f"| router | accuracy [95% CI] | vs {settings['reference']} [95% CI] | gap closed [95% CI] | task-prior share | AUROC | ECE | hard@{settings['hard_k']} accuracy |"
+           + (" norm. cost | AIQ |" if cost else ""), "|---" * (8 + 2 * cost) + "|"]
+    for name, x in routers.items():
+        cal = x.get("calibration") or {}
+        row = [name, ci_text(x["accuracy"]), ci_text(x.get(f"vs_{settings['reference']}"), sign=True), ci_text(x.get("gap_closed")),
+               fmt(x.get("task_prior_share")), fmt(cal.get("auroc")), fmt(cal.get("ece")), fmt(x.get("hard_accuracy"))]
+        out.append("| " + " | ".join(row + ([fmt(x.get("cost_norm")), fmt(x.get("aiq"))] if cost else [])) + " |")
+    notes = [f"skipped {k}: {v}" for k, v in r.data.get("skipped", {}).items()] + [f"warning: {w}" for w in r.data.get("warnings", [])]
+    return out + [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m routertrain.report", description=__doc__.splitlines()[0])
+    parser.add_argument("sweeps", nargs="+", type=Path, help="sweep output folders (checkpoints/sweeps/<name>)")
+    parser.add_argument("--output", type=Path, default=Path("REPORT.md"), help="markdown file to write (default: REPORT.md)")
+    parser.add_argument("--figures", type=Path, default=Path("docs/figures"), help="folder for the PNG plots (default: docs/figures)")
+    args = parser.parse_args(argv)
+    try:
+        read = [read_sweep(folder) for folder in args.sweeps]
+    except (ReportError, SweepError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    sweeps, results = [s for s, _ in read], [r for _, rs in read for r in rs]
+    for s in sweeps:
+        if s.note:
+            print(f"[report] {s.note}", file=sys.stderr)
+    command = shlex.join(["python", "-m", "routertrain.report", *map(str, args.sweeps), "--output", str(args.output), "--figures", str(args.figures)])
+    text = render(sweeps, results, args.figures, args.output.parent, command)
+    atomic_write_text(args.output, text)
+    print(f"report: {args.output} (figures in {args.figures})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The claims report: sweep folders -> tables, PNG plots and verdicts; the rules on constructed cases."""
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from datasets import Dataset, DatasetDict
+
+from routertrain import report
+from routertrain.data import RoutingData, synthetic
+from routertrain.evaluation import compare
+from routertrain.evaluation.compare import evaluate_routers, to_json
+from routertrain.claims import NOT_RUN, Result, encoders, finetune, fmt, more_data, plateau, predictability
+
+N_BOOT = 200
+
+
+def tiny_data(seed=0, sizes=(40, 15, 30)) -> RoutingData:
+    """Synthetic-benchmark queries (the tiny encoder's vocabulary), random 0/1 labels, tasks and costs."""
+    rng = np.random.default_rng(seed)
+    queries = synthetic.generate(seed, *sizes, 2)["splits"]
+    splits = {
+        split: Dataset.from_dict({"query": queries[split]["query"], "labels": (rng.random((n, 3)) < [0.4, 0.5, 0.6]).astype(np.float32).tolist(),
+                                  "task": [str(t) for t in rng.integers(0, 3, n)]})
+        for split, n in zip(("train", "validation", "test"), sizes)
+    }
+    return RoutingData(DatasetDict(splits), ["m0", "m1", "m2"], [1.0, 2.0, 5.0], name="hand", fingerprint=f"hand-{seed}")
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_encoder, tmp_path_factory) -> dict:
+    routers = ["oracle", "best-single", "random", "task-prior", "knn", "logreg", "tfidf"]
+    result = evaluate_routers(tiny_data(), routers, encoder=str(tiny_encoder), n_boot=N_BOOT, max_length=16,
+                              cache_root=str(tmp_path_factory.mktemp("cache")))
+    return json.loads(json.dumps(to_json(result)))
+
+
+def write_sweep(root, name, claim, groups, outputs: dict):
+    folder = root / name
+    folder.mkdir(parents=True)
+    (folder / "sweep.yaml").write_text(yaml.safe_dump({"name": name, "claim": claim, "groups": groups}))
+    for point, data in outputs.items():
+        (folder / f"{point}.json").write_text(json.dumps(data))
+    return folder
+
+
+def test_report_end_to_end(evaluated, tmp_path):
+    scaled = []
+    for fraction in (0.5, 1.0):
+        for seed in (0, 1):
+            one = copy.deepcopy(evaluated)
+            for r in one["routers"].values():
+                r["accuracy"]["value"] += fraction / 10 + seed / 100  # distinct numbers per point
+            scaled.append((f"evaluate-frozen-fraction{fraction}-subsample_seed{seed}", one))
+    main = write_sweep(tmp_path, "main", ["plateau", "predictability", "finetune"], [{"kind": "evaluate", "label": "all"}], {"evaluate-all": evaluated})
+    scaling = write_sweep(tmp_path, "scaling", "more-data",
+                          [{"kind": "evaluate", "label": "frozen", "grid": {"data.fraction": [0.1, 0.5, 1.0], "data.subsample_seed": [0, 1]}}], dict(scaled))
+    out, figures = tmp_path / "out" / "REPORT.md", tmp_path / "out" / "figures"
+    assert report.main([str(main), str(scaling), str(tmp_path / "encoders"), "--output", str(out), "--figures", str(figures)]) == 0
+    text = out.read_text()
+    knn = evaluated["routers"]["knn"]
+    row = next(line for line in text.splitlines() if line.startswith("| knn |") and "[" in line)
+    assert fmt(knn["accuracy"]["value"]) in row and fmt(knn["accuracy"]["low"]) in row and fmt(knn["task_prior_share"]) in row
+    assert fmt(knn["vs_best-single"]["value"], sign=True) in row and fmt(knn["aiq"]) in row
+    assert f"oracle {fmt(evaluated['reference']['oracle_acc'])}" in text and "30 test queries" in text
+    for name in ("hand-main", "hand-fraction"):
+        assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{name}.png" in text
+    assert not (figures / "hand-encoder.png").exists()
+    verdicts = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ") and line.count("|") == 5}
+    assert NOT_RUN in verdicts["encoder"] and NOT_RUN in verdicts["finetune"]  # encoders never ran; no finetuned router in main
+    assert verdicts["encoder"].count(NOT_RUN) == 3  # hand, and routerdc / mmlu-pro expected by recipes/sweeps/encoders.yaml
+    assert "evaluate-frozen-fraction0.1-subsample_seed0" in text  # unfinished points are listed
+    assert "python -m routertrain.sweep recipes/sweeps/encoders.yaml" in text and "python -m routertrain.report" in text
+    assert "1. plateau" in text  # the rules are in the report
+
+
+def test_unreadable_json_fails_in_one_line(tmp_path, capsys):
+    folder = write_sweep(tmp_path, "main", "plateau", [{"kind": "evaluate", "label": "all"}], {})
+    (folder / "evaluate-all.json").write_text("{not json")
+    assert report.main([str(folder), "--output", str(tmp_path / "r.md")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot read") and "\n" not in err
+
+
+def test_evaluate_routers_stores_paired_differences(evaluated, monkeypatch):
+    routers = evaluated["routers"]
+    assert len(routers["knn"]["accuracy_boot"]) == N_BOOT
+    assert np.mean(routers["knn"]["accuracy_boot"]) == pytest.approx(routers["knn"]["accuracy"]["value"], abs=0.05)
+    assert routers["task-prior"]["vs_task-prior"]["value"] == 0 and len(evaluated["data"]["split_hash"]) == 16
+    monkeypatch.setattr(compare, "PAIRS", (("oracle", "random"),))
+    result = evaluate_routers(tiny_data(), ["oracle", "random"], n_boot=50)
+    diff = result["paired"]["oracle - random"]
+    assert diff["value"] == pytest.approx(result["reference"]["oracle_acc"] - result["reference"]["random_acc"]) and diff["low"] > 0
+    assert result["data"]["split_hash"] == evaluated["data"]["split_hash"]
+
+
+# --- the rules on constructed results ----------------------------------------------------------
+
+
+def fake(accs: dict, oracle=0.8, single=0.5, random=0.3, half=0.02, noise=0.0, values=None, encoder="enc", **extra) -> Result:
+    """A schema-correct evaluate result; with ``noise``, accuracy_boot shares one noise across routers (pairing)."""
+    common = np.random.default_rng(0).normal(0, noise, N_BOOT)
+    routers = {}
+    for name, acc in accs.items():
+        routers[name] = {"accuracy": {"value": acc, "low": acc - half, "high": acc + half}, "task_prior_share": None}
+        if noise:
+            routers[name]["accuracy_boot"] = (acc + common).tolist()
+        routers[name].update(extra.get(name, {}))
+    data = {"data": {"name": "d", "split_hash": "h" if noise else None, "n_queries": 100}, "encoder": encoder,
+            "settings": {"n_boot": N_BOOT, "seed": 0}, "reference": {"oracle_acc": oracle, "best_single_acc": single, "random_acc": random},
+            "routers": routers, "overlap": extra.get("overlap", {"routers": [], "jaccard": []}), "paired": extra.get("paired", {})}
+    return Result("s", ("plateau",), "p", Path("p.json"), values or {}, data)
+
+
+def test_plateau_rule():
+    assert plateau(fake({"knn": 0.55, "logreg": 0.56, "mlp": 0.57}))[0] == "holds"  # width 0.02 < 25% of 0.3
+    status, detail = plateau(fake({"knn": 0.50, "logreg": 0.70}))
+    assert status == "does not hold" and "band [0.500, 0.700]" in detail
+    assert plateau(fake({"knn": 0.5, "logreg": 0.51}, oracle=0.5))[0] == "inconclusive"  # no gap
+    assert plateau(fake({"knn": 0.5}))[0] == "inconclusive"
+
+
+def test_predictability_rule():
+    names = ["task-prior", "knn", "logreg"]
+
+    def case(shares, jac):
+        extra = {n: {"task_prior_share": s} for n, s in zip(["knn", "logreg"], shares)}
+        return predictability(fake({"knn": 0.5, "logreg": 0.5}, overlap={"routers": names, "jaccard": [[1, jac, jac], [jac, 1, 1], [jac, 1, 1]]}, **extra))
+
+    assert case([0.6, 0.9], 0.8)[0] == "holds"
+    assert case([0.2, 0.4], 0.8)[0] == "does not hold"
+    assert case([0.6, 0.9], 0.3)[0] == "inconclusive"
+    assert "median 0.750 (range 0.600 to 0.900" in case([0.6, 0.9], 0.8)[1]
+
+
+def test_finetune_rule():
+    stored = {"finetuned - frozen": {"value": 0.03, "low": 0.01, "high": 0.05, "p_value": 0.01}}
+    assert finetune(fake({"finetuned": 0.6, "frozen": 0.57}, paired=stored))[0] == "holds"
+    assert finetune(fake({"finetuned": 0.50, "frozen": 0.57}, noise=0.02))[0] == "does not hold"  # from accuracy_boot
+    status, detail = finetune(fake({"finetuned": 0.58, "frozen": 0.57}))  # no pairing: from the two CIs
+    assert status == "inconclusive" and "unpaired" in detail
+
+
+def test_more_data_rule_pairs_resamples_and_adds_seed_spread():
+    def sweep(low, high, noise, spread=0.0):
+        return [fake({"knn": acc + spread * (s - 1), "logreg": acc}, noise=noise, values={"data.fraction": f, "data.subsample_seed": s})
+                for f, acc in ((0.1, low), (1.0, high)) for s in range(3)]
+
+    assert more_data(sweep(0.50, 0.51, noise=0.02))[0] == "holds"  # paired: the shared test noise cancels
+    assert more_data(sweep(0.50, 0.51, noise=0.0))[0] == "inconclusive"  # unpaired, from CIs of half-width 0.02
+    assert more_data(sweep(0.55, 0.50, noise=0.02))[0] == "does not hold"
+    rows = more_data(sweep(0.50, 0.51, noise=0.02, spread=0.05))[2]
+    knn = next(d for name, _, d, _ in rows if name == "knn")
+    assert "spread over 3 seeds" in knn["method"] and knn["low"] < 0 < knn["high"]  # seeds disagree: inconclusive for knn
+    assert more_data([fake({"knn": 0.5}, values={"data.fraction": 1.0})])[0] == "inconclusive"
+
+
+def test_encoder_rule():
+    def ladder(l3, l6, noise=0.02):
+        return [fake({"tfidf": 0.40, "knn": l3}, encoder="sentence-transformers/paraphrase-MiniLM-L3-v2", noise=noise),
+                fake({"tfidf": 0.40, "knn": l6, "mlp": l6 - 0.01}, encoder="sentence-transformers/all-MiniLM-L6-v2", noise=noise)]
+
+    status, detail, rows = encoders(ladder(0.45, 0.50))
+    assert status == "holds" and [r[0] for r in rows] == ["TF-IDF", "MiniLM-L3", "MiniLM-L6"] and "TF-IDF -> MiniLM-L3" in detail
+    assert encoders(ladder(0.50, 0.45))[0] == "does not hold"
+    assert encoders(ladder(0.45, 0.46, noise=0.0))[0] == "inconclusive"
+    assert encoders([fake({"tfidf": 0.4})])[0] == "inconclusive"
