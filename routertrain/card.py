@@ -74,14 +74,33 @@ def _eval_table(metrics: dict) -> str:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
     n = " / ".join(f"{s} {metrics[s].get('n_queries', '?')}" for s in splits)
     lines.append(f"\nRouting accuracy = mean correctness of the chosen model. Queries: {n}.")
+    baselines = [f"{metrics[s]['best_baseline']} on {s}" for s in splits if "best_baseline" in metrics[s]]
+    if baselines:
+        lines.append(f"Best frozen-embedding baseline: {', '.join(baselines)} (python -m routertrain.evaluate run=...).")
     return "\n".join(lines) + "\n"
+
+
+FROZEN_BASELINES = ("knn", "logreg", "mlp", "mf", "kmeans", "tfidf", "frozen")
+
+
+def with_baseline(metrics: dict, evaluation: dict | None) -> dict:
+    """Add the best frozen-embedding baseline of ``python -m routertrain.evaluate run=...`` (saved as
+    evaluation.json in the router folder) to the metrics of the split it was evaluated on."""
+    if not evaluation:
+        return metrics
+    split = evaluation.get("data", {}).get("split", "test")
+    routers = {n: r for n, r in evaluation.get("routers", {}).items() if n in FROZEN_BASELINES}
+    if not routers or split not in metrics:
+        return metrics
+    best = max(routers, key=lambda n: routers[n]["accuracy"]["value"])
+    return {**metrics, split: {**metrics[split], "best_baseline_acc": routers[best]["accuracy"]["value"], "best_baseline": best}}
 
 
 def render(folder: str | Path, repo_id: str | None = None) -> str:
     """The card's full text for the router folder ``folder``."""
     folder = Path(folder)
     config = _read(folder, "router_config.json", {})
-    metrics = _read(folder, "metrics.json", {}) or {}
+    metrics = with_baseline(_read(folder, "metrics.json", {}) or {}, _read(folder, "evaluation.json"))
     training = _read(folder, "training_config.yaml", {}) or {}
     prov = _read(folder, "provenance.json", {}) or {}
     models, costs = config.get("models", []), config.get("costs")

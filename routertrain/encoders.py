@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+
 def _dist_folder(dist: str, inner: str) -> Path:
     try:
         folder = Path(str(metadata.distribution(dist).locate_file(inner)))

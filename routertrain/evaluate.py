@@ -12,12 +12,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from routertrain.card import render as render_card
 from routertrain.config import ConfigError, available_data_recipes, load_config
 from routertrain.data import DataError, load_routing_data
-from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, router_folder, to_json
+from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, to_json
 from routertrain.evaluation.routers import ALL, DESCRIPTIONS, RouterUnavailable
 from routertrain.modeling import EncoderNotFound
-from routertrain.provenance import atomic_write_json
+from routertrain.provenance import atomic_write_json, atomic_write_text
+from routertrain.router import router_folder
 
 OWN_KEYS = ("run", "routers", "encoder")
 EPILOG = "routers:\n" + "\n".join(f"  {name:<12} {DESCRIPTIONS[name]}" for name in ALL) + f"""
@@ -103,6 +105,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_table(result))
+    if run is not None:  # the run's model card gains the baselines' row
+        folder = router_folder(run)
+        atomic_write_json(folder / "evaluation.json", to_json(result))
+        atomic_write_text(folder / "README.md", render_card(folder))
+        print(f"model card updated: {folder / 'README.md'}")
     if opts.json:
         atomic_write_json(opts.json, to_json(result))
         print(f"results: {opts.json}")

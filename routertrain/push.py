@@ -15,7 +15,7 @@ from pathlib import Path
 
 from routertrain.card import render
 from routertrain.provenance import atomic_write_text
-from routertrain.router import ROUTER_CONFIG
+from routertrain.router import router_folder as find_router_folder
 
 
 class PushError(RuntimeError):
@@ -24,11 +24,10 @@ class PushError(RuntimeError):
 
 def router_folder(path: str | Path) -> Path:
     """Accept a run folder (with ``router/``) or a router folder itself."""
-    path = Path(path)
-    for candidate in (path / "router", path):
-        if (candidate / ROUTER_CONFIG).is_file():
-            return candidate
-    raise PushError(f"{path} holds no router ({ROUTER_CONFIG} missing); pass a run folder that finished training")
+    try:
+        return find_router_folder(path)
+    except FileNotFoundError as err:
+        raise PushError(str(err)) from None
 
 
 def push(path: str | Path, repo_id: str, revision: str | None = None, private: bool = False, token: str | None = None) -> str:

@@ -13,8 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from routertrain.router import Router, choose
-from routertrain.push import router_folder, PushError
+from routertrain.router import Router, choose, router_folder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give queries as arguments or with --file")
     try:
         location = router_folder(args.router)
-    except PushError:
+    except FileNotFoundError:
         location = args.router  # a Hub repo id, resolved by from_pretrained
     try:
         router = Router.from_pretrained(location, device=args.device)

@@ -67,6 +67,15 @@ def save_router(
     return Path(folder)
 
 
+def router_folder(run: str | os.PathLike) -> Path:
+    """The router folder of a run folder (``run/router``), or ``run`` itself if it is one."""
+    run = Path(run)
+    for folder in (run / "router", run):
+        if (folder / ROUTER_CONFIG).is_file():
+            return folder
+    raise FileNotFoundError(f"{run} holds no router (no {ROUTER_CONFIG} in it or in {run}/router); pass a run folder that finished training")
+
+
 def tokenize(tokenizer, queries: Sequence[str], max_length: int, pad: bool = True) -> dict:
     """The one tokenisation used in training, evaluation and inference."""
     return tokenizer(list(queries), truncation=True, max_length=max_length, padding=pad, return_tensors="pt" if pad else None)

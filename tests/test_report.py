@@ -10,10 +10,10 @@ import yaml
 from datasets import Dataset, DatasetDict
 
 from routertrain import report
+from routertrain.claims import NOT_RUN, Result, encoders, finetune, fmt, more_data, plateau, predictability
 from routertrain.data import RoutingData, synthetic
 from routertrain.evaluation import compare
 from routertrain.evaluation.compare import evaluate_routers, to_json
-from routertrain.claims import NOT_RUN, Result, encoders, finetune, fmt, more_data, plateau, predictability
 
 N_BOOT = 200
 

@@ -2,15 +2,14 @@
 
 import json
 import re
-import sys
 
 import numpy as np
 import pytest
 import yaml
 
 from routertrain import Router
-from routertrain.card import metadata, render
 from routertrain import push as push_module
+from routertrain.card import metadata, render
 from routertrain.push import PushError, push
 from routertrain.route import main as route_main
 
@@ -128,3 +127,16 @@ def test_push_at_end_of_training_offline_keeps_everything(tiny_encoder, tmp_path
     code = main_train(tiny_args(tiny_encoder, tmp_path, "run.name=p", "train.max_steps=2", "push.repo_id=org/router"))
     assert code == 3
     assert (tmp_path / "p" / "router" / "model.safetensors").is_file()
+
+
+def test_card_shows_the_best_frozen_baseline_after_evaluation(tiny_run, tmp_path):
+    import shutil
+
+    folder = tmp_path / "router"
+    shutil.copytree(tiny_run / "router", folder)
+    evaluation = {"data": {"split": "test"}, "routers": {
+        "knn": {"accuracy": {"value": 0.41}}, "mlp": {"accuracy": {"value": 0.47}}, "oracle": {"accuracy": {"value": 0.99}}}}
+    (folder / "evaluation.json").write_text(json.dumps(evaluation))
+    card = render(folder)
+    assert "| best frozen-embedding baseline | - | 0.4700 |" in card
+    assert "Best frozen-embedding baseline: mlp on test" in card

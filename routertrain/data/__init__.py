@@ -13,8 +13,8 @@ from typing import Callable
 from datasets import Dataset, DatasetDict, Features, Sequence, Value
 
 from routertrain.data import synthetic
-from routertrain.data.sources import SOURCE_BUILDERS
 from routertrain.data.dataset import SPLITS, DataError, RoutingData, fingerprint, nested_subset, validate
+from routertrain.data.sources import SOURCE_BUILDERS
 
 __all__ = ["BUILDERS", "DataError", "RoutingData", "load_routing_data", "build_synthetic", "validate"]
 

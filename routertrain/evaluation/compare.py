@@ -30,18 +30,10 @@ from routertrain.evaluation import cost as cq
 from routertrain.evaluation import metrics as m
 from routertrain.evaluation.routers import ALL, Context, RouterUnavailable
 from routertrain.metrics import best_single_index
+from routertrain.router import router_folder
 
 DEFAULT_ROUTERS = ("oracle", "best-single", "random", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf")
 PAIRS = (("finetuned", "frozen"),)  # paired differences A - B stored at the top level (fine-tuning claim)
-
-
-def router_folder(run: str | Path) -> Path:
-    """The router folder of a run folder (``run/router``), or ``run`` itself if it is one."""
-    run = Path(run)
-    for folder in (run / "router", run):
-        if (folder / "router_config.json").is_file():
-            return folder
-    raise FileNotFoundError(f"{run} holds no router (no router_config.json in it or in {run}/router); pass a finished run folder")
 
 
 def router_options(name: str, run: str | Path | None, ctx: Context) -> dict:
