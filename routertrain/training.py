@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import ProjectConfiguration, parse_flag_from_env, set_seed
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
@@ -182,6 +184,9 @@ def log(accelerator: Accelerator, run_dir: Path, values: dict, step: int) -> Non
 
 def train(cfg: Config) -> dict:
     """Fine-tune a router as configured; returns the final metrics (also in ``<run>/metrics.json``)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        # one process: forget the settings of an earlier train() in this interpreter (tests, notebooks)
+        AcceleratorState._reset_state(reset_partial_state=True)
     cpu = not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU")  # gloo under torchrun on CPU
     state = PartialState(cpu=cpu)
     per_device, accum = batch_geometry(cfg, state.num_processes)
