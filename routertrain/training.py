@@ -79,7 +79,10 @@ def batch_geometry(cfg: Config, num_processes: int) -> tuple[int, int]:
 def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int, processes: int = 1):
     lengths = list(dataset["length"])
     sampler = EpochSampler(lengths, seed, shuffle=shuffle, group_size=batch_size * processes * 32 if group else None, step_size=batch_size * processes)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models), num_workers=workers)
+    loader = DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models), num_workers=workers,
+        pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
+    )
     return loader, sampler
 
 
