@@ -100,6 +100,10 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
         out += ["No finished evaluation for this dataset yet.", ""]
     else:
         out += main_table(main) + [image(f"{ds}: accuracy vs cost", plots.main_plot(main.data, BAND, f"{stem}-main.png")), ""]
+    for other in mine:  # further evaluations with model costs: the cost-aware view (e.g. a full, priced pool)
+        if other is not main and other.data["data"].get("costs"):
+            name = f"{stem}-{other.sweep}-{other.point}.png"
+            out += ["### Cost-aware routing", ""] + main_table(other)[2:] + [image(f"{ds}: accuracy vs cost", plots.main_plot(other.data, BAND, name)), ""]
     out += ["### Claims", ""] + [f"- **{v.claim}**: {v.status}. {v.detail}" for v in verdicts] + [""]
     if "more-data" in tables:
         fractions = sorted({f for _, accs, _, _ in tables["more-data"] for f in accs})
