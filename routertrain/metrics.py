@@ -3,8 +3,8 @@
 - routing accuracy: the mean label of the model each query is routed to, choosing among the
   models that have a label for that query (queries with no label at all are left out).
 - oracle: the mean over queries of the best label any model gets (the per-query upper bound).
-- best single: the mean label of one fixed model for every query; the model is chosen on the
-  training split when its index is given, else on the split itself (optimistic).
+- best single: one fixed model for every query, the best on the training split when its means are
+  given (else on the split itself, optimistic); where it has no label, the next best is used.
 - gap closed: (routing - best single) / (oracle - best single).
 """
 
@@ -45,9 +45,12 @@ def best_single_index(labels: np.ndarray) -> int:
     return int(np.nanargmax(model_means(labels)))
 
 
-def best_single_accuracy(labels: np.ndarray, index: int | None = None) -> float:
-    index = best_single_index(labels) if index is None else index
-    return float(model_means(labels)[index])
+def best_single_accuracy(labels: np.ndarray, preference: np.ndarray | None = None) -> float:
+    """One fixed model for every query: the first of ``preference`` (a model score, e.g. the train
+    means; default this split's means) that has a label for the query."""
+    labels = np.asarray(labels, dtype=np.float64)
+    preference = model_means(labels) if preference is None else np.asarray(preference, dtype=np.float64)
+    return routing_accuracy(np.broadcast_to(np.nan_to_num(preference, nan=-np.inf), labels.shape), labels)
 
 
 def gap_closed(acc: float, best_single: float, oracle: float) -> float:
@@ -55,10 +58,10 @@ def gap_closed(acc: float, best_single: float, oracle: float) -> float:
     return float((acc - best_single) / span) if span > 0 else float("nan")
 
 
-def routing_report(scores: np.ndarray, labels: np.ndarray, best_index: int | None = None) -> dict:
+def routing_report(scores: np.ndarray, labels: np.ndarray, train_means: np.ndarray | None = None) -> dict:
     """The headline numbers of one split: routing accuracy, best single, oracle, gap closed."""
     acc = routing_accuracy(scores, labels)
-    single = best_single_accuracy(labels, best_index)
+    single = best_single_accuracy(labels, train_means)
     oracle = oracle_accuracy(labels)
     return {
         "routing_acc": acc,
@@ -69,12 +72,11 @@ def routing_report(scores: np.ndarray, labels: np.ndarray, best_index: int | Non
     }
 
 
-def task_prior_choice(train_tasks, train_labels: np.ndarray, tasks) -> np.ndarray:
-    """The task-prior router: every query of a task goes to the model best on that task in train.
-
-    Tasks unseen in train fall back to the overall best single model.
-    """
+def task_prior_scores(train_tasks, train_labels: np.ndarray, tasks) -> np.ndarray:
+    """The task-prior router's scores: each query gets its task's per-model mean label on train, so
+    it goes to the model best on that task (the next best where that one has no label). Tasks
+    unseen in train get the overall train means."""
     train_tasks = np.asarray(train_tasks)
-    fallback = best_single_index(train_labels)
-    best = {t: best_single_index(train_labels[train_tasks == t]) for t in np.unique(train_tasks)}
-    return np.array([best.get(t, fallback) for t in tasks], dtype=np.int64)
+    fallback = np.nan_to_num(model_means(train_labels), nan=-np.inf)
+    means = {t: np.nan_to_num(model_means(train_labels[train_tasks == t]), nan=-np.inf) for t in np.unique(train_tasks)}
+    return np.stack([means.get(t, fallback) for t in tasks])

@@ -100,20 +100,20 @@ def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.nda
     return torch.cat(logits).numpy(), torch.cat(rows).numpy()
 
 
-def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, best_index: int) -> dict:
+def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, train_means: np.ndarray) -> dict:
     """Routing metrics of one split; adds the Bayes ceiling when the data knows true probabilities."""
     order = np.argsort(rows)
     logits = logits[order]
     labels = data.labels(split)
-    report = M.routing_report(logits, labels, best_index)
+    report = M.routing_report(logits, labels, train_means)
     ds = data.splits[split]
     if "p_correct" in ds.column_names:
         p = np.asarray(ds.with_format("numpy")["p_correct"], dtype=np.float64).reshape(labels.shape)
         report["bayes_acc"] = bayes_accuracy(p, labels)["realized"]
         report["bayes_expected_acc"] = bayes_accuracy(p, labels)["expected"]
     if "task" in ds.column_names and "task" in data.splits["train"].column_names:
-        choice = M.task_prior_choice(list(data.splits["train"]["task"]), data.labels("train"), list(ds["task"]))
-        report["task_prior_acc"] = M.chosen_accuracy(choice, labels)
+        prior = M.task_prior_scores(list(data.splits["train"]["task"]), data.labels("train"), list(ds["task"]))
+        report["task_prior_acc"] = M.routing_accuracy(prior, labels)
     return report
 
 
@@ -213,6 +213,7 @@ def train(cfg: Config) -> dict:
     n_models = len(data.models)
     with accelerator.main_process_first():
         splits = {s: tokenize_split(data.splits[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
+    train_means = M.model_means(data.labels("train"))
     best_index = M.best_single_index(data.labels("train"))
 
     prepare_run_dir(cfg, run_dir, accelerator)
@@ -291,7 +292,7 @@ def train(cfg: Config) -> dict:
             if step % eval_every == 0 or step == total_steps:
                 paused = clock()
                 logits, rows = predict(model, eval_loaders["validation"], accelerator)
-                report = split_report(logits, rows, data, "validation", best_index)
+                report = split_report(logits, rows, data, "validation", train_means)
                 log(accelerator, run_dir, {f"eval/{k}": v for k, v in report.items()}, step)
                 if report["routing_acc"] > best["routing_acc"]:
                     best = {"routing_acc": report["routing_acc"], "step": step}
@@ -314,7 +315,7 @@ def train(cfg: Config) -> dict:
     results = {"best_step": best["step"], "total_steps": total_steps, "models": data.models, "best_single_model": data.models[best_index]}
     for split in [s.strip() for s in cfg.eval.splits.split(",") if s.strip()]:
         logits, rows = predict(model, eval_loaders[split], accelerator)
-        results[split] = split_report(logits, rows, data, split, best_index)
+        results[split] = split_report(logits, rows, data, split, train_means)
     results["train"] = {
         "runtime_s": runtime,
         "samples_seen": int(samples),

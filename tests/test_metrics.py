@@ -17,6 +17,7 @@ def test_routing_accuracy_by_hand():
     assert M.model_means(labels).tolist() == [0.5, 0.5, 0.25]
     assert M.best_single_index(labels) == 0  # tie between 0 and 1: first
     assert M.best_single_accuracy(labels) == 0.5
+    assert M.best_single_accuracy(labels, np.array([0.1, 0.2, 0.3])) == 0.25
     assert M.gap_closed(0.75, 0.5, 1.0) == pytest.approx(0.5)
 
 
@@ -37,8 +38,18 @@ def test_graded_labels():
 def test_task_prior_router_by_hand():
     train_tasks = ["m", "m", "c", "c"]
     train_labels = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
-    choice = M.task_prior_choice(train_tasks, train_labels, ["c", "m", "unseen"])
-    assert choice.tolist() == [1, 0, 0]
+    scores = M.task_prior_scores(train_tasks, train_labels, ["c", "m", "unseen"])
+    assert scores.argmax(axis=1).tolist() == [1, 0, 0]
+    # a query whose preferred model has no label goes to the next best
+    labels = np.array([[NAN, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    assert M.routing_accuracy(scores, labels) == pytest.approx((0.0 + 0.0 + 1.0) / 3)
+
+
+def test_best_single_falls_back_where_its_label_is_missing():
+    labels = np.array([[NAN, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    # preferred model 0 (train means): query 0 falls back to model 1 -> (1 + 1 + 1) / 3
+    assert M.best_single_accuracy(labels, np.array([0.9, 0.2])) == pytest.approx(1.0)
+    assert M.best_single_accuracy(labels, np.array([0.1, 0.2])) == pytest.approx(1 / 3)
 
 
 def test_oracle_bounds_every_router_on_random_inputs():
