@@ -60,7 +60,7 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
                 results.append(Result(sweep.name, sweep.claims, p.name, output, values, json.loads(output.read_text())))
             except (OSError, json.JSONDecodeError) as err:
                 raise ReportError(f"cannot read {output} ({err}); delete it and rerun its sweep to rewrite it") from None
-    sweep.datasets = tuple(dict.fromkeys([*datasets, *(r.dataset for r in results)]))
+    sweep.datasets = tuple(dict.fromkeys([r.dataset for r in results] or datasets))  # data recipes name datasets only until results exist
     return sweep, results
 
 
@@ -74,6 +74,11 @@ def render(sweeps: list[Sweep], results: list[Result], figures: Path, out_dir: P
              "| sweep | claims | points finished | unfinished |", "|---|---|---|---|"]
     lines += [f"| {s.name} | {', '.join(s.claims) or '-'} | {len(s.done)} of {len(s.done) + len(s.missing)} | {s.note or ', '.join(s.missing) or '-'} |"
               for s in sweeps]
+    for s in sweeps:  # each sweep file's leading comment says what it runs and with which limits
+        recipe = RECIPES / f"{s.name}.yaml"
+        about = [line.lstrip("# ").rstrip() for line in recipe.read_text().splitlines() if line.startswith("#")] if recipe.is_file() else []
+        if about:
+            lines += ["", f"- **{s.name}**: " + " ".join(about)]
     judged = {ds: judge(results, sweeps, ds) for ds in datasets}
     lines += ["", "## Verdicts", "", "| claim | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
     lines += [f"| {claim} | " + " | ".join(next(v.status for v in judged[ds][0] if v.claim == claim) for ds in datasets) + " |" for claim in CLAIMS]
