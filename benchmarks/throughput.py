@@ -14,8 +14,11 @@ Each side runs in its own process (so peak memory is its own) and reports sample
 
     python benchmarks/throughput.py --preset cpu-small        # 2 CPU cores: small DeBERTa shape
     python benchmarks/throughput.py --preset gpu-large        # one GPU: the real DeBERTa-v3-large shape
+    python benchmarks/throughput.py --kernels hf,disentangled-flash-torch   # one routertrain row per attention kernel
 
-Results are appended to BENCHMARKS.md with the command that produced them.
+``--export DIR`` writes the data and tokenizer for a machine without ../shared (``--data-disk``,
+``--tokenizer``); ``benchmarks/gpu_session.sh`` uses it. Results are appended to BENCHMARKS.md
+with the command that produced them.
 """
 
 from __future__ import annotations
@@ -36,49 +39,90 @@ sys.path.insert(0, str(REPO))
 
 PRESETS = {
     # a DeBERTa-v3 shape small enough for 2 CPU cores; real vocabulary and tokenizer
-    "cpu-small": dict(hidden=256, layers=4, heads=4, intermediate=1024, batch=16, steps=30, max_length=256, precision="no", queries=2000),
+    "cpu-small": dict(hidden=256, layers=4, heads=4, intermediate=1024, batch=16, max_length=256, precision="no", queries=800),
     # microsoft/deberta-v3-large's shape (435M parameters)
-    "gpu-large": dict(hidden=1024, layers=24, heads=16, intermediate=4096, batch=32, steps=80, max_length=256, precision="bf16", queries=6000),
+    "gpu-large": dict(hidden=1024, layers=24, heads=16, intermediate=4096, batch=32, max_length=256, precision="bf16", queries=6000),
 }
+for _p in PRESETS.values():  # one epoch by default: both loops then see exactly the same queries and tokens
+    _p["steps"] = _p["queries"] // _p["batch"]
 N_MODELS = 11
 PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
 
 
-def build_encoder_folder(preset: dict, folder: Path) -> Path:
-    """A DeBERTa-v3-shaped model with random weights, saved with the real DeBERTa-v3 tokenizer."""
-    import torch
-    from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model
+def deberta_config(preset: dict, dropout: float = 0.1):
+    """microsoft/deberta-v3-*'s architecture at the preset's size (relative attention, 256 position buckets)."""
+    from transformers import DebertaV2Config
 
-    from routertrain.encoders import deberta_v3_tokenizer_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(deberta_v3_tokenizer_dir())
-    config = DebertaV2Config(
+    return DebertaV2Config(
         vocab_size=128100, hidden_size=preset["hidden"], num_hidden_layers=preset["layers"], num_attention_heads=preset["heads"],
         intermediate_size=preset["intermediate"], max_position_embeddings=512, relative_attention=True, position_buckets=256,
         norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0,
-        max_relative_positions=-1, layer_norm_eps=1e-7, pad_token_id=0,
+        max_relative_positions=-1, layer_norm_eps=1e-7, pad_token_id=0, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     )
+
+
+def tokenizer_dir(args) -> Path:
+    from routertrain.encoders import deberta_v3_tokenizer_dir
+
+    return Path(args.tokenizer) if args.tokenizer else deberta_v3_tokenizer_dir()
+
+
+def build_encoder_folder(args, preset: dict, folder: Path) -> Path:
+    """A DeBERTa-v3-shaped model with random weights, saved with the real DeBERTa-v3 tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, DebertaV2Model
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir(args))
     torch.manual_seed(0)
-    DebertaV2Model(config).save_pretrained(folder)
+    DebertaV2Model(deberta_config(preset)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
 
 def routing_data(args, preset: dict):
-    """MMLU-Pro (real queries and correctness of the first N_MODELS open-weight models)."""
+    """MMLU-Pro (real queries and correctness of the first N_MODELS open-weight models), or the
+    same data from a folder written by ``--export`` (for machines without ../shared)."""
     from routertrain.config import load_config
     from routertrain.data import load_routing_data
 
+    if args.data_disk:
+        return load_routing_data(load_config(["data.name=disk", f"data.path={args.data_disk}"]).data)
     cfg = load_config(["data=mmlu-pro", f"data.path={args.data_path}", "data.pool=open-weight"])
     data = load_routing_data(cfg.data)
     keep = data.models[:N_MODELS]
     cfg = load_config(["data=mmlu-pro", f"data.path={args.data_path}", f"data.models=[{','.join(keep)}]"])
     data = load_routing_data(cfg.data)
-    n = min(preset["queries"], len(data.splits["train"]))
+    n = min(max(p["queries"] for p in PRESETS.values()), len(data.splits["train"]))
     data.splits["train"] = data.splits["train"].select(range(n))
     data.splits["validation"] = data.splits["validation"].select(range(min(256, len(data.splits["validation"]))))
     data.splits["test"] = data.splits["test"].select(range(min(256, len(data.splits["test"]))))
     return data
+
+
+def preset_data(args, preset: dict):
+    """The preset's share of the training queries (the first ``queries``; validation and test whole)."""
+    data = routing_data(args, preset)
+    data.splits["train"] = data.splits["train"].select(range(min(preset["queries"], len(data.splits["train"]))))
+    return data
+
+
+def query_lengths(args, preset: dict):
+    """DeBERTa-v3 token counts of the preset's training queries (truncated at max_length)."""
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir(args))
+    queries = list(preset_data(args, preset).splits["train"]["query"])
+    return np.array([len(x) for x in tok(queries, truncation=True, max_length=preset["max_length"])["input_ids"]])
+
+
+def export(args, folder: Path) -> None:
+    """Write the benchmark's data and tokenizer to ``folder`` so a machine without ../shared can run it."""
+    from transformers import AutoTokenizer
+
+    routing_data(args, PRESETS["gpu-large"]).save_to_disk(folder / "data")
+    AutoTokenizer.from_pretrained(tokenizer_dir(args)).save_pretrained(folder / "tokenizer")
+    print(f"wrote {folder}/data and {folder}/tokenizer; run with --data-disk {folder}/data --tokenizer {folder}/tokenizer")
 
 
 def flops_per_token(preset: dict, mean_len: float) -> float:
@@ -109,7 +153,7 @@ def peak_flops(device: str) -> tuple[float, str]:
     return rate, f"CPU fp32 matmul measured {rate / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)"
 
 
-def run_routertrain(args, preset: dict, encoder: Path, data, out: Path) -> dict:
+def run_routertrain(args, preset: dict, encoder: Path, data, out: Path, kernel: str = "hf") -> dict:
     from routertrain.config import load_config
     from routertrain.training import train
 
@@ -117,7 +161,7 @@ def run_routertrain(args, preset: dict, encoder: Path, data, out: Path) -> dict:
     data.save_to_disk(saved)
     cfg = load_config([
         "data.name=disk", f"data.path={saved}", f"data.max_length={preset['max_length']}",
-        f"model.name_or_path={encoder}", f"run.output_dir={out}", "run.name=routertrain", "train.resume=never",
+        f"model.name_or_path={encoder}", f"run.output_dir={out}", f"run.name=routertrain-{kernel}", "train.resume=never", f"model.attention_kernel={kernel}",
         f"train.global_batch_size={preset['batch']}", f"train.max_steps={preset['steps']}", "train.lr=2e-5", "train.warmup_ratio=0.1",
         f"train.mixed_precision={preset['precision']}", "train.eval_every=100000", "train.save_every=100000",
         "eval.splits=validation", "model.dropout=0.1", f"train.num_workers={args.workers}",
@@ -167,11 +211,13 @@ def child(args) -> int:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(args.work)
     encoder = out / "encoder"
-    data = routing_data(args, preset)
+    data = preset_data(args, preset)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    run = run_routertrain if args.impl == "routertrain" else run_trainer
-    result = run(args, preset, encoder, data, out)
+    if args.impl == "trainer":
+        result = run_trainer(args, preset, encoder, data, out)
+    else:
+        result = run_routertrain(args, preset, encoder, data, out, kernel=args.impl.split(":")[1])
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(encoder)
@@ -200,37 +246,57 @@ def median_row(rows: list[dict], impl: str) -> dict:
 
 
 def table(rows: list[dict], preset: dict, command: str) -> str:
-    ours, theirs = median_row(rows, "routertrain"), median_row(rows, "trainer")
-    ratios = [round(o / t, 2) for o, t in zip(ours["rounds"], theirs["rounds"])]
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    theirs = median_row(rows, "trainer")
+    ours = [median_row(rows, impl) for impl in impls if impl != "trainer"]
     lines = [
-        f"### {ours['preset']}: {time.strftime('%Y-%m-%d')}, {ours['device']}",
+        f"### {theirs['preset']}: {time.strftime('%Y-%m-%d')}, {theirs['device']}",
         "",
         f"`{command}`",
         "",
         f"Model: DeBERTa-v3 shape hidden {preset['hidden']} x {preset['layers']} layers (random weights, real tokenizer), {N_MODELS}-model head; "
-        f"global batch {preset['batch']}, max {preset['max_length']} tokens (mean real {ours['mean_real_tokens']:.0f}), {preset['steps']} steps, precision {preset['precision']}; "
-        f"Python {platform.python_version()}. Medians of {len(ours['rounds'])} alternating rounds.",
+        f"global batch {preset['batch']}, max {preset['max_length']} tokens (mean real {theirs['mean_real_tokens']:.0f}), {preset['steps']} steps, precision {preset['precision']}; "
+        f"Python {platform.python_version()}. Medians of {len(theirs['rounds'])} alternating rounds.",
         "",
-        "| loop | samples/s | real tokens/s | MFU (real tokens) | peak memory (GB) | validation routing acc |",
-        "|---|---|---|---|---|---|",
+        "| loop | samples/s | real tokens/s | MFU (real tokens) | peak memory (GB) | validation routing acc | vs Trainer (per round) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for r in (theirs, ours):
-        lines.append(f"| {r['impl']} | {r['samples_per_s']:.2f} | {r['real_tokens_per_s']:.0f} | {100 * r['mfu']:.1f}% | {r['peak_memory_gb']:.2f} ({r['memory_kind']}) | {r['validation_routing_acc']:.4f} |")
-    lines += ["", f"Ratio routertrain / Trainer: **{ours['samples_per_s'] / theirs['samples_per_s']:.2f}x** samples/s "
-              f"(per round: {', '.join(f'{x}x' for x in ratios)}; routertrain's batches were {100 * ours['padding_share']:.0f}% padding). "
-              "Validation accuracy after so few steps of a random-weight encoder is only a sanity check.", ""]
+    for r in (theirs, *ours):
+        ratio = "1.00x"
+        if r is not theirs:
+            per_round = ", ".join(f"{o / t:.2f}x" for o, t in zip(r["rounds"], theirs["rounds"]))
+            ratio = f"**{r['samples_per_s'] / theirs['samples_per_s']:.2f}x** ({per_round})"
+        name = r["impl"].replace("routertrain:", "routertrain, attention ")
+        lines.append(f"| {name} | {r['samples_per_s']:.2f} | {r['real_tokens_per_s']:.0f} | {100 * r['mfu']:.1f}% | {r['peak_memory_gb']:.2f} ({r['memory_kind']}) | {r['validation_routing_acc']:.4f} | {ratio} |")
+    padding = ", ".join(f"{100 * r['padding_share']:.0f}%" for r in ours)
+    lines += ["", f"routertrain's batches were {padding} padding. Validation accuracy after so few steps of a random-weight encoder is only a sanity check.", ""]
     return "\n".join(lines)
+
+
+def write_results(text: str, raw, args) -> None:
+    """Print the table, append it to ``--output`` (if set) and dump the raw result to ``--json`` (if set)."""
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps(raw, indent=1, default=str))
+    if args.output:
+        with open(args.output, "a") as fh:
+            fh.write(text + "\n")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-small")
     parser.add_argument("--data-path", default=str(REPO.parent / "shared" / "data" / "mmlu-pro-outputs"))
+    parser.add_argument("--data-disk", help="a folder written by --export (instead of --data-path)")
+    parser.add_argument("--tokenizer", help="DeBERTa-v3 tokenizer folder (default: the one routertrain.encoders finds)")
+    parser.add_argument("--export", metavar="DIR", help="write the benchmark's data and tokenizer to DIR and stop")
+    parser.add_argument("--kernels", default="hf", help="comma-separated model.attention_kernel values, one routertrain row each")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers on both sides")
-    parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="markdown file the table is appended to")
+    parser.add_argument("--output", default=str(REPO / "BENCHMARKS.md"), help="markdown file the table is appended to ('' = none)")
+    parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--steps", type=int, help="override the preset's optimizer steps")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of (Trainer, routertrain), alternating; the table shows medians")
-    parser.add_argument("--impl", choices=["routertrain", "trainer"], help=argparse.SUPPRESS)
+    parser.add_argument("--impl", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps:
@@ -239,24 +305,34 @@ def main() -> int:
         return child(args)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if args.export:
+        export(args, Path(args.export))
+        return 0
     preset = PRESETS[args.preset]
+    impls = ["trainer"] + [f"routertrain:{k}" for k in args.kernels.split(",")]
+    passed = ["--preset", args.preset, "--data-path", args.data_path, "--workers", str(args.workers), "--steps", str(preset["steps"])]
+    passed += ["--data-disk", args.data_disk] if args.data_disk else []
+    passed += ["--tokenizer", args.tokenizer] if args.tokenizer else []
     with tempfile.TemporaryDirectory() as work:
-        build_encoder_folder(preset, Path(work) / "encoder")
-        rows = []
-        for impl in ("trainer", "routertrain") * args.repeats:  # alternate, so load on a shared machine hits both
-            cmd = [sys.executable, __file__, "--preset", args.preset, "--data-path", args.data_path, "--workers", str(args.workers), "--impl", impl, "--work", work]
-            cmd += ["--steps", str(preset["steps"])]
+        build_encoder_folder(args, preset, Path(work) / "encoder")
+        rows, failed = [], {}
+        for impl in impls * args.repeats:  # alternate, so load on a shared machine hits every side
+            cmd = [sys.executable, __file__, *passed, "--impl", impl, "--work", work]
+            if impl in failed:
+                continue
             proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-            if proc.returncode != 0:
+            if proc.returncode != 0:  # one side failing (a kernel, say) must not lose the others' numbers
                 print(proc.stderr[-4000:], file=sys.stderr)
-                return proc.returncode
+                failed[impl] = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+                if impl == "trainer":
+                    return proc.returncode
+                continue
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]))
-    command = f"python benchmarks/throughput.py --preset {args.preset} --steps {preset['steps']} --repeats {args.repeats}" + (f" --workers {args.workers}" if args.workers else "")
-    text = table(rows, preset, command)
-    print(text)
-    with open(args.output, "a") as fh:
-        fh.write(text + "\n")
+            print(json.dumps(rows[-1]), flush=True)
+    command = f"python benchmarks/throughput.py --preset {args.preset} --steps {preset['steps']} --repeats {args.repeats}"
+    command += (f" --kernels {args.kernels}" if args.kernels != "hf" else "") + (f" --workers {args.workers}" if args.workers else "")
+    text = table(rows, preset, command) + "".join(f"- {impl} failed: {why}\n" for impl, why in failed.items())
+    write_results(text, rows, args)
     return 0
 
 

@@ -6,10 +6,11 @@ import sys
 
 from routertrain.config import ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
 from routertrain.data import DataError
+from routertrain.kernels import KernelUnavailable
 from routertrain.modeling import EncoderNotFound
 
 DEFAULT_RECIPE = "minilm-l6"
-USER_ERRORS = (ConfigError, DataError, EncoderNotFound)
+USER_ERRORS = (ConfigError, DataError, EncoderNotFound, KernelUnavailable)
 
 USAGE = f"""usage: accelerate launch --config_file accelerate_config.yaml train.py [recipe=NAME] [data=NAME] [key=value ...]
 

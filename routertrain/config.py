@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from routertrain.kernels import KERNELS
+
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 DATA_RECIPES_DIR = RECIPES_DIR / "data"
 
@@ -94,6 +96,7 @@ class ModelConfig:
     dropout: float = 0.1  # dropout before the routing head
     gradient_checkpointing: bool = False  # trade compute for memory in the encoder
     attn_implementation: Optional[str] = None  # transformers attention backend (sdpa, eager); null = library default
+    attention_kernel: str = "hf"  # DeBERTa attention: hf, disentangled-flash (Triton on CUDA) or disentangled-flash-torch
     lora: LoraConfig = field(default_factory=LoraConfig)  # parameter-efficient fine-tuning (peft)
 
 
@@ -153,6 +156,7 @@ CHOICES = {
     "data.missing": ("mask", "drop", "fail"),
     "data.table.label_map": ("as-is", "threshold", "rescale"),
     "model.pooling": ("mean", "cls"),
+    "model.attention_kernel": KERNELS,
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "tracking.backend": ("none", "tensorboard", "wandb"),
 }
@@ -313,6 +317,8 @@ def validate(cfg: Config) -> None:
     for key, ok, why in checks:
         if not ok:
             raise ConfigError(f"bad value {get_key(cfg, key)!r} for '{key}': {why}")
+    if cfg.model.attention_kernel != "hf" and cfg.model.lora.r > 0:  # the fused QKV projection reads the weights directly
+        raise ConfigError(f"model.attention_kernel={cfg.model.attention_kernel} cannot be combined with LoRA (model.lora.r>0): its fused QKV projection bypasses the adapters; set model.attention_kernel=hf")
     if cfg.data.name == "disk" and not cfg.data.path:
         raise ConfigError("data.name=disk needs data.path=<folder written by RoutingData.save_to_disk>")
     if cfg.train.resume not in ("auto", "never") and not Path(cfg.train.resume).is_dir():

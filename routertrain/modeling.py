@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from transformers import AutoModel
 
+from routertrain.kernels import apply_attention_kernel
+
 
 class EncoderNotFound(OSError):
     """The encoder named in the config is neither a local folder nor in the local HF cache."""
@@ -69,14 +71,18 @@ class RouterModel(nn.Module):
         return self.head(self.dropout(pooled).to(self.head.weight.dtype))
 
 
-def build_router_model(model_cfg, n_models: int) -> RouterModel:
-    """The router as configured: encoder from ``model.name_or_path``, optional LoRA, optional checkpointing."""
+def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> RouterModel:
+    """The router as configured: encoder from ``model.name_or_path``, optional LoRA, checkpointing and attention kernel.
+
+    ``device_type`` is where it will train; it picks the attention kernel's backend (Triton needs CUDA).
+    """
     encoder = load_encoder(model_cfg.name_or_path, model_cfg.attn_implementation)
     for name, param in encoder.named_parameters():
         if name.startswith("pooler."):  # BERT-style pooler: unused by our pooling, so never trained
             param.requires_grad_(False)
     if model_cfg.gradient_checkpointing:
         encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    apply_attention_kernel(encoder, model_cfg.attention_kernel, device_type)  # after checkpointing: the kernel encoder copies that flag
     if model_cfg.lora.r > 0:
         from peft import LoraConfig, get_peft_model
 

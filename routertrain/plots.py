@@ -1,7 +1,7 @@
 """The report's figures (matplotlib, Agg backend), each written atomically as a PNG.
 
 - ``main_plot``: test accuracy of every router against its normalised cost (the paper's Figure 1),
-  with the plateau band (min-max of the frozen baselines) and the oracle, best-single and random
+  each with its cost-quality frontier (the non-decreasing hull of its cost-weight sweep), the plateau band (min-max of the frozen baselines) and the oracle, best-single and random
   lines; without costs, accuracy per router as points (the x axis names the routers).
 - ``fraction_plot``: accuracy against the training fraction, mean and min-max over subsample seeds
   per router; the fine-tuned router as its own, heavier line.
@@ -47,29 +47,41 @@ def _reference_lines(ax, reference: dict) -> None:
 
 
 def main_plot(result: dict, band_routers, path: str | Path) -> Path:
-    """Accuracy vs normalised cost (or per router when the data has no costs) with the plateau band."""
+    """Accuracy vs normalised cost (or per router when the data has no costs) with the plateau band.
+
+    With costs, each router also gets its cost-quality frontier: the non-decreasing hull of its
+    cost-weight sweep, the line whose area is its AIQ (the oracle's frontier in black)."""
     routers = {n: r for n, r in result["routers"].items() if n not in ("oracle", "random", "random-draw")}
     with_cost = all(r.get("cost_norm") is not None for r in routers.values()) and routers
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5) if with_cost else (7.5, 4.5))
     band = [r["accuracy"]["value"] for n, r in routers.items() if n in band_routers]
     if len(band) >= 2:
         ax.axhspan(min(band), max(band), color="tab:orange", alpha=0.2, label="plateau band (frozen baselines)")
     _reference_lines(ax, result["reference"])
+    oracle_curve = result["routers"].get("oracle", {}).get("cost_curve") if with_cost else None
+    if oracle_curve and len(oracle_curve["cost"]) > 1:
+        ax.plot(oracle_curve["cost"], oracle_curve["accuracy"], color="black", lw=1, alpha=0.7, ls="-.", label="oracle frontier")
+    palette = plt.get_cmap("tab10")
     for i, (name, r) in enumerate(routers.items()):
         acc = r["accuracy"]
         x = r["cost_norm"] if with_cost else i
-        color = "tab:orange" if name in band_routers else "tab:red" if name == "finetuned" else "tab:blue"
-        ax.errorbar([x], [acc["value"]], yerr=[[acc["value"] - acc["low"]], [acc["high"] - acc["value"]]], fmt="o", color=color, capsize=3)
         if with_cost:
-            ax.annotate(name, (x, acc["value"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            color = palette(i % 10)
+            curve = r.get("cost_curve") or {"cost": [], "accuracy": []}
+            label = f"{name} (AIQ {r['aiq']:.3f})" if r.get("aiq") is not None else name
+            if len(curve["cost"]) > 1:
+                ax.plot(curve["cost"], curve["accuracy"], color=color, lw=1.2, alpha=0.8)
+        else:
+            color, label = ("tab:orange" if name in band_routers else "tab:red" if name == "finetuned" else "tab:blue"), None
+        ax.errorbar([x], [acc["value"]], yerr=[[acc["value"] - acc["low"]], [acc["high"] - acc["value"]]], fmt="o", color=color, capsize=3, label=label)
     if with_cost:
-        ax.set_xlabel("normalised cost (0 = cheapest model, 1 = dearest)")
+        ax.set_xlabel("normalised cost (0 = cheapest model, 1 = dearest); points: accuracy-only routing, lines: cost-quality frontiers")
     else:
         ax.set_xticks(range(len(routers)), list(routers), rotation=45, ha="right")
         ax.set_xlabel("router (cost unknown for this dataset)")
     ax.set_ylabel(f"test routing accuracy ({result['data']['n_queries']} queries)")
     ax.set_title(f"{result['data']['name']}: routers, plateau band and oracle")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=7, loc="lower right" if with_cost else "best")
     return save_png(fig, path)
 
 

@@ -41,6 +41,7 @@ from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
+from routertrain.kernels import kernel_backend
 from routertrain.modeling import EncoderNotFound, build_router_model, masked_bce, merged
 from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text, provenance
 from routertrain.push import PushError, push
@@ -209,7 +210,7 @@ def train(cfg: Config) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
     except OSError:
         raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; offline, install it with python -m routertrain.encoders install {cfg.model.name_or_path} or pass a local folder") from None
-    model = build_router_model(cfg.model, len(data.models))
+    model = build_router_model(cfg.model, len(data.models), accelerator.device.type)
     n_models = len(data.models)
     with accelerator.main_process_first():
         splits = {s: tokenize_split(data.splits[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
@@ -218,7 +219,7 @@ def train(cfg: Config) -> dict:
 
     prepare_run_dir(cfg, run_dir, accelerator)
     if accelerator.is_main_process:
-        atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
+        atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "attention_kernel": kernel_backend(model.encoder), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
     if cfg.tracking.backend != "none":
         config = {k: ("null" if v is None else v) for k, v in flatten(to_dict(cfg)).items()}
         accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})

@@ -103,6 +103,10 @@ def test_evaluate_routers_end_to_end(tiny_encoder, tmp_path):
         acc = r["accuracy"]
         assert acc["low"] <= acc["value"] <= acc["high"] and acc["value"] <= ref["oracle_acc"] + 1e-12, name
         assert 0 <= r["aiq"] <= 1 and 0 <= r["cost_norm"] <= 1
+        cx, cy = np.array(r["cost_curve"]["cost"]), np.array(r["cost_curve"]["accuracy"])  # the frontier AIQ integrates
+        assert np.all(np.diff(cx) > 0) and np.all(np.diff(cy) >= 0), name
+        area = np.sum(np.diff(cx) * (cy[1:] + cy[:-1]) / 2) + cx[0] * cy[0] + (1 - cx[-1]) * cy[-1]
+        assert area == pytest.approx(r["aiq"], abs=1e-5), name
     assert res["oracle"]["accuracy"]["value"] == pytest.approx(ref["oracle_acc"])
     assert res["random"]["accuracy"]["value"] == pytest.approx(ref["random_acc"])
     assert res["best-single"]["vs_best-single"]["value"] == 0 and res["oracle"]["calibration"] is None

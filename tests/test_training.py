@@ -18,8 +18,8 @@ def test_training_changes_every_trainable_parameter_and_writes_artifacts(tiny_en
     initial = {}
     build = training.build_router_model
 
-    def capture(model_cfg, n_models):
-        model = build(model_cfg, n_models)
+    def capture(model_cfg, n_models, device_type="cpu"):
+        model = build(model_cfg, n_models, device_type)
         initial.update({k: p.detach().clone() for k, p in model.named_parameters() if p.requires_grad})
         return model
 

@@ -140,6 +140,8 @@ def measure(scores, weights, y, y_train, costs, probabilistic: bool, hard_k: int
             curve = cq.cost_quality_curve(scores, y, cost)
             out["cost_norm"] = cq.normalised_cost(weights, cost)
             out["aiq"] = cq.aiq(curve["cost"], curve["accuracy"])
+            hx, hy = cq.nondecreasing_hull(curve["cost"], curve["accuracy"])  # the frontier AIQ integrates, for plots
+            out["cost_curve"] = {"cost": [round(float(x), 6) for x in hx], "accuracy": [round(float(y), 6) for y in hy]}
     if y.shape[1] == 2:
         strong, weak = cq.strong_and_weak(costs, y_train)
         out.update(cq.two_model_report(scores, y, strong, weak))
