@@ -37,7 +37,7 @@ test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest -q
 
 # REPORT.md: run the claim sweeps on ../shared/data (hours on 2 CPU cores; finished points are skipped)
-report: $(STAMP)
+report: $(STAMP) encoders-mpnet
 	for s in $(SWEEPS); do $(OFFLINE) $(PY) -m routertrain.sweep recipes/sweeps/$$s.yaml || exit 1; done
 	$(OFFLINE) $(PY) -m routertrain.report $(addprefix checkpoints/sweeps/,$(SWEEPS)) --output REPORT.md --figures docs/figures
 

@@ -45,6 +45,8 @@ def apply_attention_kernel(encoder, kernel: str, device_type: str):
 
     with torch.random.fork_rng(devices=[]):  # the swap builds modules; keep the global RNG stream (head init, data) as with hf
         enable_deberta_training(encoder, backend=backend)
+    if kernel_backend(encoder) == "hf":  # the package leaves the encoder alone when Triton cannot run here
+        raise KernelUnavailable(f"model.attention_kernel={kernel}: disentangled-flash could not use Triton here (is triton installed with torch?); set model.attention_kernel=disentangled-flash-torch or hf")
     return encoder
 
 

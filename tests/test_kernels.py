@@ -68,6 +68,17 @@ def test_triton_choice_falls_back_to_torch_path_off_cuda_and_rejects_other_encod
     assert apply_attention_kernel(bert, "hf", "cpu") is bert
 
 
+def test_triton_choice_on_cuda_needs_triton():
+    """Asked for on CUDA, the Triton path is used, or a clear error says why not; never a silent fallback."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is None:
+        with pytest.raises(KernelUnavailable, match="could not use Triton"):
+            apply_attention_kernel(tiny_deberta(), "disentangled-flash", "cuda")
+    else:
+        assert kernel_backend(apply_attention_kernel(tiny_deberta(), "disentangled-flash", "cuda")) == "disentangled-flash/triton"
+
+
 def test_config_rejects_unknown_kernel_and_lora_combination():
     with pytest.raises(ConfigError, match="did you mean 'disentangled-flash'"):
         load_config(["model.attention_kernel=disentangled-flsh"])
