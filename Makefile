@@ -30,8 +30,9 @@ $(STAMP): pyproject.toml Makefile
 	$(OFFLINE) $(PY) -m routertrain.encoders install $(ENCODERS)
 	touch $(STAMP)
 
+# accelerate launch pins a one-process run to one CPU thread unless OMP_NUM_THREADS is set: use every core
 train: $(STAMP)
-	$(OFFLINE) $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml train.py $(RUN_ARGS)
+	$(OFFLINE) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml train.py $(RUN_ARGS)
 
 test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest -q

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import re
 import shlex
 import subprocess
@@ -111,6 +112,12 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
     return points
 
 
+def launch_env() -> dict:
+    """The environment of a launched point. ``accelerate launch`` pins a one-process run to a single
+    CPU thread (OMP_NUM_THREADS=1) unless the variable is set, so a local run gets every core."""
+    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
+
+
 def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run: bool = False, accelerate_config: str = "accelerate_config.yaml") -> list[Point]:
     """Run every unfinished point in order; returns the points (finished ones included)."""
     spec = load_sweep(path)
@@ -129,7 +136,7 @@ def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run:
             cmd = point.command(accelerate_config)
             # this interpreter and its launcher, whatever PATH says
             cmd = [sys.executable, "-m", "accelerate.commands.launch", *cmd[2:]] if cmd[0] == "accelerate" else [sys.executable, *cmd[1:]]
-            proc = subprocess.run(cmd)
+            proc = subprocess.run(cmd, env=launch_env())
             if proc.returncode != 0:
                 raise SweepError(f"point {point.name} failed with exit code {proc.returncode}; rerun the sweep to continue from it")
     return points

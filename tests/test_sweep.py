@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from routertrain.sweep import SweepError, expand, load_sweep, run_sweep
+from routertrain.sweep import SweepError, expand, launch_env, load_sweep, run_sweep
 from tests.conftest import REPO
 
 
@@ -79,3 +79,21 @@ def test_sweep_runs_points_in_order_and_skips_finished_ones(tiny_encoder, tmp_pa
     assert capsys.readouterr().out.count("done already") == 2
     assert [(p.output / "metrics.json").stat().st_mtime_ns for p in points] == stamps
     assert (tmp_path / "out" / "tiny" / "sweep.yaml").is_file()
+
+
+def test_launched_points_use_every_cpu_thread(tmp_path, monkeypatch):
+    """accelerate launch would pin a one-process run to one thread; launch_env gives it every core."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "threads.py"
+    script.write_text("import torch\nprint('threads', torch.get_num_threads())\n")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "accelerate_config.yaml"), str(script)]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    plain = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), check=True).stdout
+    ours = subprocess.run(cmd, capture_output=True, text=True, env=launch_env(), check=True).stdout
+    assert "threads 1" in plain  # accelerate's own default, the reason launch_env exists
+    assert f"threads {os.cpu_count()}" in ours
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert launch_env()["OMP_NUM_THREADS"] == "3"  # an explicit setting wins
