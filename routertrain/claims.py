@@ -29,11 +29,14 @@ tests them (its largest evaluation).
    queries). Holds when every step holds; does not hold when any step does not; else inconclusive.
 5. fine-tuning: finetuned - frozen (the same encoder frozen, best head on validation), the paired
    bootstrap interval stored by ``evaluate_routers`` (``paired``), else from ``accuracy_boot``,
-   else unpaired from the 95% CIs. Holds / does not hold / inconclusive by that interval.
+   else unpaired from the 95% CIs. Holds / does not hold / inconclusive by that interval. With
+   several such evaluations on one dataset, the one whose fine-tuned run saw the most training
+   samples decides (the claim is about fine-tuning done well); the others are listed beside it.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +260,14 @@ def encoders(results: list[Result]) -> tuple[str, str, list]:
     return status, "; ".join(f"{step} {ci_text(d, sign=True)} ({d['method']})" for step, d in steps), rows
 
 
+def samples_trained(r: Result) -> int:
+    """Training samples seen by the fine-tuned run behind an evaluation (0 when its metrics are gone)."""
+    try:
+        return int(json.loads((Path(r.data["run"]) / "metrics.json").read_text())["train"]["samples_seen"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return 0
+
+
 def judge(results: list[Result], sweeps: list[Sweep], dataset: str) -> tuple[list[Verdict], dict]:
     """One verdict per claim for ``dataset``, and the rows of the more-data and encoder tables."""
     verdicts, tables = [], {}
@@ -271,9 +282,15 @@ def judge(results: list[Result], sweeps: list[Sweep], dataset: str) -> tuple[lis
             status, detail, tables["more-data"] = more_data(mine)
         elif claim == "encoder":
             status, detail, tables["encoder"] = encoders(mine)
+        elif claim == "finetune":  # several fine-tuning evaluations (1 and 3 epochs, say): the longest-trained decides
+            ranked = sorted(mine, key=samples_trained, reverse=True)
+            status, detail = finetune(ranked[0])
+            detail += f" [{ranked[0].path}, {samples_trained(ranked[0])} training samples]"
+            for other in ranked[1:]:
+                detail += f"; shorter run: {finetune(other)[1]} [{other.path}, {samples_trained(other)} training samples]"
         else:
             r = max(mine, key=lambda r: len(r.data["routers"]))
-            status, detail = {"plateau": plateau, "predictability": predictability, "finetune": finetune}[claim](r)
+            status, detail = {"plateau": plateau, "predictability": predictability}[claim](r)
             detail += f" [{r.path}]"
         verdicts.append(Verdict(claim, dataset, status, detail))
     return verdicts, tables

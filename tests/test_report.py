@@ -145,6 +145,25 @@ def test_finetune_rule():
     assert status == "inconclusive" and "unpaired" in detail
 
 
+def test_finetune_verdict_comes_from_the_longest_trained_run(tmp_path):
+    import dataclasses
+
+    from routertrain.claims import judge
+
+    results = []
+    for name, samples, accs, extra in (("short", 100, {"finetuned": 0.50, "frozen": 0.57}, {}),
+                                       ("long", 300, {"finetuned": 0.60, "frozen": 0.57}, {"paired": {"finetuned - frozen": {"value": 0.03, "low": 0.01, "high": 0.05}}})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"train": {"samples_seen": samples}}))
+        r = dataclasses.replace(fake(accs, noise=0.02, **extra), claims=("finetune",), path=Path(f"{name}.json"))
+        r.data["run"] = str(tmp_path / name)
+        results.append(r)
+    for order in (results, results[::-1]):
+        verdict = next(v for v in judge(order, [], "d")[0] if v.claim == "finetune")
+        assert verdict.status == "holds" and "long.json, 300 training samples" in verdict.detail
+        assert "shorter run: finetuned - frozen -0.07" in verdict.detail and "short.json, 100 training samples" in verdict.detail
+
+
 def test_more_data_rule_pairs_resamples_and_adds_seed_spread():
     def sweep(low, high, noise, spread=0.0):
         return [fake({"knn": acc + spread * (s - 1), "logreg": acc}, noise=noise, values={"data.fraction": f, "data.subsample_seed": s})
