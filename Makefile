@@ -15,7 +15,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 WANDB_MO
 recipe ?= minilm-l6
 RUN_ARGS := recipe=$(recipe) $(if $(data),data=$(data)) $(ARGS)
 
-SWEEPS := routerdc-main mmlu-pro-main mmlu-pro-priced encoders routerdc-scaling mmlu-pro-scaling
+SWEEPS := routerdc-main mmlu-pro-main mmlu-pro-priced mmlu-pro-finetune encoders routerdc-scaling mmlu-pro-scaling
 
 .PHONY: setup train test report encoders-mpnet clean
 
