@@ -16,6 +16,8 @@ Parity with ``hf`` is checked by tests (CPU, PyTorch path) and by ``benchmarks/d
 
 from __future__ import annotations
 
+import torch
+
 KERNELS = ("hf", "disentangled-flash", "disentangled-flash-torch")
 INSTALL_HINT = "pip install 'routertrain[kernels]' (disentangled-flash), or set model.attention_kernel=hf"
 
@@ -41,8 +43,6 @@ def apply_attention_kernel(encoder, kernel: str, device_type: str):
         if head_dim not in (32, 64, 128):
             raise KernelUnavailable(f"disentangled-flash's Triton kernels need head dimension 32, 64 or 128, this encoder has {head_dim}; set model.attention_kernel=disentangled-flash-torch or hf")
         backend = "triton"
-    import torch
-
     with torch.random.fork_rng(devices=[]):  # the swap builds modules; keep the global RNG stream (head init, data) as with hf
         enable_deberta_training(encoder, backend=backend)
     if kernel_backend(encoder) == "hf":  # the package leaves the encoder alone when Triton cannot run here

@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from routertrain.provenance import atomic_write_json
+from routertrain.provenance import atomic_write_bytes, atomic_write_json
 
 FORMAT_VERSION = "embeddings-v1"
 
@@ -125,18 +125,16 @@ def split_embeddings(
     if vectors is not None:
         return vectors
     vectors = embed_queries(queries, encoder, max_length, pooling, batch_size, device)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{key}.", suffix=".npy.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, vectors)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    np.save(folder / f"{key}.digests.npy", query_digests(queries))  # written before the .json that announces it
+    atomic_write_bytes(path, npy_bytes(vectors))
+    atomic_write_bytes(folder / f"{key}.digests.npy", npy_bytes(query_digests(queries)))  # before the .json that announces it
     atomic_write_json(folder / f"{key}.json", {**parts, "rows": len(queries), "data": data.fingerprint, "split": split})
     return vectors
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
 
 
 def query_digests(queries: Sequence[str]) -> np.ndarray:
