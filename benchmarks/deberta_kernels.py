@@ -14,7 +14,9 @@ fp32 output and gradient differences against ``hf`` in fp32 (TF32 off), and in b
 error against that fp32 reference divided by ``hf``'s own bf16 error ("bf16 noise" = ratio <= 2).
 
 Speed: forward + backward of the encoder on length-grouped batches drawn from real MMLU-Pro query
-lengths (DeBERTa-v3 tokenizer), in the preset's precision; rounds alternate between candidates.
+lengths (DeBERTa-v3 tokenizer), in the preset's precision, after one untimed pass over every batch
+(Triton compiles per length); rounds alternate between candidates. A candidate that fails at any
+point is reported as such, and the others' results are kept.
 
     python benchmarks/deberta_kernels.py --preset cpu-small
     python benchmarks/deberta_kernels.py --preset gpu-large
@@ -88,23 +90,34 @@ def errors(hidden, grads, ref_hidden, ref_grads, mask) -> tuple[float, float]:
     return out, grad
 
 
-def parity(reference, models: dict, ids, mask, device: str) -> dict:
-    if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    ref_h, ref_g = forward_backward(reference, ids, mask, bf16=False)
-    hf_bf16 = errors(*forward_backward(reference, ids, mask, bf16=True), ref_h, ref_g, mask)
-    rows = {}
-    for name, model in models.items():
-        start = time.perf_counter()  # first calls: include Triton / torch.compile compilation
-        fp32 = errors(*forward_backward(model, ids, mask, bf16=False), ref_h, ref_g, mask)
-        bf16 = errors(*forward_backward(model, ids, mask, bf16=True), ref_h, ref_g, mask)
-        first_use = time.perf_counter() - start
-        ratio = max(bf16[0] / max(hf_bf16[0], 1e-12), bf16[1] / max(hf_bf16[1], 1e-12))
-        rows[name] = {"fp32_out_err": fp32[0], "fp32_grad_err": fp32[1], "bf16_out_err": bf16[0], "bf16_grad_err": bf16[1],
-                      "bf16_err_vs_hf_bf16": ratio, "match": fp32[0] < 1e-3 and fp32[1] < 1e-3 and ratio <= 2.0, "first_use_s": first_use}
-    if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
+def failure(err: Exception) -> str:
+    return f"failed: {type(err).__name__}: {(str(err).splitlines() or [''])[0][:120]}"
+
+
+def parity(reference, models: dict, ids, mask, device: str, unavailable: dict) -> dict:
+    """Errors of each candidate against ``hf``; a candidate that raises moves to ``unavailable``
+    (its first run on a new GPU may fail to compile) without losing the others' results."""
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        ref_h, ref_g = forward_backward(reference, ids, mask, bf16=False)
+        hf_bf16 = errors(*forward_backward(reference, ids, mask, bf16=True), ref_h, ref_g, mask)
+        rows = {}
+        for name, model in list(models.items()):
+            start = time.perf_counter()  # first calls: include Triton / torch.compile compilation
+            try:
+                fp32 = errors(*forward_backward(model, ids, mask, bf16=False), ref_h, ref_g, mask)
+                bf16 = errors(*forward_backward(model, ids, mask, bf16=True), ref_h, ref_g, mask)
+            except Exception as err:  # noqa: BLE001 - any failure of a third-party kernel is a result to report
+                unavailable[name] = failure(err)
+                del models[name]
+                continue
+            first_use = time.perf_counter() - start
+            ratio = max(bf16[0] / max(hf_bf16[0], 1e-12), bf16[1] / max(hf_bf16[1], 1e-12))
+            rows[name] = {"fp32_out_err": fp32[0], "fp32_grad_err": fp32[1], "bf16_out_err": bf16[0], "bf16_grad_err": bf16[1],
+                          "bf16_err_vs_hf_bf16": ratio, "match": fp32[0] < 1e-3 and fp32[1] < 1e-3 and ratio <= 2.0, "first_use_s": first_use}
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     return rows
 
 
@@ -123,17 +136,25 @@ def grouped_batches(lengths: np.ndarray, batch: int, n: int, vocab: int, device:
     return out
 
 
-def speed(models: dict, batches, bf16: bool, device: str, rounds: int, warmup: int = 3) -> dict:
+def speed(models: dict, batches, bf16: bool, device: str, rounds: int, unavailable: dict) -> dict:
+    """Forward + backward time per batch, rounds alternating between candidates, after one untimed
+    pass over every batch (each new length may compile a Triton kernel). Peak memory is what a step
+    adds to the memory already allocated (every candidate's weights stay resident)."""
+    for name, model in list(models.items()):
+        try:
+            for ids, mask, _ in batches:
+                forward_backward(model, ids, mask, bf16)
+        except Exception as err:  # noqa: BLE001 - reported, the other candidates still run
+            unavailable[name] = failure(err)
+            del models[name]
     timings = {name: [] for name in models}
     peaks = {}
-    for name, model in models.items():  # warm-up (each new length may still compile a Triton kernel)
-        for ids, mask, _ in batches[:warmup]:
-            forward_backward(model, ids, mask, bf16)
     for _ in range(rounds):
         for name, model in models.items():
             if device == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
+                resident = torch.cuda.memory_allocated()
             start = time.perf_counter()
             for ids, mask, _ in batches:
                 with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -142,7 +163,7 @@ def speed(models: dict, batches, bf16: bool, device: str, rounds: int, warmup: i
                 model.zero_grad(set_to_none=True)
             if device == "cuda":
                 torch.cuda.synchronize()
-                peaks[name] = torch.cuda.max_memory_allocated() / 2**30
+                peaks[name] = (torch.cuda.max_memory_allocated() - resident) / 2**30
             timings[name].append(time.perf_counter() - start)
     tokens = sum(t for _, _, t in batches)
     return {name: {"ms_per_step": 1e3 * float(np.median(ts)) / len(batches), "real_tokens_per_s": tokens / float(np.median(ts)),
@@ -155,7 +176,7 @@ def table(result: dict, command: str) -> str:
              f"Encoder: DeBERTa-v3 shape hidden {p['hidden']} x {p['layers']} layers x {p['heads']} heads (random weights); speed on {result['n_batches']} "
              f"length-grouped batches of {p['batch']} (real MMLU-Pro lengths, mean {result['mean_len']:.0f} tokens), forward + backward, "
              f"{'bf16 autocast' if result['bf16'] else 'fp32'}, median of {result['rounds']} alternating rounds. Parity batch: {result['parity_shape']}, padded.", "",
-             "| attention | fp32 max out err | fp32 max grad rel err | bf16 err / hf bf16 err | matches | ms/step | real tokens/s | speed vs hf | first fp32 + bf16 calls (s) | peak GPU memory (GB) |",
+             "| attention | fp32 max out err | fp32 max grad rel err | bf16 err / hf bf16 err | matches | ms/step | real tokens/s | speed vs hf | first fp32 + bf16 calls (s) | GPU memory per step (GB) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     base = result["speed"].get("hf", {}).get("ms_per_step")
     for name in result["candidates"]:
@@ -167,8 +188,9 @@ def table(result: dict, command: str) -> str:
         if name == "hf":
             lines.append(f"| hf | (reference) | (reference) | 1.00 | - | {s['ms_per_step']:.1f} | {s['real_tokens_per_s']:.0f} | 1.00x | {q['first_use_s']:.1f} | {mem} |")
             continue
+        relative = f"{base / s['ms_per_step']:.2f}x" if base else "-"
         lines.append(f"| {name} | {q['fp32_out_err']:.1e} | {q['fp32_grad_err']:.1e} | {q['bf16_err_vs_hf_bf16']:.2f} | {'yes' if q['match'] else 'NO'} | "
-                     f"{s['ms_per_step']:.1f} | {s['real_tokens_per_s']:.0f} | {base / s['ms_per_step']:.2f}x | {q['first_use_s']:.1f} | {mem} |")
+                     f"{s['ms_per_step']:.1f} | {s['real_tokens_per_s']:.0f} | {relative} | {q['first_use_s']:.1f} | {mem} |")
     return "\n".join(lines + [""])
 
 
@@ -208,11 +230,11 @@ def main() -> int:
     ids = torch.from_numpy(rng.integers(5, config.vocab_size, (n_parity, width)))
     mask = (torch.arange(width)[None, :] < torch.from_numpy(par_lens)[:, None]).long()
     ids, mask = ids.masked_fill(mask == 0, 0).to(device), mask.to(device)
-    par = parity(reference, models, ids, mask, device)
+    par = parity(reference, models, ids, mask, device, unavailable)
     batches = grouped_batches(lengths, preset["batch"], args.batches, config.vocab_size, device)
     result = {"preset_name": args.preset, "preset": preset, "device": peak_flops(device)[1], "bf16": bf16, "mean_len": float(np.mean(lengths)),
               "n_batches": args.batches, "rounds": args.rounds, "parity_shape": f"{n_parity} x {width}", "unavailable": unavailable, "candidates": args.candidates.split(","),
-              "parity": par, "speed": speed(models, batches, bf16, device, args.rounds)}
+              "parity": par, "speed": speed(models, batches, bf16, device, args.rounds, unavailable)}
     command = f"python benchmarks/deberta_kernels.py --preset {args.preset} --batches {args.batches} --rounds {args.rounds}"
     command += f" --candidates {args.candidates}" if args.candidates != ",".join(CANDIDATES) else ""
     text = table(result, command)

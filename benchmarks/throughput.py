@@ -46,7 +46,9 @@ PRESETS = {
 for _p in PRESETS.values():  # one epoch by default: both loops then see exactly the same queries and tokens
     _p["steps"] = _p["queries"] // _p["batch"]
 N_MODELS = 11
-PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense bf16 tensor-core peaks
+POSITION_BUCKETS = 256  # DeBERTa-v3's relative-position buckets: 2 x 256 relative slots
+# dense bf16 tensor-core peaks, most specific name first (torch names the SXM H100 "NVIDIA H100 80GB HBM3")
+PEAK_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.0, "H200": 989.0, "A100": 312.0}
 
 
 def deberta_config(preset: dict, dropout: float = 0.1):
@@ -55,7 +57,7 @@ def deberta_config(preset: dict, dropout: float = 0.1):
 
     return DebertaV2Config(
         vocab_size=128100, hidden_size=preset["hidden"], num_hidden_layers=preset["layers"], num_attention_heads=preset["heads"],
-        intermediate_size=preset["intermediate"], max_position_embeddings=512, relative_attention=True, position_buckets=256,
+        intermediate_size=preset["intermediate"], max_position_embeddings=512, relative_attention=True, position_buckets=POSITION_BUCKETS,
         norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type=["p2c", "c2p"], position_biased_input=False, type_vocab_size=0,
         max_relative_positions=-1, layer_norm_eps=1e-7, pad_token_id=0, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     )
@@ -125,13 +127,33 @@ def export(args, folder: Path) -> None:
     print(f"wrote {folder}/data and {folder}/tokenizer; run with --data-disk {folder}/data --tokenizer {folder}/tokenizer")
 
 
-def flops_per_token(preset: dict, mean_len: float) -> float:
-    """Training FLOPs per real token: 6 x non-embedding parameters + attention scores and values
-    (12 x layers x hidden x sequence length, counting DeBERTa's two relative terms as one more
-    score matrix each would add ~2x to the attention part; left out, so MFU is a lower bound)."""
+def train_flops(preset: dict, lengths) -> tuple[float, float]:
+    """Model FLOPs of one training step's work, counted on real tokens (forward + backward = 3 x forward):
+    (mean FLOPs per query, FLOPs per optimizer step that do not depend on the queries).
+
+    Per query of n real tokens, in each of L layers of width h:
+    - dense: 6 x (4h^2 + 2hi) per token (attention projections and feed-forward; embeddings are lookups);
+    - attention: 12 x h x n per token for the content scores and the weighted values;
+    - DeBERTa's relative terms, content-to-position and position-to-content: each scores a token
+      against the relative positions it needs, r = min(2n, 2 x position buckets), so 12 x h x r per token.
+    Per step, each layer projects the r_max-row relative-position table with its query and key
+    weights (12 x r_max x h^2), r_max for the longest query. This is the work the model needs;
+    transformers' eager attention does more (it scores every one of the 2 x 256 relative slots)."""
+    import numpy as np
+
     h, L, i = preset["hidden"], preset["layers"], preset["intermediate"]
-    params = L * (4 * h * h + 2 * h * i)
-    return 6 * params + 12 * L * h * mean_len
+    n = np.asarray(lengths, dtype=np.float64)
+    slots = 2 * POSITION_BUCKETS
+    rel = np.minimum(2 * n, slots)
+    per_query = L * (6 * (4 * h * h + 2 * h * i) * n + 12 * h * n * n + 12 * h * n * rel)
+    per_step = L * 12 * min(2 * float(n.max()), slots) * h * h
+    return float(per_query.mean()), float(per_step)
+
+
+def mfu(result: dict, preset: dict, lengths, peak: float) -> float:
+    """Model FLOP utilisation: the FLOPs of the queries trained per second over the device's peak."""
+    per_query, per_step = train_flops(preset, lengths)
+    return (result["samples_per_s"] * per_query + preset["steps"] / result["runtime_s"] * per_step) / peak
 
 
 def peak_flops(device: str) -> tuple[float, str]:
@@ -163,7 +185,7 @@ def run_routertrain(args, preset: dict, encoder: Path, data, out: Path, kernel: 
         "data.name=disk", f"data.path={saved}", f"data.max_length={preset['max_length']}",
         f"model.name_or_path={encoder}", f"run.output_dir={out}", f"run.name=routertrain-{kernel}", "train.resume=never", f"model.attention_kernel={kernel}",
         f"train.global_batch_size={preset['batch']}", f"train.max_steps={preset['steps']}", "train.lr=2e-5", "train.warmup_ratio=0.1",
-        f"train.mixed_precision={preset['precision']}", "train.eval_every=100000", "train.save_every=100000",
+        f"train.mixed_precision={preset['precision']}", "train.eval_every=100000", "train.save_every=-1",
         "eval.splits=validation", "model.dropout=0.1", f"train.num_workers={args.workers}",
     ])
     results = train(cfg)
@@ -202,31 +224,61 @@ def run_trainer(args, preset: dict, encoder: Path, data, out: Path) -> dict:
             "validation_routing_acc": acc, "runtime_s": stats["train_runtime"]}
 
 
+def warm_up(encoder: Path, impl: str, preset: dict, max_len: int) -> float:
+    """Seconds spent on the first calls of the side's attention, on a throwaway copy of the encoder.
+
+    Triton kernels compile once per sequence length (and batch size), so the routertrain row with
+    disentangled-flash's kernels gets one forward + backward at every padded length its batches can
+    have (multiples of the loop's padding multiple); the others one at the longest length (cuBLAS and
+    allocator set-up). Those seconds are reported apart, not in samples/s: in a real run of hours
+    they are paid once."""
+    import torch
+    from transformers import DebertaV2Model
+
+    from routertrain.kernels import apply_attention_kernel, padding_multiple
+
+    kernel = impl.split(":")[1] if impl.startswith("routertrain:") else "hf"
+    model = apply_attention_kernel(DebertaV2Model.from_pretrained(encoder), kernel, "cuda").cuda().train()
+    multiple = padding_multiple(model)
+    widths = range(multiple, preset["max_length"] + multiple, multiple) if multiple > 1 else [max_len]
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for width in widths:
+        ids = torch.randint(5, model.config.vocab_size, (preset["batch"], min(width, preset["max_length"])), device="cuda")
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=preset["precision"] == "bf16"):
+            hidden = model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+        hidden.float().mean().backward()
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    del model, hidden
+    torch.cuda.empty_cache()
+    return seconds
+
+
 def child(args) -> int:
     """Run one side and print its JSON result as the last line."""
     import numpy as np
     import torch
+    from transformers import AutoTokenizer
 
     preset = PRESETS[args.preset]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     out = Path(args.work)
     encoder = out / "encoder"
     data = preset_data(args, preset)
+    tok = AutoTokenizer.from_pretrained(encoder)
+    lengths = [len(x) for x in tok(list(data.splits["train"]["query"]), truncation=True, max_length=preset["max_length"])["input_ids"]]
+    warmup_s = warm_up(encoder, args.impl, preset, max(lengths)) if device == "cuda" else None
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     if args.impl == "trainer":
         result = run_trainer(args, preset, encoder, data, out)
     else:
         result = run_routertrain(args, preset, encoder, data, out, kernel=args.impl.split(":")[1])
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(encoder)
-    lengths = [len(x) for x in tok(list(data.splits["train"]["query"]), truncation=True, max_length=preset["max_length"])["input_ids"]]
-    mean_len = float(np.mean(lengths))
-    peak, peak_name = peak_flops(device)
+    peak, peak_name = (args.peak_flops, args.peak_name) if args.peak_flops else peak_flops(device)
     result.update({
-        "impl": args.impl, "preset": args.preset, "device": peak_name, "mean_real_tokens": mean_len,
-        "mfu": result["real_tokens_per_s"] * flops_per_token(preset, mean_len) / peak,
+        "impl": args.impl, "preset": args.preset, "device": peak_name, "mean_real_tokens": float(np.mean(lengths)), "warmup_s": warmup_s,
+        "mfu": mfu(result, preset, lengths, peak),
         "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "memory_kind": "GPU allocated" if device == "cuda" else "process max RSS",
     })
@@ -245,39 +297,54 @@ def median_row(rows: list[dict], impl: str) -> dict:
     return out
 
 
-def table(rows: list[dict], preset: dict, command: str) -> str:
+def table(rows: list[dict], preset: dict, command: str, failed: dict | None = None) -> str:
+    """The markdown table of a run: one row per side (medians over rounds), ratios to the Trainer."""
     impls = list(dict.fromkeys(r["impl"] for r in rows))
-    theirs = median_row(rows, "trainer")
-    ours = [median_row(rows, impl) for impl in impls if impl != "trainer"]
+    medians = [median_row(rows, impl) for impl in impls]
+    theirs = next((r for r in medians if r["impl"] == "trainer"), None)
+    ours = [r for r in medians if r["impl"] != "trainer"]
+    first = medians[0] if medians else {"preset": "?", "device": "?", "mean_real_tokens": float("nan"), "rounds": []}
+    warm = any(r.get("warmup_s") is not None for r in medians)
     lines = [
-        f"### {theirs['preset']}: {time.strftime('%Y-%m-%d')}, {theirs['device']}",
+        f"### {first['preset']}: {time.strftime('%Y-%m-%d')}, {first['device']}",
         "",
         f"`{command}`",
         "",
         f"Model: DeBERTa-v3 shape hidden {preset['hidden']} x {preset['layers']} layers (random weights, real tokenizer), {N_MODELS}-model head; "
-        f"global batch {preset['batch']}, max {preset['max_length']} tokens (mean real {theirs['mean_real_tokens']:.0f}), {preset['steps']} steps, precision {preset['precision']}; "
-        f"Python {platform.python_version()}. Medians of {len(theirs['rounds'])} alternating rounds.",
+        f"global batch {preset['batch']}, max {preset['max_length']} tokens (mean real {first['mean_real_tokens']:.0f}), {preset['steps']} steps, precision {preset['precision']}; "
+        f"Python {platform.python_version()}. Medians of {len(first['rounds'])} alternating rounds.",
         "",
-        "| loop | samples/s | real tokens/s | MFU (real tokens) | peak memory (GB) | validation routing acc | vs Trainer (per round) |",
-        "|---|---|---|---|---|---|---|",
+        "| loop | samples/s | real tokens/s | MFU (real tokens) | peak memory (GB) | validation routing acc | vs Trainer (per round) |" + (" first calls (s), not timed |" if warm else ""),
+        "|---|---|---|---|---|---|---|" + ("---|" if warm else ""),
     ]
-    for r in (theirs, *ours):
-        ratio = "1.00x"
-        if r is not theirs:
+    for r in medians:
+        ratio = "1.00x" if r is theirs else "-"
+        if theirs is not None and r is not theirs:
             per_round = ", ".join(f"{o / t:.2f}x" for o, t in zip(r["rounds"], theirs["rounds"]))
             ratio = f"**{r['samples_per_s'] / theirs['samples_per_s']:.2f}x** ({per_round})"
         name = r["impl"].replace("routertrain:", "routertrain, attention ")
-        lines.append(f"| {name} | {r['samples_per_s']:.2f} | {r['real_tokens_per_s']:.0f} | {100 * r['mfu']:.1f}% | {r['peak_memory_gb']:.2f} ({r['memory_kind']}) | {r['validation_routing_acc']:.4f} | {ratio} |")
-    padding = ", ".join(f"{100 * r['padding_share']:.0f}%" for r in ours)
-    lines += ["", f"routertrain's batches were {padding} padding. Validation accuracy after so few steps of a random-weight encoder is only a sanity check.", ""]
-    return "\n".join(lines)
+        extra = f" {r['warmup_s']:.1f} |" if warm and r.get("warmup_s") is not None else (" |" if warm else "")
+        lines.append(f"| {name} | {r['samples_per_s']:.2f} | {r['real_tokens_per_s']:.0f} | {100 * r['mfu']:.1f}% | {r['peak_memory_gb']:.2f} ({r['memory_kind']}) | {r['validation_routing_acc']:.4f} | {ratio} |{extra}")
+    lines += [""]
+    if ours:
+        padding = ", ".join(f"{100 * r['padding_share']:.0f}%" for r in ours)
+        lines += [f"routertrain's batches were {padding} padding. Validation accuracy after so few steps of a random-weight encoder is only a sanity check.", ""]
+    lines += [f"- {impl} failed: {why}" for impl, why in (failed or {}).items()]
+    return "\n".join(lines) + ("\n" if failed else "")
+
+
+def save_json(path: Path, raw) -> None:
+    """Write ``raw`` to ``path`` through a temporary file, so a kill mid-write leaves the previous version."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(raw, indent=1, default=str))
+    os.replace(tmp, path)
 
 
 def write_results(text: str, raw, args) -> None:
     """Print the table, append it to ``--output`` (if set) and dump the raw result to ``--json`` (if set)."""
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps(raw, indent=1, default=str))
+        save_json(Path(args.json), raw)
     if args.output:
         with open(args.output, "a") as fh:
             fh.write(text + "\n")
@@ -296,6 +363,10 @@ def main() -> int:
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--steps", type=int, help="override the preset's optimizer steps")
     parser.add_argument("--repeats", type=int, default=2, help="rounds of (Trainer, routertrain), alternating; the table shows medians")
+    parser.add_argument("--child-timeout", type=float, help="seconds one side may run before it counts as failed")
+    parser.add_argument("--table-from", metavar="JSON", help="write the table of a --json file saved by an earlier (cut-short) run and stop")
+    parser.add_argument("--peak-flops", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--peak-name", help=argparse.SUPPRESS)
     parser.add_argument("--impl", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -308,31 +379,46 @@ def main() -> int:
     if args.export:
         export(args, Path(args.export))
         return 0
+    if args.table_from:  # a run cut short (an outer timeout) saved its rows as it went: write their table
+        record = json.loads(Path(args.table_from).read_text())
+        write_results(table(record["rows"], record["preset"], record["command"], record["failed"]), record, args)
+        return 0
     preset = PRESETS[args.preset]
     impls = ["trainer"] + [f"routertrain:{k}" for k in args.kernels.split(",")]
     passed = ["--preset", args.preset, "--data-path", args.data_path, "--workers", str(args.workers), "--steps", str(preset["steps"])]
     passed += ["--data-disk", args.data_disk] if args.data_disk else []
     passed += ["--tokenizer", args.tokenizer] if args.tokenizer else []
-    with tempfile.TemporaryDirectory() as work:
-        build_encoder_folder(args, preset, Path(work) / "encoder")
-        rows, failed = [], {}
-        for impl in impls * args.repeats:  # alternate, so load on a shared machine hits every side
-            cmd = [sys.executable, __file__, *passed, "--impl", impl, "--work", work]
-            if impl in failed:
-                continue
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
-            if proc.returncode != 0:  # one side failing (a kernel, say) must not lose the others' numbers
-                print(proc.stderr[-4000:], file=sys.stderr)
-                failed[impl] = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
-                if impl == "trainer":
-                    return proc.returncode
-                continue
-            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]), flush=True)
+    import torch
+
+    if not torch.cuda.is_available():  # one CPU peak for every row (a GPU's is looked up by name in each side)
+        peak, peak_name = peak_flops("cpu")
+        passed += ["--peak-flops", str(peak), "--peak-name", peak_name]
     command = f"python benchmarks/throughput.py --preset {args.preset} --steps {preset['steps']} --repeats {args.repeats}"
     command += (f" --kernels {args.kernels}" if args.kernels != "hf" else "") + (f" --workers {args.workers}" if args.workers else "")
-    text = table(rows, preset, command) + "".join(f"- {impl} failed: {why}\n" for impl, why in failed.items())
-    write_results(text, rows, args)
+    record = {"command": command, "preset": preset, "rows": [], "failed": {}}
+    with tempfile.TemporaryDirectory() as work:
+        build_encoder_folder(args, preset, Path(work) / "encoder")
+        for impl in impls * args.repeats:  # alternate, so load on a shared machine hits every side
+            if impl in record["failed"]:
+                continue
+            cmd = [sys.executable, __file__, *passed, "--impl", impl, "--work", work]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.child_timeout, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            except subprocess.TimeoutExpired:
+                record["failed"][impl] = f"timed out after {args.child_timeout} s"
+                continue
+            if proc.returncode != 0:  # one side failing (a kernel, say) must not lose the others' numbers
+                print(proc.stderr[-4000:], file=sys.stderr)
+                record["failed"][impl] = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+                continue
+            record["rows"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps(record["rows"][-1]), flush=True)
+            if args.json:  # kept up to date, so --table-from can still write the table after an outer kill
+                save_json(Path(args.json), record)
+    if not record["rows"]:
+        print(f"every side failed: {record['failed']}", file=sys.stderr)
+        return 1
+    write_results(table(record["rows"], preset, command, record["failed"]), record, args)
     return 0
 
 

@@ -65,15 +65,18 @@ class EpochSampler(Sampler[int]):
 
 
 class Collator:
-    """Pad token ids to the longest query of the batch; stack labels, masks and row indices."""
+    """Pad token ids to the longest query of the batch (rounded up to a multiple of
+    ``pad_to_multiple_of``, so kernels compiled per length see few lengths); stack labels, masks and
+    row indices."""
 
-    def __init__(self, tokenizer, n_models: int):
+    def __init__(self, tokenizer, n_models: int, pad_to_multiple_of: int = 1):
         self.tokenizer = tokenizer
         self.n_models = n_models
+        self.pad_to_multiple_of = pad_to_multiple_of if pad_to_multiple_of > 1 else None
 
     def __call__(self, rows: list[dict]) -> dict:
         inputs = [{k: r[k] for k in MODEL_INPUTS if k in r} for r in rows]
-        batch = dict(self.tokenizer.pad(inputs, return_tensors="pt"))
+        batch = dict(self.tokenizer.pad(inputs, pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt"))
         batch["labels"] = torch.tensor([r["labels"] for r in rows], dtype=torch.float32)
         if "label_mask" in rows[0]:
             batch["label_mask"] = torch.tensor([r["label_mask"] for r in rows], dtype=torch.float32)

@@ -113,11 +113,12 @@ class TrainConfig:
     max_grad_norm: float = 1.0  # gradient clipping; 0 disables it
     mixed_precision: str = "no"  # no, bf16 or fp16
     eval_every: int = 0  # evaluate on validation every N optimizer steps; 0 = once per epoch
-    save_every: int = 0  # save a resumable checkpoint every N optimizer steps; 0 = once per epoch
+    save_every: int = 0  # save a resumable checkpoint every N optimizer steps; 0 = once per epoch; -1 = never
     keep_checkpoints: int = 2  # resumable checkpoints kept on disk (oldest deleted first)
     resume: str = "auto"  # auto (latest checkpoint in the run folder), never, or a checkpoint folder
     num_workers: int = 0  # DataLoader worker processes
     group_by_length: bool = True  # batch queries of similar length together to cut padding
+    pad_to_multiple_of: int = 0  # round each batch's padded length up to a multiple of this; 0 = auto (32 under Triton attention kernels, which compile once per length; else 1)
 
 
 @dataclass
@@ -308,6 +309,9 @@ def validate(cfg: Config) -> None:
         ("train.global_batch_size", cfg.train.global_batch_size > 0, "must be positive"),
         ("train.warmup_ratio", 0 <= cfg.train.warmup_ratio < 1, "must be in [0, 1)"),
         ("train.keep_checkpoints", cfg.train.keep_checkpoints >= 1, "must be at least 1"),
+        ("train.save_every", cfg.train.save_every >= -1, "must be -1 (never), 0 (every epoch) or a positive number of steps"),
+        ("train.eval_every", cfg.train.eval_every >= 0, "must be 0 (every epoch) or a positive number of steps"),
+        ("train.pad_to_multiple_of", cfg.train.pad_to_multiple_of >= 0, "must be 0 (auto) or a positive multiple"),
         ("model.lora.r", cfg.model.lora.r >= 0, "must be 0 (off) or a positive rank"),
         ("data.synthetic.n_models", cfg.data.synthetic.n_models >= 2, "must be at least 2"),
         ("eval.batch_size", cfg.eval.batch_size > 0, "must be positive"),

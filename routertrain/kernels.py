@@ -54,3 +54,10 @@ def kernel_backend(encoder) -> str:
     """Which attention actually runs: ``hf``, or ``disentangled-flash/<triton|torch>``."""
     backend = getattr(getattr(encoder, "encoder", None), "backend", None)
     return f"disentangled-flash/{backend}" if backend else "hf"
+
+
+def padding_multiple(encoder) -> int:
+    """The batch-length multiple ``train.pad_to_multiple_of=0`` picks: Triton kernels compile once per
+    sequence length, so round lengths up to multiples of 32 (at most 8 lengths up to 256 tokens);
+    other attention runs on any length, so pad only to the longest query."""
+    return 32 if kernel_backend(encoder) == "disentangled-flash/triton" else 1

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
-from accelerate.utils import ProjectConfiguration, parse_flag_from_env, set_seed
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, parse_flag_from_env, set_seed
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
@@ -41,7 +41,7 @@ from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
-from routertrain.kernels import kernel_backend
+from routertrain.kernels import kernel_backend, padding_multiple
 from routertrain.modeling import EncoderNotFound, build_router_model, masked_bce, merged
 from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text, provenance
 from routertrain.push import PushError, push
@@ -77,11 +77,11 @@ def batch_geometry(cfg: Config, num_processes: int) -> tuple[int, int]:
     return per_device, total // (per_device * num_processes)
 
 
-def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int, processes: int = 1):
+def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int, processes: int = 1, pad_to: int = 1):
     lengths = list(dataset["length"])
     sampler = EpochSampler(lengths, seed, shuffle=shuffle, group_size=batch_size * processes * 32 if group else None, step_size=batch_size * processes)
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models), num_workers=workers,
+        dataset, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models, pad_to), num_workers=workers,
         pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
     )
     return loader, sampler
@@ -163,17 +163,18 @@ def save_best(accelerator: Accelerator, model, run_dir: Path, report: dict, step
 
 
 def prepare_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> None:
-    """Refuse to mix two different configs in one folder; start clean when resume=never."""
+    """Refuse to mix two different configs in one folder; start clean when the run starts from step 0
+    (resume=never, or resume=auto with no checkpoint), so no earlier log or weights linger."""
     config_file = run_dir / "config.yaml"
     if accelerator.is_main_process:
-        if cfg.train.resume == "never" and run_dir.exists():
-            for stale in ("checkpoints", "best", "router", "metrics.json", "log.jsonl"):
-                path = run_dir / stale
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        elif cfg.train.resume == "auto" and config_file.is_file():
+        if cfg.train.resume == "auto" and config_file.is_file():
             previous = OmegaConf.to_container(OmegaConf.load(config_file))
             if result_settings(previous) != result_settings(to_dict(cfg)):
                 raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
+        if run_dir.exists() and find_checkpoint(run_dir, cfg.train.resume) is None:
+            for stale in ("checkpoints", "best", "router", "metrics.json", "log.jsonl"):
+                path = run_dir / stale
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config_file, to_yaml(cfg))
     accelerator.wait_for_everyone()
@@ -201,6 +202,7 @@ def train(cfg: Config) -> dict:
         gradient_accumulation_steps=accum,
         log_with=None if cfg.tracking.backend == "none" else cfg.tracking.backend,
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+        dataloader_config=DataLoaderConfiguration(non_blocking=True),  # with pinned memory, copy the next batch while the GPU works
     )
     set_seed(cfg.run.seed)
 
@@ -224,8 +226,9 @@ def train(cfg: Config) -> dict:
         config = {k: ("null" if v is None else v) for k, v in flatten(to_dict(cfg)).items()}
         accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})
 
-    train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers, accelerator.num_processes)
-    eval_loaders = {s: make_loader(splits[s], tokenizer, n_models, cfg.eval.batch_size, 0, False, True, cfg.train.num_workers)[0] for s in ("validation", "test")}
+    pad_to = cfg.train.pad_to_multiple_of or padding_multiple(model.encoder)
+    train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers, accelerator.num_processes, pad_to)
+    eval_loaders = {s: make_loader(splits[s], tokenizer, n_models, cfg.eval.batch_size, 0, False, True, cfg.train.num_workers, pad_to=pad_to)[0] for s in ("validation", "test")}
 
     head_lr = cfg.train.head_lr or cfg.train.lr
     no_decay = lambda name: name.endswith("bias") or "norm" in name.lower()  # noqa: E731
@@ -235,7 +238,7 @@ def train(cfg: Config) -> dict:
         {"params": [p for n, p in params if not n.startswith("head.") and no_decay(n)], "lr": cfg.train.lr, "weight_decay": 0.0},
         {"params": [p for n, p in params if n.startswith("head.")], "lr": head_lr, "weight_decay": 0.0},
     ]
-    fused = torch.cuda.is_available() and accelerator.device.type == "cuda"
+    fused = accelerator.device.type in ("cuda", "cpu")  # one kernel for all parameters (as the Trainer's default adamw_torch_fused)
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.train.lr, fused=fused or None)
 
     model, optimizer, train_loader, *eval_list = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
@@ -299,7 +302,7 @@ def train(cfg: Config) -> dict:
                     best = {"routing_acc": report["routing_acc"], "step": step}
                     save_best(accelerator, model, run_dir, report, step)
                 excluded += clock() - paused
-            if step % save_every == 0 or step == total_steps:
+            if save_every > 0 and (step % save_every == 0 or step == total_steps):
                 paused = clock()
                 save_checkpoint(accelerator, run_dir, step, {"step": step, "best": best}, cfg.train.keep_checkpoints)
                 excluded += clock() - paused

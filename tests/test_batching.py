@@ -30,3 +30,26 @@ def test_length_grouping_cuts_padding_and_steps_are_shuffled():
 def test_evaluation_order_is_by_length():
     s = EpochSampler([3, 9, 1, 7], seed=0, shuffle=False, group_size=4)
     assert s.order(0) == [1, 3, 0, 2]
+
+
+def test_padding_to_a_multiple_rounds_lengths_and_keeps_the_router_outputs(tiny_encoder, tmp_path):
+    import torch
+    from transformers import AutoTokenizer
+
+    from routertrain.batching import Collator, model_inputs
+    from routertrain.config import load_config
+    from routertrain.modeling import build_router_model
+    from tests.conftest import tiny_args
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    queries = ["Explain the binary search briefly.", "Prove it.", "Explain the mens rea of theft and its elements briefly please."]
+    rows = [{**tokenizer(q), "labels": [1.0, 0.0, 1.0], "row": i} for i, q in enumerate(queries)]
+    longest = max(len(r["input_ids"]) for r in rows)
+    plain, rounded = Collator(tokenizer, 3)(rows), Collator(tokenizer, 3, pad_to_multiple_of=16)(rows)
+    assert plain["input_ids"].shape[1] == longest
+    assert rounded["input_ids"].shape[1] % 16 == 0 and rounded["input_ids"].shape[1] >= longest
+    assert torch.equal(plain["attention_mask"].sum(1), rounded["attention_mask"].sum(1))  # the extra positions are padding
+
+    model = build_router_model(load_config(tiny_args(tiny_encoder, tmp_path)).model, 3).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**model_inputs(rounded)), model(**model_inputs(plain)), atol=1e-5, rtol=0)

@@ -50,6 +50,8 @@ def test_data_recipe_merges_into_data_section():
         (["train.mixed_precision=bf17"], "did you mean 'bf16'"),
         (["model.pooling=max"], "choose one of mean, cls"),
         (["data.fraction=1.5"], "'data.fraction': must be in (0, 1]"),
+        (["train.save_every=-2"], "'train.save_every': must be -1 (never)"),
+        (["train.pad_to_multiple_of=-8"], "'train.pad_to_multiple_of': must be 0 (auto)"),
         (["train.global_batch_size=0"], "'train.global_batch_size'"),
         (["tracking.backend=mlflow"], "'tracking.backend'"),
         (["data.name=nope"], "'data.name'"),

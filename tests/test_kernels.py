@@ -113,3 +113,13 @@ def test_training_with_the_kernel_matches_plain_training(tmp_path):
     p_fused = Router.from_pretrained(tmp_path / "df" / "router", device="cpu").predict(queries)
     assert abs(p_plain - p_fused).max() < 1e-4
     assert '"attention_kernel": "disentangled-flash/torch"' in (tmp_path / "df" / "provenance.json").read_text()
+
+
+def test_triton_attention_pads_batches_to_multiples_of_32_and_others_do_not():
+    from types import SimpleNamespace
+
+    from routertrain.kernels import padding_multiple
+
+    assert padding_multiple(SimpleNamespace(encoder=SimpleNamespace(backend="triton"))) == 32
+    assert padding_multiple(SimpleNamespace(encoder=SimpleNamespace(backend="torch"))) == 1
+    assert padding_multiple(SimpleNamespace(encoder=SimpleNamespace())) == 1  # transformers' own attention

@@ -87,6 +87,20 @@ def test_resume_after_interruption_ends_with_the_same_weights(tiny_encoder, tmp_
     assert results["total_steps"] == 16
 
 
+def test_save_every_minus_one_keeps_no_checkpoints_and_a_rerun_starts_clean(tiny_encoder, tmp_path):
+    """Without checkpoints, re-running the same command starts from step 0: the old log, best
+    weights and router are cleared first, so the folder never mixes two runs."""
+    args = tiny_args(tiny_encoder, tmp_path, "run.name=nockpt", "train.save_every=-1", "train.max_steps=4", "tracking.log_every=1")
+    for _ in range(2):
+        results = training.train(load_config(args))
+        run = tmp_path / "nockpt"
+        assert not (run / "checkpoints").exists()
+        assert (run / "router" / "model.safetensors").is_file() and (run / "metrics.json").is_file()
+        steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines() if "train/loss" in line]
+        assert steps == [1, 2, 3, 4]
+        assert results["train"]["samples_seen"] == 32
+
+
 def test_lora_trains_adapters_and_saves_a_plain_router(tiny_encoder, tmp_path):
     cfg = load_config(tiny_args(tiny_encoder, tmp_path, "model.lora.r=4", "model.lora.target_modules=query,value", "train.max_steps=4"))
     results = training.train(cfg)
