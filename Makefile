@@ -32,7 +32,7 @@ $(STAMP): pyproject.toml Makefile
 
 # accelerate launch pins a one-process run to one CPU thread unless OMP_NUM_THREADS is set: use every core
 train: $(STAMP)
-	$(OFFLINE) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} $(VENV)/bin/accelerate launch --config_file accelerate_config.yaml train.py $(RUN_ARGS)
+	$(OFFLINE) OMP_NUM_THREADS=$${OMP_NUM_THREADS:-$$(nproc)} $(VENV)/bin/accelerate launch --quiet --config_file accelerate_config.yaml train.py $(RUN_ARGS)
 
 test: $(STAMP)
 	$(OFFLINE) $(PY) -m pytest -q

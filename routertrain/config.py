@@ -255,8 +255,13 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
                 f"(available: {', '.join(names) or 'none'})"
             )
         cfg = _merge(cfg, OmegaConf.create({"data": _read_yaml(path, "data recipe")}), f"recipes/data/{data_recipe}.yaml")
+    keys = valid_keys()
     for item in dotlist:
         key, raw = item.split("=", 1)
+        inside = [k for k in keys if k.startswith(key + ".")]
+        if inside and not raw.lstrip().startswith("{"):  # a section given a plain value (train=5)
+            example = inside[0]
+            raise ConfigError(f"'{key}' in override '{item}' is a config section, not a value; set one of its keys, e.g. '{example}=...' (python train.py --help lists them)")
         try:
             if _is_str_field(key) and raw not in ("null", "~"):
                 # keep text as typed: YAML would read no/yes/off/on as booleans (train.mixed_precision=no)
@@ -312,6 +317,12 @@ def validate(cfg: Config) -> None:
         ("train.save_every", cfg.train.save_every >= -1, "must be -1 (never), 0 (every epoch) or a positive number of steps"),
         ("train.eval_every", cfg.train.eval_every >= 0, "must be 0 (every epoch) or a positive number of steps"),
         ("train.pad_to_multiple_of", cfg.train.pad_to_multiple_of >= 0, "must be 0 (auto) or a positive multiple"),
+        ("train.num_workers", cfg.train.num_workers >= 0, "must be 0 (load in the main process) or a positive number of workers"),
+        ("tracking.log_every", cfg.tracking.log_every >= 1, "must be at least 1"),
+        ("model.dropout", 0 <= cfg.model.dropout < 1, "must be in [0, 1)"),
+        ("model.lora.dropout", 0 <= cfg.model.lora.dropout < 1, "must be in [0, 1)"),
+        ("data.validation_size", 0 < cfg.data.validation_size < 1, "must be in (0, 1): the share of train carved out as validation"),
+        ("data.test_size", 0 < cfg.data.test_size < 1, "must be in (0, 1): the share held out as test"),
         ("model.lora.r", cfg.model.lora.r >= 0, "must be 0 (off) or a positive rank"),
         ("data.synthetic.n_models", cfg.data.synthetic.n_models >= 2, "must be at least 2"),
         ("eval.batch_size", cfg.eval.batch_size > 0, "must be positive"),
@@ -325,8 +336,10 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.attention_kernel={cfg.model.attention_kernel} cannot be combined with LoRA (model.lora.r>0): its fused QKV projection bypasses the adapters; set model.attention_kernel=hf")
     if cfg.data.name == "disk" and not cfg.data.path:
         raise ConfigError("data.name=disk needs data.path=<folder written by RoutingData.save_to_disk>")
-    if cfg.train.resume not in ("auto", "never") and not Path(cfg.train.resume).is_dir():
-        raise ConfigError(f"train.resume='{cfg.train.resume}' is neither auto, never nor an existing checkpoint folder")
+    if cfg.train.resume not in ("auto", "never") and not (Path(cfg.train.resume) / "trainer_state.json").is_file():
+        raise ConfigError(f"train.resume='{cfg.train.resume}' is neither auto, never nor a checkpoint folder (<run>/checkpoints/step-NNNNNN with trainer_state.json)")
+    if Path(cfg.run.output_dir).exists() and not Path(cfg.run.output_dir).is_dir():
+        raise ConfigError(f"run.output_dir='{cfg.run.output_dir}' is a file, not a folder; name a folder for the run folders")
 
 
 def get_key(cfg: Any, dotted: str) -> Any:

@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             print(f"{repo_id} -> {install(repo_id)}")
         except (KeyError, FileNotFoundError, ValueError) as err:
-            print(f"error: {str(err).strip(chr(39))}", file=sys.stderr)
+            print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)  # str(KeyError) is its repr
             return 2
     return 0
 

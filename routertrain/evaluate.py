@@ -19,6 +19,7 @@ from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, fo
 from routertrain.evaluation.routers import ALL, DESCRIPTIONS, RouterUnavailable
 from routertrain.modeling import EncoderNotFound
 from routertrain.provenance import atomic_write_json, atomic_write_text
+from routertrain.route import Parser, bounded, device_option
 from routertrain.router import router_folder
 
 OWN_KEYS = ("run", "routers", "encoder")
@@ -74,19 +75,32 @@ def data_config(run, rest: list[str]):
     return load_config(rest), None
 
 
+def json_file(text: str) -> Path:
+    """An argparse type: a writable JSON path (missing folders are created), checked before the evaluation runs."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file path, e.g. {path / 'results.json'}")
+    folder = next(p for p in path.absolute().parents if p.exists())
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{folder} is a file, so {path} cannot be written; choose another path")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m routertrain.evaluate", description=__doc__.splitlines()[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("args", nargs="*", metavar="key=value", help="run=, routers=, encoder=, data=, data.*= (see below)")
-    parser.add_argument("--json", type=Path, help="write the full results here as JSON")
+    parser.add_argument("--json", type=json_file, help="write the full results here as JSON")
     parser.add_argument("--split", default="test", help="split to evaluate on (default: test)")
-    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the intervals (default: 1000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap, the heads and random-draw (default: 0)")
-    parser.add_argument("--hard-k", type=int, default=1, help="hard queries: solved by at most this many models (default: 1)")
-    parser.add_argument("--solved-at", type=float, default=0.5, help="a label this high counts as solved (hard queries, overlap, AUROC; default: 0.5)")
-    parser.add_argument("--batch-size", type=int, default=64, help="queries per encoder forward pass")
-    parser.add_argument("--device", default=None, help="cpu, cuda, ...; default: cuda when available")
+    parser.add_argument("--n-boot", type=bounded(int, 1), default=1000, help="bootstrap resamples for the intervals (default: 1000)")
+    parser.add_argument("--seed", type=bounded(int, 0), default=0, help="seed of the bootstrap, the heads and random-draw (default: 0)")
+    parser.add_argument("--hard-k", type=bounded(int, 1), default=1, help="hard queries: solved by at most this many models (default: 1)")
+    parser.add_argument(
+        "--solved-at", type=bounded(float, 0, 1, low_open=True), default=0.5, help="a label this high counts as solved, in (0, 1] (hard queries, overlap, AUROC; default: 0.5)"
+    )
+    parser.add_argument("--batch-size", type=bounded(int, 1), default=64, help="queries per encoder forward pass")
+    parser.add_argument("--device", type=device_option, default=None, help="cpu, cuda, ...; default: cuda when available")
     opts = parser.parse_args(argv)
     try:
         own, rest = split_args(opts.args)
@@ -96,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         if source:
             print(f"[evaluate] data config from {source}", file=sys.stderr)
         data = load_routing_data(cfg.data)
+        if opts.split not in data.splits:
+            raise ConfigError(f"--split {opts.split} is not a split of {data.name}; choose one of {', '.join(data.splits)}")
         encoder = own.get("encoder") or (None if run else cfg.model.name_or_path)
         result = evaluate_routers(
             data, routers, run=run, encoder=encoder, split=opts.split, n_boot=opts.n_boot, seed=opts.seed,

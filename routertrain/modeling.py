@@ -7,6 +7,8 @@ share one definition.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import AutoModel
@@ -27,12 +29,22 @@ def load_encoder(name_or_path: str, attn_implementation: str | None = None, dtyp
         kwargs["dtype"] = dtype
     try:
         return AutoModel.from_pretrained(name_or_path, **kwargs)
-    except OSError as err:
-        raise EncoderNotFound(
-            f"encoder '{name_or_path}' not found locally ({str(err).splitlines()[0][:120]}); offline, name a local "
-            f"folder instead or put it in the HF cache "
-            f"(python -m routertrain.encoders install {name_or_path}, or huggingface-cli download on a connected machine)"
-        ) from None
+    except (OSError, ValueError) as err:
+        if isinstance(err, ValueError) and not Path(name_or_path).is_dir():  # a ValueError about a loadable model is not "not found"
+            raise
+        raise EncoderNotFound(f"encoder '{name_or_path}' not found locally ({str(err).splitlines()[0][:120]}); {encoder_fix(name_or_path)}") from None
+
+
+def encoder_fix(name_or_path: str) -> str:
+    """How to make an encoder that failed to load available offline: the step that can work for it."""
+    from routertrain.encoders import SOURCES
+
+    if Path(name_or_path).is_dir():
+        return f"the folder {name_or_path} lacks the files save_pretrained writes (config.json, weights, tokenizer); point model.name_or_path at such a folder"
+    if name_or_path in SOURCES:
+        return f"install it with python -m routertrain.encoders install {name_or_path}"
+    return (f"offline, download it on a connected machine (huggingface-cli download {name_or_path}) and copy the HF cache here, "
+            f"or set model.name_or_path to a local folder")
 
 
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -6,7 +6,8 @@ A sweep folder (``checkpoints/sweeps/<name>/``) holds ``sweep.yaml`` (else ``rec
 is read); ``routertrain.sweep.expand`` maps each evaluate point's JSON (``evaluate_routers``' format)
 to its grid values (``data.fraction``, ``data.subsample_seed``, ``encoder``; an evaluate point with
 ``run=@<train point>`` inherits that train point's values). Missing folders and unfinished points are
-listed; a claim with no data is "inconclusive (not run)". Every number comes from the files.
+listed; a claim with no data is "inconclusive (not run)". Every number comes from the files. A folder
+with neither ``sweep.yaml`` nor a recipe of its name (a typo) is an error, and nothing is written.
 
 The verdict rules are in ``routertrain.claims``.
 """
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from routertrain.claims import BAND, CLAIMS, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, fmt, judge
+from routertrain.claims import BAND, CLAIMS, NOT_RUN, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, fmt, judge
+from routertrain.config import _nearest
 from routertrain.provenance import atomic_write_text
 from routertrain.sweep import SweepError, expand, load_sweep
 
@@ -37,8 +39,10 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
     spec_path = folder / "sweep.yaml" if (folder / "sweep.yaml").is_file() else recipe
     sweep = Sweep(folder.name, folder)
     if not spec_path.is_file():
-        sweep.note = f"no {folder}/sweep.yaml and no recipes/sweeps/{folder.name}.yaml: not a sweep folder"
-        return sweep, []
+        beside = sorted(p.parent.name for p in folder.parent.glob("*/sweep.yaml")) if folder.parent.is_dir() else []
+        hint = _nearest(folder.name, beside + sorted(p.stem for p in RECIPES.glob("*.yaml")))
+        raise ReportError(f"{folder} is not a sweep folder (no sweep.yaml in it, no recipes/sweeps/{folder.name}.yaml); "
+                          f"sweep folders in {folder.parent}: {', '.join(beside) or 'none'}{hint}")
     spec = load_sweep(spec_path)
     sweep.claims = tuple(spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]])
     if not folder.is_dir():
@@ -80,8 +84,12 @@ def render(sweeps: list[Sweep], results: list[Result], figures: Path, out_dir: P
         if about:
             lines += ["", f"- **{s.name}**: " + " ".join(about)]
     judged = {ds: judge(results, sweeps, ds) for ds in datasets}
-    lines += ["", "## Verdicts", "", "| claim | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
-    lines += [f"| {claim} | " + " | ".join(next(v.status for v in judged[ds][0] if v.claim == claim) for ds in datasets) + " |" for claim in CLAIMS]
+    lines += ["", "## Verdicts", ""]
+    if not datasets:  # e.g. sweeps on the synthetic demo data only
+        lines += [f"No sweep names a dataset (data=...) or has a finished evaluation: every claim is {NOT_RUN}."]
+    else:
+        lines += ["| claim | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+        lines += [f"| {claim} | " + " | ".join(next(v.status for v in judged[ds][0] if v.claim == claim) for ds in datasets) + " |" for claim in CLAIMS]
     lines += ["", "The numbers that decide each verdict are under its dataset. " + RULES, ""]
     for ds in datasets:
         lines += dataset_section(ds, [r for r in results if r.dataset == ds], *judged[ds], figures, out_dir)

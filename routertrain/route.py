@@ -10,49 +10,105 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
-from routertrain.router import Router, choose, router_folder
+from routertrain.provenance import atomic_write_text
+from routertrain.router import Router, check_device, choose, router_folder
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors: ``error: ...`` on stderr, exit code 2, no usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}\n")
+
+
+def bounded(kind: type, low: float, high: float | None = None, low_open: bool = False):
+    """An argparse type: a finite ``kind`` at least ``low`` (above it with ``low_open``) and at most ``high``."""
+    what = "an integer" if kind is int else "a number"
+    what += f" in {'(' if low_open else '['}{low}, {high}]" if high is not None else f" {'>' if low_open else '>='} {low}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if low_open else value >= low) and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"got {text!r}; give {what}")
+        return value
+
+    return parse
+
+
+def device_option(text: str) -> str:
+    """An argparse type: a device this machine has (``check_device``)."""
+    try:
+        check_device(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file path in an existing folder, checked before anything loads."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give a file path, e.g. {path / 'routes.jsonl'}")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"folder {path.parent} does not exist; create it first or write elsewhere")
+    return path
+
+
+def read_queries(path: Path) -> list[str]:
+    """The non-blank lines of ``path``."""
+    if not path.exists() or path.is_dir():
+        raise ValueError(f"--file {path} {'is a folder' if path.is_dir() else 'does not exist'}; give a text file with one query per line")
+    try:
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        raise ValueError(f"--file {path} is not UTF-8 text; save it as UTF-8, one query per line") from None
+    if not lines:
+        raise ValueError(f"--file {path} has no queries (it is empty or all blank lines); put one query per line")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routertrain.route", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m routertrain.route", description=__doc__.splitlines()[0])
     parser.add_argument("router", help="router folder, run folder, or Hub repo id")
-    parser.add_argument("queries", nargs="*", help="queries to route")
+    parser.add_argument("queries", nargs="*", default=[], help="queries to route")
     parser.add_argument("--file", type=Path, help="read queries from this file, one per line")
-    parser.add_argument("--output", type=Path, help="write JSONL here instead of standard output")
-    parser.add_argument("--cost-weight", type=float, default=0.0, help="maximise P(correct) - weight x cost")
+    parser.add_argument("--output", type=output_file, help="write JSONL here instead of standard output")
+    parser.add_argument("--cost-weight", type=bounded(float, 0), default=0.0, help="maximise P(correct) - weight x cost (>= 0)")
     parser.add_argument("--max-cost", type=float, default=None, help="only models costing at most this")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--device", default=None, help="cpu, cuda, ...; default: cuda when available")
-    args = parser.parse_args(argv)
+    parser.add_argument("--batch-size", type=bounded(int, 1), default=64)
+    parser.add_argument("--device", type=device_option, default=None, help="cpu, cuda, ...; default: cuda when available")
+    args = parser.parse_intermixed_args(argv)  # queries may follow the options
 
-    queries = list(args.queries)
-    if args.file:
-        queries += [line.rstrip("\n") for line in args.file.read_text().splitlines() if line.strip()]
-    if not queries:
-        parser.error("give queries as arguments or with --file")
     try:
-        location = router_folder(args.router)
-    except FileNotFoundError:
-        location = args.router  # a Hub repo id, resolved by from_pretrained
-    try:
+        queries = list(args.queries) + (read_queries(args.file) if args.file else [])
+        if not queries:
+            raise ValueError("no queries; give them as arguments or with --file (one per line)")
+        try:
+            location = router_folder(args.router)
+        except FileNotFoundError:
+            location = args.router  # a Hub repo id, resolved by from_pretrained
         router = Router.from_pretrained(location, device=args.device)
         probs = router.predict(queries, batch_size=args.batch_size)
         chosen = choose(probs, router.costs, args.cost_weight, args.max_cost)
+        lines = [
+            json.dumps({"query": q, "model": router.models[c], "probabilities": {m: round(float(p), 6) for m, p in zip(router.models, row)}})
+            for q, c, row in zip(queries, chosen, probs)
+        ]
+        text = "\n".join(lines) + "\n"
+        if args.output:
+            atomic_write_text(args.output, text)
+        else:
+            sys.stdout.write(text)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    lines = [
-        json.dumps({"query": q, "model": router.models[c], "probabilities": {m: round(float(p), 6) for m, p in zip(router.models, row)}})
-        for q, c, row in zip(queries, chosen, probs)
-    ]
-    text = "\n".join(lines) + "\n"
-    if args.output:
-        args.output.write_text(text)
-    else:
-        sys.stdout.write(text)
     return 0
 
 

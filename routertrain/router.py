@@ -5,11 +5,12 @@ Folder layout (written atomically by ``save_router``)::
     router_config.json   the model pool in label order, costs, pooling, max length, base encoder
     config.json          the encoder's transformers config (weights are built from it, no download)
     model.safetensors    encoder + head weights (LoRA already merged)
-    tokenizer files      the tokenizer used in training
+    tokenizer.json       the tokenizer used in training, with tokenizer_config.json
     metrics.json         evaluation results;  training_config.yaml, provenance.json: how it was made
     README.md            the model card (routertrain.card)
 
-``Router.from_pretrained(folder_or_repo_id)`` needs none of the training config.
+``Router.from_pretrained(folder_or_repo_id)`` needs none of the training config. A folder with a
+missing, truncated or mismatched file is refused with a one-line ``RouterFolderError``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -31,6 +33,13 @@ from routertrain.provenance import atomic_dir, atomic_write_json
 ROUTER_CONFIG = "router_config.json"
 WEIGHTS = "model.safetensors"
 FORMAT_VERSION = 1
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # what save_pretrained writes for the (fast) training tokenizer
+REQUIRED_FILES = (ROUTER_CONFIG, "config.json", WEIGHTS, *TOKENIZER_FILES)
+REFETCH = "copy or download the router folder again, or train again"
+
+
+class RouterFolderError(OSError):
+    """A router folder that cannot be loaded (a missing, truncated or mismatched file), in one line."""
 
 
 def save_router(
@@ -114,12 +123,21 @@ class Router:
                 ) from None
         if not (folder / ROUTER_CONFIG).is_file():
             raise OSError(f"{folder} is not a router folder (no {ROUTER_CONFIG}); pass the 'router' folder of a run")
-        config = json.loads((folder / ROUTER_CONFIG).read_text())
-        encoder = AutoModel.from_config(AutoConfig.from_pretrained(folder))
-        model = RouterModel(encoder, len(config["models"]), config["pooling"], dropout=0.0)
-        model.load_state_dict(load_file(str(folder / WEIGHTS)), strict=True)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = check_device(device)
+        missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+        if missing:
+            raise RouterFolderError(f"router folder {folder} lacks {', '.join(missing)}; {REFETCH}")
+        config = read_router_config(folder / ROUTER_CONFIG)
+        try:
+            encoder_config = AutoConfig.from_pretrained(folder)
+        except (OSError, ValueError) as err:
+            raise RouterFolderError(f"{folder / 'config.json'} is not a valid encoder config ({first_line(err)}); {REFETCH}") from None
+        model = RouterModel(AutoModel.from_config(encoder_config), len(config["models"]), config["pooling"], dropout=0.0)
+        load_weights(model, folder / WEIGHTS)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        except Exception as err:  # tokenizers raises plain Exceptions for malformed files
+            raise RouterFolderError(f"the tokenizer files {', '.join(TOKENIZER_FILES)} in {folder} cannot be loaded ({first_line(err)}); {REFETCH}") from None
         return cls(model, tokenizer, config, folder, device)
 
     @torch.inference_mode()
@@ -143,6 +161,65 @@ class Router:
         """
         probs = self.predict(queries, batch_size=batch_size)
         return [self.models[i] for i in choose(probs, self.costs, cost_weight, max_cost)]
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, for one-line reports."""
+    text = str(err).strip()
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def check_device(device: str | torch.device | None) -> torch.device:
+    """``device`` parsed and checked to be usable here (default: cuda when available, else cpu); a one-line ValueError if not."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if parsed is None or parsed.type not in available:
+        raise ValueError(f"unknown device {str(device)!r}; use cpu, cuda, cuda:N or mps")
+    if not available[parsed.type]:
+        raise ValueError(f"device {str(device)!r} is not available on this machine (torch {torch.__version__}); use --device cpu")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 or --device cpu")
+    return parsed
+
+
+def read_router_config(path: Path) -> dict:
+    """``router_config.json``, checked to hold what ``save_router`` writes."""
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as err:  # invalid JSON, or not text
+        raise RouterFolderError(f"{path} is not valid JSON ({first_line(err)}); {REFETCH}") from None
+    config = config if isinstance(config, dict) else {}
+    models, costs = config.get("models"), config.get("costs")
+    problems = [
+        (not isinstance(models, list) or not models, "no 'models' list"),
+        (config.get("pooling") not in ("mean", "cls"), "no 'pooling' (mean or cls)"),
+        (not isinstance(config.get("max_length"), int) or config["max_length"] < 1, "no positive 'max_length'"),
+        (costs is not None and (not isinstance(costs, list) or len(costs) != len(models or [])), "'costs' that do not give one cost per model"),
+    ]
+    for bad, problem in problems:
+        if bad:
+            raise RouterFolderError(f"{path} has {problem}; {REFETCH}")
+    return config
+
+
+def load_weights(model: RouterModel, path: Path) -> None:
+    """Load ``model.safetensors`` into ``model``, refusing a truncated file or one of another shape."""
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise RouterFolderError(f"{path} is truncated or not a safetensors file ({first_line(err)}); {REFETCH}") from None
+    expected = model.state_dict()
+    mismatch = [f"{k} is missing" for k in expected if k not in state] + [f"{k} is not expected" for k in state if k not in expected]
+    mismatch += [f"{k} has shape {list(state[k].shape)}, expected {list(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if mismatch:
+        n = model.head.out_features
+        raise RouterFolderError(f"{path} does not fit {ROUTER_CONFIG} ({n} models) and config.json: {mismatch[0]}; {REFETCH}")
+    model.load_state_dict(state, strict=True)
 
 
 def choose(probs: np.ndarray, costs: Sequence[float] | None, cost_weight: float = 0.0, max_cost: float | None = None) -> np.ndarray:

@@ -15,7 +15,9 @@ A sweep file (``recipes/sweeps/<name>.yaml``) names the claim it tests and lists
 
 Every point gets a name from its grid values, so its output is ``<out>/<sweep>/<point>`` (a run
 folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate point
-refers to a train point of the same sweep. ``--dry-run`` prints the commands (for a cluster)::
+refers to a train point of the same sweep. The file's keys and every point's arguments are checked
+(as ``train.py`` and ``routertrain.evaluate`` read them) before anything runs, so a typo fails in one
+line. ``--dry-run`` prints the commands (for a cluster)::
 
     python -m routertrain.sweep recipes/sweeps/scaling-routerdc.yaml [--dry-run] [--out checkpoints/sweeps]
 """
@@ -37,6 +39,8 @@ import yaml
 from routertrain.provenance import atomic_write_text
 
 KINDS = ("train", "evaluate")
+SWEEP_KEYS = ("name", "claim", "common", "groups")
+GROUP_KEYS = ("kind", "label", "args", "grid")
 CLAIMS = ("plateau", "predictability", "more-data", "encoder", "finetune")
 
 
@@ -56,7 +60,8 @@ class Point:
 
     def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
         if self.kind == "train":
-            return ["accelerate", "launch", "--config_file", accelerate_config, "train.py", *self.args]
+            # --quiet: a failing run shows its own one-line error, not accelerate's traceback of the subprocess
+            return ["accelerate", "launch", "--quiet", "--config_file", accelerate_config, "train.py", *self.args]
         return ["python", "-m", "routertrain.evaluate", *self.args, "--json", str(self.output)]
 
 
@@ -69,21 +74,61 @@ def point_name(kind: str, label: str, values: dict) -> str:
     return "-".join(parts)
 
 
+def _check_keys(found: dict, allowed: tuple, where: str) -> None:
+    from routertrain.config import _nearest
+
+    for key in found:
+        if key not in allowed:
+            raise SweepError(f"{where}: unknown key '{key}'{_nearest(str(key), list(allowed))} (keys: {', '.join(allowed)})")
+
+
+def _check_args(args: object, where: str) -> None:
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise SweepError(f"{where} must be a list of key=value strings, e.g. [data=routerdc, train.epochs=1]")
+
+
 def load_sweep(path: str | Path) -> dict:
+    """Read a sweep file and check its structure; every problem is one SweepError naming the key."""
     path = Path(path)
     if not path.is_file():
         raise SweepError(f"sweep file {path} not found; sweeps live in recipes/sweeps/")
-    spec = yaml.safe_load(path.read_text()) or {}
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        why = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SweepError(f"sweep file {path} is not valid YAML{where} ({why}); fix the syntax (see routertrain/sweep.py for the format)") from None
+    if not isinstance(spec, dict):
+        raise SweepError(f"sweep file {path} must be a mapping with name, claim and groups; see routertrain/sweep.py for the format")
+    _check_keys(spec, SWEEP_KEYS, f"sweep file {path}")
     for key in ("name", "claim", "groups"):
         if key not in spec:
             raise SweepError(f"sweep file {path} has no '{key}'; see routertrain/sweep.py for the format")
+    if not isinstance(spec["name"], str) or not spec["name"].strip():
+        raise SweepError(f"sweep file {path}: name must be a non-empty text (the output folder's name)")
     claims = spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]]
     for claim in claims:
         if claim not in CLAIMS:
             raise SweepError(f"sweep file {path}: claim '{claim}' is not one of {', '.join(CLAIMS)}")
+    _check_args(spec.get("common", []), f"sweep file {path}: common")
+    if not isinstance(spec["groups"], list) or not spec["groups"]:
+        raise SweepError(f"sweep file {path}: groups must be a list of groups, each starting with '- kind: train' or '- kind: evaluate'")
     for i, group in enumerate(spec["groups"]):
+        where = f"sweep file {path}: group {i}"
+        if not isinstance(group, dict):
+            raise SweepError(f"{where} must be a mapping with kind, and optionally label, args and grid")
+        _check_keys(group, GROUP_KEYS, where)
         if group.get("kind") not in KINDS:
-            raise SweepError(f"sweep file {path}: group {i} has kind {group.get('kind')!r}; use train or evaluate")
+            raise SweepError(f"{where} has kind {group.get('kind')!r}; use train or evaluate")
+        _check_args(group.get("args", []), f"{where}: args")
+        grid = group.get("grid") or {}
+        if not isinstance(grid, dict):
+            raise SweepError(f"{where}: grid must map each key to a list of values, e.g. {{data.fraction: [0.5, 1.0]}}")
+        for key, values in grid.items():
+            if not isinstance(values, list) or not values:
+                example = values if isinstance(values, (str, int, float)) else "..."
+                raise SweepError(f"{where}: grid value of '{key}' must be a non-empty list of values, e.g. {key}: [{example}]")
     return spec
 
 
@@ -112,6 +157,24 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
     return points
 
 
+def check_points(points: list[Point], path: str | Path) -> None:
+    """Read every point's configuration as its command will, so a typo fails before anything runs."""
+    from routertrain.cli import DEFAULT_RECIPE
+    from routertrain.config import ConfigError, load_config
+    from routertrain.evaluate import parse_routers, split_args
+
+    for point in points:
+        try:
+            if point.kind == "train":
+                load_config(point.args, default_recipe=DEFAULT_RECIPE)
+            else:
+                own, rest = split_args(point.args)
+                parse_routers(own.get("routers"), own.get("run"))
+                load_config(rest)
+        except ConfigError as err:
+            raise SweepError(f"sweep file {path}, point {point.name}: {err}") from None
+
+
 def launch_env() -> dict:
     """The environment of a launched point. ``accelerate launch`` pins a one-process run to a single
     CPU thread (OMP_NUM_THREADS=1) unless the variable is set, so a local run gets every core."""
@@ -122,6 +185,7 @@ def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run:
     """Run every unfinished point in order; returns the points (finished ones included)."""
     spec = load_sweep(path)
     points = expand(spec, out)
+    check_points(points, path)
     root = Path(out) / spec["name"]
     if not dry_run:
         root.mkdir(parents=True, exist_ok=True)
@@ -138,7 +202,8 @@ def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run:
             cmd = [sys.executable, "-m", "accelerate.commands.launch", *cmd[2:]] if cmd[0] == "accelerate" else [sys.executable, *cmd[1:]]
             proc = subprocess.run(cmd, env=launch_env())
             if proc.returncode != 0:
-                raise SweepError(f"point {point.name} failed with exit code {proc.returncode}; rerun the sweep to continue from it")
+                raise SweepError(f"point {point.name} failed with exit code {proc.returncode} (its error is above); "
+                                 "fix the cause, then rerun the sweep to continue from it")
     return points
 
 

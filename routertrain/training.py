@@ -42,7 +42,7 @@ from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
 from routertrain.kernels import kernel_backend, padding_multiple
-from routertrain.modeling import EncoderNotFound, build_router_model, masked_bce, merged
+from routertrain.modeling import EncoderNotFound, build_router_model, encoder_fix, masked_bce, merged
 from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text, provenance
 from routertrain.push import PushError, push
 from routertrain.router import save_router
@@ -194,6 +194,8 @@ def train(cfg: Config) -> dict:
         AcceleratorState._reset_state(reset_partial_state=True)
     cpu = not torch.cuda.is_available() or parse_flag_from_env("ACCELERATE_USE_CPU")  # gloo under torchrun on CPU
     state = PartialState(cpu=cpu)
+    if cfg.train.mixed_precision == "fp16" and state.device.type != "cuda":
+        raise ConfigError(f"train.mixed_precision=fp16 needs a CUDA GPU (on {state.device.type} it runs several times slower than fp32); set train.mixed_precision=bf16 or no")
     per_device, accum = batch_geometry(cfg, state.num_processes)
     run_dir = Path(cfg.run.output_dir) / run_name(cfg)
     accelerator = Accelerator(
@@ -210,8 +212,8 @@ def train(cfg: Config) -> dict:
     data = load_routing_data(cfg.data)
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
-    except OSError:
-        raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; offline, install it with python -m routertrain.encoders install {cfg.model.name_or_path} or pass a local folder") from None
+    except (OSError, ValueError):
+        raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; {encoder_fix(cfg.model.name_or_path)}") from None
     model = build_router_model(cfg.model, len(data.models), accelerator.device.type)
     n_models = len(data.models)
     with accelerator.main_process_first():

@@ -1,8 +1,12 @@
 """Config schema, recipes and override errors."""
 
+from pathlib import Path
+
 import pytest
 
 from routertrain.config import Config, ConfigError, available_recipes, load_config, valid_keys
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("recipe", available_recipes())
@@ -52,6 +56,14 @@ def test_data_recipe_merges_into_data_section():
         (["data.fraction=1.5"], "'data.fraction': must be in (0, 1]"),
         (["train.save_every=-2"], "'train.save_every': must be -1 (never)"),
         (["train.pad_to_multiple_of=-8"], "'train.pad_to_multiple_of': must be 0 (auto)"),
+        (["train.num_workers=-1"], "'train.num_workers': must be 0"),
+        (["tracking.log_every=0"], "'tracking.log_every': must be at least 1"),
+        (["model.dropout=2"], "'model.dropout': must be in [0, 1)"),
+        (["data.validation_size=0"], "'data.validation_size': must be in (0, 1)"),
+        (["data.test_size=1.5"], "'data.test_size': must be in (0, 1)"),
+        (["train=5"], "'train' in override 'train=5' is a config section, not a value; set one of its keys, e.g. 'train."),
+        ([f"run.output_dir={REPO / 'README.md'}"], "README.md' is a file, not a folder"),
+        ([f"train.resume={REPO / 'recipes'}"], "recipes' is neither auto, never nor a checkpoint folder"),
         (["train.global_batch_size=0"], "'train.global_batch_size'"),
         (["tracking.backend=mlflow"], "'tracking.backend'"),
         (["data.name=nope"], "'data.name'"),

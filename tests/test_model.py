@@ -88,7 +88,11 @@ def test_choose_with_cost_weight_and_budget():
         choose(probs, None, cost_weight=1.0)
 
 
-def test_missing_encoder_says_how_to_provide_it_offline():
+def test_missing_encoder_says_how_to_provide_it_offline(tmp_path):
     with pytest.raises(EncoderNotFound) as info:
         load_encoder("nobody/no-such-encoder")
-    assert "routertrain.encoders install" in str(info.value) and "\n" not in str(info.value)
+    message = str(info.value)
+    assert "huggingface-cli download nobody/no-such-encoder" in message and "\n" not in message
+    assert "routertrain.encoders install" not in message  # it could not install an encoder no package ships
+    with pytest.raises(EncoderNotFound, match="lacks the files save_pretrained writes"):
+        load_encoder(str(tmp_path))  # a folder without a model

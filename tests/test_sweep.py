@@ -63,7 +63,7 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
     path = write_sweep(tmp_path / "s.yaml", {"name": "dry", "claim": "more-data", "groups": [{"kind": "train", "args": ["recipe=smoke"], "grid": {"data.fraction": [0.5, 1.0]}}]})
     run_sweep(path, tmp_path / "out", dry_run=True)
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and all(line.startswith("accelerate launch --config_file accelerate_config.yaml train.py") for line in out)
+    assert len(out) == 2 and all(line.startswith("accelerate launch --quiet --config_file accelerate_config.yaml train.py") for line in out)
     assert not (tmp_path / "out").exists()
 
 

@@ -101,6 +101,14 @@ def test_save_every_minus_one_keeps_no_checkpoints_and_a_rerun_starts_clean(tiny
         assert results["train"]["samples_seen"] == 32
 
 
+def test_fp16_on_cpu_is_refused_before_the_run_folder_exists(tiny_encoder, tmp_path):
+    from routertrain.config import ConfigError
+
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU.*bf16 or no"):
+        training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=half", "train.mixed_precision=fp16")))
+    assert not (tmp_path / "half").exists()
+
+
 def test_lora_trains_adapters_and_saves_a_plain_router(tiny_encoder, tmp_path):
     cfg = load_config(tiny_args(tiny_encoder, tmp_path, "model.lora.r=4", "model.lora.target_modules=query,value", "train.max_steps=4"))
     results = training.train(cfg)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 
+COMMANDS = ("summary", "build")
 USAGE = """usage: python -m routertrain.data summary data=NAME [key=value ...] [--json]
        python -m routertrain.data build data=NAME [key=value ...]
 
@@ -23,10 +24,14 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
-    if not argv or argv[0] not in ("summary", "build"):
+    if not argv:
         print(USAGE, file=sys.stderr)
         return 2
-    from routertrain.config import ConfigError, load_config
+    from routertrain.config import ConfigError, _nearest, load_config
+
+    if argv[0] not in COMMANDS:
+        print(f"error: unknown command '{argv[0]}'{_nearest(argv[0], list(COMMANDS)) or '; use summary or build (see --help)'}", file=sys.stderr)
+        return 2
     from routertrain.data import DataError, load_routing_data
     from routertrain.data.summary import format_summary, summarize
 

@@ -20,7 +20,10 @@ Tokenisation needs no cache of its own: the dataset is handed out memory-mapped 
 so ``Dataset.map`` (``batching.tokenize_split``) stores its output beside it, keyed by datasets' hash
 of the function, tokenizer and ``max_length`` (MMLU-Pro train: 3.9 s the first time, 0.09 s after).
 
-A file lock beside the folder makes concurrent processes (one per GPU) build once and share it.
+A file lock beside the folder makes concurrent processes (one per GPU) build once and share it. A
+build is validated before it is saved and read back before it counts, so a failed build leaves no
+entry (only the empty ``.lock`` file, which flock-based locks keep on purpose: deleting it could let
+two processes hold the lock at once).
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
-from routertrain.data.dataset import META_FILE, RoutingData, fingerprint
+from routertrain.data.dataset import META_FILE, RoutingData, fingerprint, validate
 
 FORMAT_VERSION = "sources-v1"  # bump when a builder's output changes for the same files and config
 NOT_IN_KEY = ("fraction", "subsample_seed", "max_length", "cache_dir", "path", "synthetic")
@@ -110,18 +114,23 @@ def cached_build(name: str, cfg, fp: str, build: Callable[[], RoutingData]) -> R
     with lock:
         if (folder / META_FILE).is_file():
             print(f"[data] loaded cached {name} from {folder}", file=sys.stderr)
+            data = RoutingData.load_from_disk(folder)
         else:
             data = build()
             data.fingerprint = fp
+            validate(data)  # a dataset that cannot be used is reported, never cached
             bars = is_progress_bar_enabled()
             disable_progress_bar()
             try:
-                data.save_to_disk(folder)
+                data.save_to_disk(folder)  # written to a temporary folder, renamed into place when complete
+                data = RoutingData.load_from_disk(folder)
+            except BaseException:  # an entry that does not load back must not be found by the next run
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             finally:
                 if bars:
                     enable_progress_bar()
             print(f"[data] cached {name} at {folder}", file=sys.stderr)
-    data = RoutingData.load_from_disk(folder)
     data.info = {**data.info, "cache_path": str(folder)}
     return data
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import re
+import string
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,15 @@ def load_hub(cfg):
 
 def read_frame(path: Path, fmt: str | None, label: str) -> pd.DataFrame:
     fmt = fmt or FORMATS.get(path.suffix.lower())
-    if fmt == "csv":
-        return pd.read_csv(io.StringIO(decode(path.read_bytes())), dtype=str, keep_default_na=False, na_values=[""])
+    if fmt in ("csv", "parquet"):
+        try:
+            if fmt == "csv":
+                return pd.read_csv(io.StringIO(decode(path.read_bytes())), dtype=str, keep_default_na=False, na_values=[""])
+            return pd.read_parquet(path)
+        except (ValueError, OSError) as err:  # pandas' ParserError and pyarrow's ArrowInvalid are ValueErrors
+            why = (str(err).splitlines() or [type(err).__name__])[0][:200]
+            raise DataError(f"{label}: cannot read it as {fmt} ({why}); repair or re-export the file, "
+                            "or set data.table.format if it is another format") from None
     if fmt == "json":
         records = parse_json(path.read_bytes(), label)
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -86,8 +94,6 @@ def read_frame(path: Path, fmt: str | None, label: str) -> pd.DataFrame:
         return pd.json_normalize(records)
     if fmt == "jsonl":
         return pd.json_normalize(read_jsonl(path, label))
-    if fmt == "parquet":
-        return pd.read_parquet(path)
     raise DataError(f"{label}: unknown format '{fmt or path.suffix}'; set data.table.format to csv, json, jsonl or parquet")
 
 
@@ -120,11 +126,23 @@ def frames(cfg, sources: list) -> list[tuple[str, pd.DataFrame, str | None]]:
 def score_columns(t, tables: list[pd.DataFrame]) -> dict[str, str]:
     """Source column -> model name, in first-seen order over all tables."""
     if t.score_columns:
-        return {c.strip(): c.strip() for c in t.score_columns.split(",") if c.strip()}
+        listed = t.score_columns.strip()
+        listed = listed[1:-1] if listed.startswith("[") and listed.endswith("]") else listed  # [m1,m2] as typed for a list
+        wanted = [c.strip() for c in listed.split(",") if c.strip()]
+        present = list(dict.fromkeys(str(c) for df in tables for c in df.columns))
+        absent = [c for c in wanted if c not in present]
+        if absent:
+            raise DataError(f"data.table.score_columns names {absent} but no file has such a column"
+                            f"{nearest(absent[0], present)}; columns: {present[:12]}")
+        return {c: c for c in wanted}
     if not t.score_pattern:
         raise DataError("set data.table.score_columns (comma-separated) or data.table.score_pattern (regex) "
                         "to say which columns are model scores")
-    regex = re.compile(t.score_pattern)
+    try:
+        regex = re.compile(t.score_pattern)
+    except re.error as err:
+        raise DataError(f"data.table.score_pattern '{t.score_pattern}' is not a valid regular expression ({err}); "
+                        r"fix it, e.g. '^score_(.+)$' (group 1 = model name)") from None
     reserved = {t.query_column, t.task_column, t.id_column, t.split_column}
     cost_regex = re.compile("^" + re.escape(t.cost_pattern).replace(re.escape("{model}"), ".+") + "$") if t.cost_pattern else None
     out: dict[str, str] = {}
@@ -193,6 +211,14 @@ def read(cfg, sources: list) -> SourceRows:
     if t.label_map == "as-is" and (t.score_min < 0 or t.score_max > 1):
         raise DataError(f"label_map=as-is needs scores in [0, 1] but the declared range is [{t.score_min}, {t.score_max}]: "
                         "use data.table.label_map=rescale")
+    if t.cost_pattern:
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(t.cost_pattern) if f is not None}
+        except ValueError:  # an unmatched brace
+            fields = set()
+        if fields != {"model"}:
+            raise DataError(f"data.table.cost_pattern '{t.cost_pattern}' must name each model's cost column with {{model}} "
+                            "and no other {...} field; e.g. data.table.cost_pattern='cost_{model}'")
     tables = frames(cfg, sources)
     mapping = score_columns(t, [df for _, df, _ in tables])
     columns, models = list(mapping), list(dict.fromkeys(mapping.values()))
