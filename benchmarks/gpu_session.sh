@@ -6,7 +6,8 @@
 #                    data and DeBERTa-v3 tokenizer into .gpu/ (git-excluded), since ../shared does not travel
 #   on the GPU:  device run, carry [".gpu"], command: bash benchmarks/gpu_session.sh run
 #                    installs the wheels, then runs the Trainer-vs-routertrain throughput benchmark
-#                    (at most 330 s) and the attention-kernel parity/speed check (at most 150 s);
+#                    (at most 320 s), the attention-kernel parity/speed check (at most 140 s) and a
+#                    one-process FSDP2 run that must export a loadable router (at most 80 s);
 #                    tables and JSON land in $OUT. Give the device call timeout_s 600.
 #   test on CPU: SKIP_INSTALL=1 PRESET=cpu-small STEPS=3 OUT=/tmp/gpu-out bash benchmarks/gpu_session.sh run
 #
@@ -47,15 +48,19 @@ run)
     #    disentangled-flash's Triton kernels); each side at most CHILD_TIMEOUT s, rows saved as they come
     steps=()
     [ -n "${STEPS:-}" ] && steps=(--steps "$STEPS")
-    timeout "${THROUGHPUT_TIMEOUT:-330}" "$PY" benchmarks/throughput.py --preset "$PRESET" "${data[@]}" "${steps[@]}" --repeats 1 \
-        --kernels hf,disentangled-flash --child-timeout "${CHILD_TIMEOUT:-150}" --output "$OUT/BENCHMARKS.md" --json "$OUT/throughput.json" 2>&1 | tail -n 20 \
+    timeout "${THROUGHPUT_TIMEOUT:-320}" "$PY" benchmarks/throughput.py --preset "$PRESET" "${data[@]}" "${steps[@]}" --repeats 1 \
+        --kernels hf,disentangled-flash --child-timeout "${CHILD_TIMEOUT:-140}" --output "$OUT/BENCHMARKS.md" --json "$OUT/throughput.json" 2>&1 | tail -n 20 \
         || { echo "throughput run failed or timed out; rows saved before that:" | tee -a "$OUT/BENCHMARKS.md"
              if [ -f "$OUT/throughput.json" ]; then "$PY" benchmarks/throughput.py --table-from "$OUT/throughput.json" --output "$OUT/BENCHMARKS.md" | tail -n 12 || true; fi; }
     # 2. attention kernels: parity with transformers' attention, then forward+backward speed
     #    (hf+compile left out: its DeBERTa-large warm-up alone took ~2 min per precision on an H100)
-    timeout "${KERNEL_TIMEOUT:-150}" "$PY" benchmarks/deberta_kernels.py --preset "$PRESET" "${data[@]}" \
+    timeout "${KERNEL_TIMEOUT:-140}" "$PY" benchmarks/deberta_kernels.py --preset "$PRESET" "${data[@]}" \
         --candidates "${CANDIDATES:-hf,disentangled-flash-torch,disentangled-flash,flashdeberta}" \
         --output "$OUT/BENCHMARKS.md" --json "$OUT/kernels.json" 2>&1 | tail -n 20 || echo "kernel check failed or timed out" | tee -a "$OUT/BENCHMARKS.md"
+    # 3. accelerate_configs/fsdp.yaml, one process: sharded checkpointing and router export (never run before)
+    timeout "${FSDP_TIMEOUT:-80}" "$PY" benchmarks/fsdp_check.py --tokenizer "$work/bench/tokenizer" --timeout 65 \
+        > "$OUT/fsdp.json" 2> "$OUT/fsdp.log" || echo "FSDP check failed or timed out (see fsdp.json, fsdp.log)" | tee -a "$OUT/BENCHMARKS.md"
+    tail -n 1 "$OUT/fsdp.json" || true
     ;;
 *)
     echo "usage: bash benchmarks/gpu_session.sh prepare|run" >&2

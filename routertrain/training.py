@@ -223,7 +223,7 @@ def train(cfg: Config) -> dict:
 
     prepare_run_dir(cfg, run_dir, accelerator)
     if accelerator.is_main_process:
-        atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "attention_kernel": kernel_backend(model.encoder), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
+        atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "attention_kernel": kernel_backend(model.encoder), "distributed_type": str(accelerator.distributed_type.value), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
     if cfg.tracking.backend != "none":
         config = {k: ("null" if v is None else v) for k, v in flatten(to_dict(cfg)).items()}
         accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})

@@ -51,6 +51,7 @@ def test_two_processes_gather_every_example_once_and_only_rank0_writes(tiny_enco
     assert metrics["validation"]["n_queries"] == 13 and metrics["test"]["n_queries"] == 11
     provenance = json.loads((run / "provenance.json").read_text())
     assert provenance["num_processes"] == 2 and provenance["per_device_batch_size"] == 4
+    assert provenance["distributed_type"] == "MULTI_CPU"
     lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     train_steps = [line["step"] for line in lines if "train/loss" in line]
     assert train_steps == [1, 2, 3, 4]  # one writer: each step logged once

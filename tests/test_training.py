@@ -49,8 +49,10 @@ def test_training_changes_every_trainable_parameter_and_writes_artifacts(tiny_en
     assert max(steps) == metrics["total_steps"] == 16  # 64 queries / batch 8 x 2 epochs
 
     router = Router.from_pretrained(run / "router", device="cpu")
-    probs = router.predict(["Explain the binary search briefly."])
-    assert probs.shape == (1, len(metrics["models"])) and np.all((probs > 0) & (probs < 1))
+    probs = router.predict(["Explain the binary search briefly.", "Explain the mens rea of theft."])
+    assert probs.shape == (2, len(metrics["models"])) and np.all((probs > 0) & (probs < 1))
+    assert not np.allclose(probs[0], probs[1])  # the output depends on the query
+    assert len(router.tokenizer) > 100  # the saved tokenizer kept its vocabulary (not just the 5 special tokens)
 
 
 def test_resume_after_interruption_ends_with_the_same_weights(tiny_encoder, tmp_path):
