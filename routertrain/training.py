@@ -28,9 +28,10 @@ import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
-from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, parse_flag_from_env, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, parse_flag_from_env, set_seed
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
+from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
@@ -315,9 +316,14 @@ def train(cfg: Config) -> dict:
     samples, real_tokens, padded_tokens = accelerator.reduce(counts, reduction="sum").tolist()
 
     # final: the best validation weights, evaluated on every split, saved as a router folder
+    sharded = accelerator.distributed_type == DistributedType.FSDP  # parameters are shards (DTensors) on each rank
     unwrapped = accelerator.unwrap_model(model)
     if (run_dir / "best" / "state.safetensors").is_file():
-        unwrapped.load_state_dict(load_file(str(run_dir / "best" / "state.safetensors")))
+        best_state = load_file(str(run_dir / "best" / "state.safetensors"))
+        if sharded:
+            set_model_state_dict(unwrapped, best_state, options=StateDictOptions(full_state_dict=True))
+        else:
+            unwrapped.load_state_dict(best_state)
     results = {"best_step": best["step"], "total_steps": total_steps, "models": data.models, "best_single_model": data.models[best_index]}
     for split in [s.strip() for s in cfg.eval.splits.split(",") if s.strip()]:
         logits, rows = predict(model, eval_loaders[split], accelerator)
@@ -331,9 +337,13 @@ def train(cfg: Config) -> dict:
     }
     if torch.cuda.is_available():
         results["train"]["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
+    full_state = accelerator.get_state_dict(model) if sharded else None  # every rank takes part in the gather
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(run_dir / "metrics.json", results)
+        if sharded:  # a whole copy for export, built like the trained one and given the gathered weights
+            unwrapped = build_router_model(cfg.model, n_models, "cpu")
+            unwrapped.load_state_dict(full_state)
         router = merged(unwrapped).to(torch.float32)
         save_router(
             router, tokenizer, run_dir / "router", data.models, data.costs, cfg.data.max_length, cfg.model.name_or_path,
