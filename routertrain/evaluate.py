@@ -121,14 +121,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_table(result))
-    if run is not None:  # the run's model card gains the baselines' row
-        folder = router_folder(run)
-        atomic_write_json(folder / "evaluation.json", to_json(result))
-        atomic_write_text(folder / "README.md", render_card(folder))
-        print(f"model card updated: {folder / 'README.md'}")
-    if opts.json:
-        atomic_write_json(opts.json, to_json(result))
-        print(f"results: {opts.json}")
+    try:  # writes are atomic: a failure (disk full, permissions) leaves the earlier files as they were
+        if run is not None:  # the run's model card gains the baselines' row
+            folder = router_folder(run)
+            atomic_write_json(folder / "evaluation.json", to_json(result))
+            atomic_write_text(folder / "README.md", render_card(folder))
+            print(f"model card updated: {folder / 'README.md'}")
+        if opts.json:
+            atomic_write_json(opts.json, to_json(result))
+            print(f"results: {opts.json}")
+    except OSError as err:
+        print(f"error: could not write the results ({err}); free space or fix permissions, then rerun", file=sys.stderr)
+        return 2
     return 0
 
 

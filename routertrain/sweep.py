@@ -108,6 +108,8 @@ def load_sweep(path: str | Path) -> dict:
     if not isinstance(spec["name"], str) or not spec["name"].strip():
         raise SweepError(f"sweep file {path}: name must be a non-empty text (the output folder's name)")
     claims = spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]]
+    if not claims:
+        raise SweepError(f"sweep file {path}: claim is empty; name one or more of {', '.join(CLAIMS)}")
     for claim in claims:
         if claim not in CLAIMS:
             raise SweepError(f"sweep file {path}: claim '{claim}' is not one of {', '.join(CLAIMS)}")

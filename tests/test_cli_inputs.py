@@ -150,6 +150,18 @@ def test_evaluate_json_path_is_checked_before_the_evaluation(tmp_path, monkeypat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
 
 
+def test_evaluate_write_failure_after_the_evaluation_is_one_line(tmp_path, monkeypatch, capsys):
+    import routertrain.evaluate as evaluate_module
+
+    def full_disk(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(evaluate_module, "atomic_write_json", full_disk)
+    args = ["routers=[oracle]", "data.synthetic.n_train=64", "data.synthetic.n_validation=13", "data.synthetic.n_test=11", "--n-boot", "10", "--json", tmp_path / "r.json"]
+    assert_one_line(*run_cli(evaluate_main, args, capsys), "could not write the results", "No space left on device", "free space")
+    assert not (tmp_path / "r.json").exists()
+
+
 @pytest.mark.parametrize("cli, option, value, valid", [
     ("route", "--cost-weight", "-1", "a number >= 0"),
     ("route", "--cost-weight", "nan", "a number >= 0"),

@@ -121,6 +121,7 @@ GOOD_GROUP = "  - kind: train\n    args: [recipe=smoke]\n    grid: {data.fractio
     [
         ("name: s\nclaim: [plateau\n", r"is not valid YAML at line \d+ .*fix the syntax"),
         ("- just\n- a list\n", "must be a mapping with name, claim and groups"),
+        ("name: s\nclaim: []\ngroups:\n" + GOOD_GROUP, "claim is empty; name one or more of plateau"),
         ("name: s\nclaim: more-data\ngroups:\n  - kind: train\n    grid: {data.fraction: 0.5}\n",
          r"group 0: grid value of 'data.fraction' must be a non-empty list of values, e.g. data.fraction: \[0.5\]"),
         ("name: s\nclaim: more-data\ngroups:\n  - kind: train\n    grid: {data.fraction: '0.5'}\n", r"grid value of 'data.fraction' must be a non-empty list"),
