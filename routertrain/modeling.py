@@ -56,6 +56,18 @@ def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | 
     return (losses * mask).sum() / mask.sum().clamp_min(1.0)
 
 
+def block_class_names(encoder: nn.Module) -> list[str]:
+    """Class names of the encoder's repeated transformer blocks: its ``_no_split_modules`` when the
+    model class declares them (BERT does, DeBERTa-v2 does not), else the class of the first list of
+    identical modules (``encoder.layer``)."""
+    names = list(getattr(encoder, "_no_split_modules", None) or [])
+    if not names:
+        for module in encoder.modules():
+            if isinstance(module, nn.ModuleList) and len(module) > 1 and len({type(m) for m in module}) == 1:
+                return [type(module[0]).__name__]
+    return names
+
+
 class RouterModel(nn.Module):
     """Encoder + pooling + linear head. ``forward`` returns logits of shape (batch, n_models)."""
 
@@ -67,6 +79,8 @@ class RouterModel(nn.Module):
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, n_models)
+        # FSDP's transformer-based wrap shards each block of these classes separately (accelerate reads it)
+        self._no_split_modules = block_class_names(encoder)
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":

@@ -96,3 +96,17 @@ def test_missing_encoder_says_how_to_provide_it_offline(tmp_path):
     assert "routertrain.encoders install" not in message  # it could not install an encoder no package ships
     with pytest.raises(EncoderNotFound, match="lacks the files save_pretrained writes"):
         load_encoder(str(tmp_path))  # a folder without a model
+
+
+def test_fsdp_finds_the_transformer_blocks_to_shard(tiny_encoder):
+    """accelerate's FSDP wrap reads ``_no_split_modules`` from the prepared model, i.e. the router;
+    each named class must exist in it (DeBERTa-v2 declares none, so the repeated layer is found)."""
+    from accelerate.utils.dataclasses import get_module_class_from_name
+    from transformers import AutoModel, DebertaV2Config, DebertaV2Model
+
+    bert = RouterModel(AutoModel.from_pretrained(tiny_encoder), 3)
+    assert "BertLayer" in bert._no_split_modules
+    deberta = RouterModel(DebertaV2Model(DebertaV2Config(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)), 3)
+    assert deberta._no_split_modules == ["DebertaV2Layer"]
+    for model in (bert, deberta):
+        assert all(get_module_class_from_name(model, name) is not None for name in model._no_split_modules)
