@@ -37,6 +37,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from routertrain.provenance import atomic_write_json  # noqa: E402
+
 PRESETS = {
     # a DeBERTa-v3 shape small enough for 2 CPU cores; real vocabulary and tokenizer
     "cpu-small": dict(hidden=256, layers=4, heads=4, intermediate=1024, batch=16, max_length=256, precision="no", queries=800),
@@ -333,18 +335,11 @@ def table(rows: list[dict], preset: dict, command: str, failed: dict | None = No
     return "\n".join(lines) + ("\n" if failed else "")
 
 
-def save_json(path: Path, raw) -> None:
-    """Write ``raw`` to ``path`` through a temporary file, so a kill mid-write leaves the previous version."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(raw, indent=1, default=str))
-    os.replace(tmp, path)
-
-
 def write_results(text: str, raw, args) -> None:
     """Print the table, append it to ``--output`` (if set) and dump the raw result to ``--json`` (if set)."""
     print(text)
     if args.json:
-        save_json(Path(args.json), raw)
+        atomic_write_json(args.json, raw)
     if args.output:
         with open(args.output, "a") as fh:
             fh.write(text + "\n")
@@ -414,7 +409,7 @@ def main() -> int:
             record["rows"].append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(json.dumps(record["rows"][-1]), flush=True)
             if args.json:  # kept up to date, so --table-from can still write the table after an outer kill
-                save_json(Path(args.json), record)
+                atomic_write_json(args.json, record)
     if not record["rows"]:
         print(f"every side failed: {record['failed']}", file=sys.stderr)
         return 1

@@ -175,7 +175,8 @@ def valid_keys(schema: type = Config, prefix: str = "") -> list[str]:
     return keys
 
 
-def _nearest(word: str, candidates: list[str]) -> str:
+def did_you_mean(word: str, candidates: list[str]) -> str:
+    """``"; did you mean 'X'?"`` for the closest candidate, or ``""`` when none is close."""
     match = difflib.get_close_matches(word, candidates, n=1, cutoff=0.5)
     return f"; did you mean '{match[0]}'?" if match else ""
 
@@ -208,7 +209,7 @@ def _merge(base: DictConfig, other: DictConfig, source: str) -> DictConfig:
             leaf = key.split(".")[-1] if key else ""
             parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
             candidates = [k for k in valid_keys() if k.startswith(parent)] if parent else valid_keys()
-            hint = _nearest(key, candidates) or _nearest(leaf, [c.split(".")[-1] for c in candidates])
+            hint = did_you_mean(key, candidates) or did_you_mean(leaf, [c.split(".")[-1] for c in candidates])
             raise ConfigError(f"unknown config key '{key}' in {source}{hint}") from None
         value = getattr(err, "value", None)
         raise ConfigError(f"bad value {value!r} for '{key}' in {source}: {msg}") from None
@@ -241,7 +242,7 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
         path = RECIPES_DIR / f"{recipe}.yaml"
         if not path.is_file():
             raise ConfigError(
-                f"unknown recipe '{recipe}'{_nearest(recipe, available_recipes())} "
+                f"unknown recipe '{recipe}'{did_you_mean(recipe, available_recipes())} "
                 f"(available: {', '.join(available_recipes())})"
             )
         cfg = _merge(cfg, _read_yaml(path, "recipe"), f"recipes/{recipe}.yaml")
@@ -251,7 +252,7 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
         if not path.is_file():
             names = available_data_recipes()
             raise ConfigError(
-                f"unknown data recipe '{data_recipe}'{_nearest(data_recipe, names)} "
+                f"unknown data recipe '{data_recipe}'{did_you_mean(data_recipe, names)} "
                 f"(available: {', '.join(names) or 'none'})"
             )
         cfg = _merge(cfg, OmegaConf.create({"data": _read_yaml(path, "data recipe")}), f"recipes/data/{data_recipe}.yaml")
@@ -305,7 +306,7 @@ def validate(cfg: Config) -> None:
     for key, allowed in [*CHOICES.items(), ("data.name", tuple(BUILDERS))]:
         value = get_key(cfg, key)
         if value not in allowed:
-            raise ConfigError(f"bad value '{value}' for '{key}': choose one of {', '.join(allowed)}{_nearest(str(value), list(allowed))}")
+            raise ConfigError(f"bad value '{value}' for '{key}': choose one of {', '.join(allowed)}{did_you_mean(str(value), list(allowed))}")
     checks = [
         ("data.fraction", 0 < cfg.data.fraction <= 1, "must be in (0, 1]"),
         ("data.max_length", cfg.data.max_length >= 4, "must be at least 4"),

@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 from routertrain.card import render as render_card
+from routertrain.cli import Parser, bounded, device_option
 from routertrain.config import ConfigError, available_data_recipes, load_config
 from routertrain.data import DataError, load_routing_data
 from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, to_json
 from routertrain.evaluation.routers import ALL, DESCRIPTIONS, RouterUnavailable
 from routertrain.modeling import EncoderNotFound
 from routertrain.provenance import atomic_write_json, atomic_write_text
-from routertrain.route import Parser, bounded, device_option
 from routertrain.router import router_folder
 
 OWN_KEYS = ("run", "routers", "encoder")

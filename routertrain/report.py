@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from routertrain.claims import BAND, CLAIMS, NOT_RUN, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, fmt, judge
-from routertrain.config import _nearest
+from routertrain.config import did_you_mean
 from routertrain.provenance import atomic_write_text
 from routertrain.sweep import SweepError, expand, load_sweep
 
@@ -40,7 +40,7 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
     sweep = Sweep(folder.name, folder)
     if not spec_path.is_file():
         beside = sorted(p.parent.name for p in folder.parent.glob("*/sweep.yaml")) if folder.parent.is_dir() else []
-        hint = _nearest(folder.name, beside + sorted(p.stem for p in RECIPES.glob("*.yaml")))
+        hint = did_you_mean(folder.name, beside + sorted(p.stem for p in RECIPES.glob("*.yaml")))
         raise ReportError(f"{folder} is not a sweep folder (no sweep.yaml in it, no recipes/sweeps/{folder.name}.yaml); "
                           f"sweep folders in {folder.parent}: {', '.join(beside) or 'none'}{hint}")
     spec = load_sweep(spec_path)

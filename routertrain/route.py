@@ -10,45 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
+from routertrain.cli import Parser, bounded, device_option
 from routertrain.provenance import atomic_write_text
-from routertrain.router import Router, check_device, choose, router_folder
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with the project's one-line errors: ``error: ...`` on stderr, exit code 2, no usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message}\n")
-
-
-def bounded(kind: type, low: float, high: float | None = None, low_open: bool = False):
-    """An argparse type: a finite ``kind`` at least ``low`` (above it with ``low_open``) and at most ``high``."""
-    what = "an integer" if kind is int else "a number"
-    what += f" in {'(' if low_open else '['}{low}, {high}]" if high is not None else f" {'>' if low_open else '>='} {low}"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and (value > low if low_open else value >= low) and (high is None or value <= high)):
-            raise argparse.ArgumentTypeError(f"got {text!r}; give {what}")
-        return value
-
-    return parse
-
-
-def device_option(text: str) -> str:
-    """An argparse type: a device this machine has (``check_device``)."""
-    try:
-        check_device(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
+from routertrain.router import Router, choose, router_folder
 
 
 def output_file(text: str) -> Path:

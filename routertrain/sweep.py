@@ -75,11 +75,11 @@ def point_name(kind: str, label: str, values: dict) -> str:
 
 
 def _check_keys(found: dict, allowed: tuple, where: str) -> None:
-    from routertrain.config import _nearest
+    from routertrain.config import did_you_mean
 
     for key in found:
         if key not in allowed:
-            raise SweepError(f"{where}: unknown key '{key}'{_nearest(str(key), list(allowed))} (keys: {', '.join(allowed)})")
+            raise SweepError(f"{where}: unknown key '{key}'{did_you_mean(str(key), list(allowed))} (keys: {', '.join(allowed)})")
 
 
 def _check_args(args: object, where: str) -> None:

@@ -27,10 +27,10 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(USAGE, file=sys.stderr)
         return 2
-    from routertrain.config import ConfigError, _nearest, load_config
+    from routertrain.config import ConfigError, did_you_mean, load_config
 
     if argv[0] not in COMMANDS:
-        print(f"error: unknown command '{argv[0]}'{_nearest(argv[0], list(COMMANDS)) or '; use summary or build (see --help)'}", file=sys.stderr)
+        print(f"error: unknown command '{argv[0]}'{did_you_mean(argv[0], list(COMMANDS)) or '; use summary or build (see --help)'}", file=sys.stderr)
         return 2
     from routertrain.data import DataError, load_routing_data
     from routertrain.data.summary import format_summary, summarize
