@@ -1,8 +1,9 @@
 """Does a run under ``accelerate_configs/fsdp.yaml`` train, checkpoint and export a router that loads?
 
-FSDP needs a GPU (on CPU accelerate falls back to plain training), and this project's GPU machine has
-one, so the check runs one FSDP2 process: enough to exercise sharded parameters in the loop's
-``save_state``, best-weights gathering, final reload and router export. The encoder is a small
+On CPU accelerate falls back to plain training; the test suite drives FSDP2 over two gloo processes
+in fp32 anyway (``tests/fsdp_on_cpu.py``). This check covers what only a GPU has: one FSDP2 process
+with bf16 mixed precision on CUDA, through the loop's ``save_state``, best-weights gathering, final
+reload and router export. The encoder is a small
 DeBERTa-v3-shaped model with random weights and the real DeBERTa-v3 tokenizer; the data is the
 embedded synthetic benchmark. It prints one JSON line: the distributed type the run recorded, whether
 the router loads and predicts, and the error's last lines when something failed.

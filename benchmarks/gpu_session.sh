@@ -57,7 +57,7 @@ run)
     timeout "${KERNEL_TIMEOUT:-140}" "$PY" benchmarks/deberta_kernels.py --preset "$PRESET" "${data[@]}" \
         --candidates "${CANDIDATES:-hf,disentangled-flash-torch,disentangled-flash,flashdeberta}" \
         --output "$OUT/BENCHMARKS.md" --json "$OUT/kernels.json" 2>&1 | tail -n 20 || echo "kernel check failed or timed out" | tee -a "$OUT/BENCHMARKS.md"
-    # 3. accelerate_configs/fsdp.yaml, one process: sharded checkpointing and router export (never run before)
+    # 3. accelerate_configs/fsdp.yaml, one process: sharded checkpointing and router export in bf16 on CUDA (CPU tests cover fp32 over gloo)
     timeout "${FSDP_TIMEOUT:-80}" "$PY" benchmarks/fsdp_check.py --tokenizer "$work/bench/tokenizer" --timeout 65 \
         > "$OUT/fsdp.json" 2> "$OUT/fsdp.log" || echo "FSDP check failed or timed out (see fsdp.json, fsdp.log)" | tee -a "$OUT/BENCHMARKS.md"
     tail -n 1 "$OUT/fsdp.json" || true

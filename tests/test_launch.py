@@ -1,21 +1,57 @@
-"""``accelerate launch train.py`` in a subprocess, and two CPU processes sharing one run."""
+"""``accelerate launch train.py`` in a subprocess, and two CPU processes sharing one run (DDP and FSDP2)."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
+from safetensors.torch import load_file
+
 from tests.conftest import REPO, tiny_args
 
 
-def launch(*args: str, processes: int = 1) -> subprocess.CompletedProcess:
-    """One process: as ``make train`` launches (``--quiet``: no launcher traceback after an error)."""
+def launch(*args: str, processes: int = 1, fsdp: bool = False, precision: str = "no") -> subprocess.CompletedProcess:
+    """One process: as ``make train`` launches (``--quiet``: no launcher traceback after an error).
+    Several: gloo through torchrun, or with ``fsdp`` accelerate's FSDP2 path over gloo (tests/fsdp_on_cpu.py)."""
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--config_file", str(REPO / "accelerate_config.yaml")]
-    if processes > 1:
+    if fsdp:
+        config = REPO / "accelerate_configs" / "fsdp.yaml"
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--config_file", str(config), "--num_processes", str(processes)]
+        cmd += ["--mixed_precision", precision, str(REPO / "tests" / "fsdp_on_cpu.py")]
+    elif processes > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]  # gloo on CPU
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([*cmd, str(REPO / "train.py"), *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+
+
+# two-process runs: 4 steps, evaluated and checkpointed at steps 2 and 4
+PARALLEL = ("train.max_steps=4", "train.save_every=2", "train.eval_every=2", "tracking.log_every=1")
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tiny_encoder, tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("ddp")
+    return out / "ddp", launch(*tiny_args(tiny_encoder, out, "run.name=ddp", *PARALLEL), processes=2)
+
+
+def train_steps(run: Path) -> list[int]:
+    return [line["step"] for line in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "train/loss" in line]
+
+
+def read_weights(file: Path) -> dict[str, torch.Tensor]:
+    """safetensors, or the ``.bin`` state dict accelerate writes for an FSDP checkpoint (tensors only)."""
+    return torch.load(file, weights_only=True) if file.suffix == ".bin" else load_file(str(file))
+
+
+def assert_same_weights(a: Path, b: Path, atol: float) -> None:
+    wa, wb = read_weights(a), read_weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], atol=atol, rtol=0, msg=lambda m: f"{key}: {m}")
 
 
 def test_accelerate_launch_trains_and_prints_where_things_are(tiny_encoder, tmp_path):
@@ -42,19 +78,68 @@ def test_missing_encoder_fails_cleanly_without_a_run_folder(tmp_path):
     assert not (tmp_path / "gone").exists()
 
 
-def test_two_processes_gather_every_example_once_and_only_rank0_writes(tiny_encoder, tmp_path):
-    proc = launch(*tiny_args(tiny_encoder, tmp_path, "run.name=ddp", "train.max_steps=4", "tracking.log_every=1"), processes=2)
+def test_two_processes_gather_every_example_once_and_only_rank0_writes(ddp_run):
+    run, proc = ddp_run
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run = tmp_path / "ddp"
     metrics = json.loads((run / "metrics.json").read_text())
     # 13 validation and 11 test queries are odd: duplicates padded in by the sharding must be dropped
     assert metrics["validation"]["n_queries"] == 13 and metrics["test"]["n_queries"] == 11
     provenance = json.loads((run / "provenance.json").read_text())
     assert provenance["num_processes"] == 2 and provenance["per_device_batch_size"] == 4
     assert provenance["distributed_type"] == "MULTI_CPU"
-    lines = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
-    train_steps = [line["step"] for line in lines if "train/loss" in line]
-    assert train_steps == [1, 2, 3, 4]  # one writer: each step logged once
+    assert train_steps(run) == [1, 2, 3, 4]  # one writer: each step logged once
     assert proc.stdout.count("validation routing accuracy") == 1
     leftovers = [p.name for p in Path(run).rglob("*") if ".tmp" in p.name]
     assert leftovers == []
+
+
+def test_fsdp_shards_over_two_processes_and_exports_the_ddp_router(ddp_run, tiny_encoder, tmp_path):
+    """accelerate_configs/fsdp.yaml over two gloo processes: parameters are DTensor shards, so the
+    best-weights gather, their reload before the final evaluation, the router export and sharded
+    save_state all run. Both ranks see the same batches as under DDP and the gradient of the mean
+    loss is the same, so the exported router must equal the DDP one (tolerance 1e-6: reduce-scatter
+    and all-reduce may add in another order)."""
+    ddp, ddp_proc = ddp_run
+    assert ddp_proc.returncode == 0, ddp_proc.stderr[-3000:]
+    proc = launch(*tiny_args(tiny_encoder, tmp_path, "run.name=fsdp", *PARALLEL), processes=2, fsdp=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = tmp_path / "fsdp"
+    assert json.loads((run / "provenance.json").read_text())["distributed_type"] == "FSDP"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
+    assert train_steps(run) == [1, 2, 3, 4]
+    assert_same_weights(run / "router" / "model.safetensors", ddp / "router" / "model.safetensors", atol=1e-6)
+    assert_same_weights(run / "best" / "state.safetensors", ddp / "best" / "state.safetensors", atol=1e-6)
+    fsdp_metrics, ddp_metrics = (json.loads((r / "metrics.json").read_text()) for r in (run, ddp))
+    for split in ("validation", "test"):
+        assert fsdp_metrics[split]["routing_acc"] == pytest.approx(ddp_metrics[split]["routing_acc"])
+
+
+def test_fsdp_in_bf16_resumes_exactly_and_exports_a_router_that_loads(tiny_encoder, tmp_path):
+    """The config as shipped (bf16 mixed precision) over two gloo processes; a copy cut back to its
+    step-2 checkpoint (best weights of step 2 kept, as an interruption leaves them) resumes under
+    FSDP and must end with the uninterrupted run's router (1e-6: same arithmetic, same machine)."""
+    args = ("train.mixed_precision=bf16", *PARALLEL)
+    proc = launch(*tiny_args(tiny_encoder, tmp_path, "run.name=whole", *args), processes=2, fsdp=True, precision="bf16")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    whole = tmp_path / "whole"
+    assert json.loads((whole / "provenance.json").read_text())["distributed_type"] == "FSDP"
+    from routertrain import Router
+
+    router = Router.from_pretrained(whole / "router")
+    assert len(router.route(["What is the derivative of x squared?", "Who wrote Hamlet?"])) == 2
+    assert {v.dtype for v in load_file(str(whole / "router" / "model.safetensors")).values()} == {torch.float32}
+
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut)
+    shutil.rmtree(cut / "router")
+    shutil.rmtree(cut / "checkpoints" / "step-000004")
+    (cut / "metrics.json").unlink()
+    log = [line for line in (cut / "log.jsonl").read_text().splitlines() if json.loads(line)["step"] <= 2]
+    (cut / "log.jsonl").write_text("\n".join(log) + "\n")
+    proc = launch(*tiny_args(tiny_encoder, tmp_path, "run.name=cut", *args), processes=2, fsdp=True, precision="bf16")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resumed from" in proc.stdout + proc.stderr
+    assert train_steps(cut) == [1, 2, 3, 4]
+    assert json.loads((cut / "metrics.json").read_text())["train"]["samples_seen"] == 16  # steps 3 and 4 only
+    assert_same_weights(cut / "router" / "model.safetensors", whole / "router" / "model.safetensors", atol=1e-6)
+    assert_same_weights(cut / "checkpoints" / "step-000004" / "pytorch_model_fsdp.bin", whole / "checkpoints" / "step-000004" / "pytorch_model_fsdp.bin", atol=1e-6)
