@@ -107,7 +107,10 @@ def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> Ro
         if name.startswith("pooler."):  # BERT-style pooler: unused by our pooling, so never trained
             param.requires_grad_(False)
     if model_cfg.gradient_checkpointing:
-        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(encoder, "activation_checkpointing_enable"):  # transformers >= 5.x name; the old one warns there
+            encoder.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     apply_attention_kernel(encoder, model_cfg.attention_kernel, device_type)  # after checkpointing: the kernel encoder copies that flag
     if model_cfg.lora.r > 0:
         from peft import LoraConfig, get_peft_model

@@ -110,3 +110,24 @@ def test_fsdp_finds_the_transformer_blocks_to_shard(tiny_encoder):
     assert deberta._no_split_modules == ["DebertaV2Layer"]
     for model in (bert, deberta):
         assert all(get_module_class_from_name(model, name) is not None for name in model._no_split_modules)
+
+
+def test_attention_backend_reaches_the_encoder_and_sdpa_matches_eager(tiny_encoder):
+    """``model.attn_implementation`` picks transformers' attention backend; SDPA computes the same
+    attention as the eager path (float32 on CPU: 1e-5), with padding masked the same way."""
+    from transformers import AutoTokenizer
+
+    from routertrain.config import load_config
+    from routertrain.modeling import build_router_model
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
+    batch = tokenizer(["Explain the binary search briefly.", "x"], padding=True, return_tensors="pt")
+    logits = {}
+    for backend in ("eager", "sdpa"):
+        torch.manual_seed(0)  # same head initialisation for both
+        cfg = load_config(["recipe=smoke", f"model.name_or_path={tiny_encoder}", f"model.attn_implementation={backend}"])
+        model = build_router_model(cfg.model, n_models=3).eval()
+        assert model.encoder.config._attn_implementation == backend
+        with torch.no_grad():
+            logits[backend] = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    torch.testing.assert_close(logits["sdpa"], logits["eager"], atol=1e-5, rtol=0)

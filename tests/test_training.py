@@ -111,6 +111,26 @@ def test_fp16_on_cpu_is_refused_before_the_run_folder_exists(tiny_encoder, tmp_p
     assert not (tmp_path / "half").exists()
 
 
+def test_checkpointing_and_loader_workers_change_memory_and_speed_not_the_weights(tiny_encoder, tmp_path, monkeypatch):
+    """Activation checkpointing recomputes each block in the backward pass (torch restores the RNG, so
+    dropout draws the same masks) and loader workers only move batching to other processes: both
+    must end with the default run's router, bit for bit up to 1e-6. The checkpointing run must
+    really have checkpointing on, and the workers run must really use workers."""
+    built, loaders = [], []
+    build, make_loader = training.build_router_model, training.make_loader
+    monkeypatch.setattr(training, "build_router_model", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
+    monkeypatch.setattr(training, "make_loader", lambda *a, **k: loaders.append(make_loader(*a, **k)) or loaders[-1])
+    weights = {}
+    for name, extra in {"plain": [], "checkpointed": ["model.gradient_checkpointing=true"], "workers": ["train.num_workers=2"]}.items():
+        training.train(load_config(tiny_args(tiny_encoder, tmp_path, f"run.name={name}", "train.max_steps=4", *extra)))
+        weights[name] = load_file(str(tmp_path / name / "router" / "model.safetensors"))
+    assert [any(getattr(m, "gradient_checkpointing", False) for m in model.modules()) for model in built] == [False, True, False]
+    assert [loader.num_workers for loader, _ in loaders[::3]] == [0, 0, 2]  # each run: train, validation, test loaders
+    for name in ("checkpointed", "workers"):
+        for key in weights["plain"]:
+            torch.testing.assert_close(weights[name][key], weights["plain"][key], atol=1e-6, rtol=0, msg=lambda m: f"{name} {key}: {m}")
+
+
 def test_lora_trains_adapters_and_saves_a_plain_router(tiny_encoder, tmp_path):
     cfg = load_config(tiny_args(tiny_encoder, tmp_path, "model.lora.r=4", "model.lora.target_modules=query,value", "train.max_steps=4"))
     results = training.train(cfg)
