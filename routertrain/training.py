@@ -154,8 +154,15 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: d
     accelerator.wait_for_everyone()
 
 
+def full_weights(accelerator: Accelerator, model) -> dict[str, torch.Tensor]:
+    """The whole model's weights under their plain names; every rank takes part (FSDP gathers here).
+    torch.compile (accelerate's ``--dynamo_backend``) files them under ``_orig_mod.``, which the best
+    weights and the exported router must not carry."""
+    return {k.replace("_orig_mod.", ""): v for k, v in accelerator.get_state_dict(model).items()}
+
+
 def save_best(accelerator: Accelerator, model, run_dir: Path, report: dict, step: int) -> None:
-    state = accelerator.get_state_dict(model)  # every rank takes part (FSDP gathers here)
+    state = full_weights(accelerator, model)
     if accelerator.is_main_process:
         with atomic_dir(run_dir / "best") as tmp:
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "state.safetensors"))
@@ -224,7 +231,7 @@ def train(cfg: Config) -> dict:
 
     prepare_run_dir(cfg, run_dir, accelerator)
     if accelerator.is_main_process:
-        atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "attention_kernel": kernel_backend(model.encoder), "distributed_type": str(accelerator.distributed_type.value), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
+        atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "attention_kernel": kernel_backend(model.encoder), "distributed_type": str(accelerator.distributed_type.value), "dynamo_backend": str(accelerator.state.dynamo_plugin.backend.value), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
     if cfg.tracking.backend != "none":
         config = {k: ("null" if v is None else v) for k, v in flatten(to_dict(cfg)).items()}
         accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})
@@ -317,7 +324,7 @@ def train(cfg: Config) -> dict:
 
     # final: the best validation weights, evaluated on every split, saved as a router folder
     sharded = accelerator.distributed_type == DistributedType.FSDP  # parameters are shards (DTensors) on each rank
-    unwrapped = accelerator.unwrap_model(model)
+    unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)  # plain names, as the best weights have
     if (run_dir / "best" / "state.safetensors").is_file():
         best_state = load_file(str(run_dir / "best" / "state.safetensors"))
         if sharded:
@@ -337,7 +344,7 @@ def train(cfg: Config) -> dict:
     }
     if torch.cuda.is_available():
         results["train"]["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-    full_state = accelerator.get_state_dict(model) if sharded else None  # every rank takes part in the gather
+    full_state = full_weights(accelerator, model) if sharded else None  # every rank takes part in the gather
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(run_dir / "metrics.json", results)

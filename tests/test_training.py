@@ -131,6 +131,26 @@ def test_checkpointing_and_loader_workers_change_memory_and_speed_not_the_weight
             torch.testing.assert_close(weights[name][key], weights["plain"][key], atol=1e-6, rtol=0, msg=lambda m: f"{name} {key}: {m}")
 
 
+def test_compiled_training_exports_a_router_with_plain_weight_names(tiny_encoder, tmp_path, monkeypatch):
+    """Under ``accelerate launch --dynamo_backend ...`` the prepared model is torch.compile'd, whose
+    state dict files every weight under ``_orig_mod.``; the best weights and the router must not
+    (the router would not load). The eager dynamo backend compiles nothing, so the run must also
+    give the uncompiled run's weights."""
+    args = ("train.max_steps=4",)
+    training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=plain", *args)))
+    monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "EAGER")
+    training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=compiled", *args)))
+    run = tmp_path / "compiled"
+    assert json.loads((run / "provenance.json").read_text())["dynamo_backend"] == "EAGER"
+    assert json.loads((tmp_path / "plain" / "provenance.json").read_text())["dynamo_backend"] == "NO"
+    compiled, plain = (load_file(str(tmp_path / name / "router" / "model.safetensors")) for name in ("compiled", "plain"))
+    assert compiled.keys() == plain.keys()
+    assert load_file(str(run / "best" / "state.safetensors")).keys() == plain.keys()
+    for key in plain:
+        torch.testing.assert_close(compiled[key], plain[key], atol=1e-6, rtol=0)
+    assert Router.from_pretrained(run / "router", device="cpu").predict(["Explain the mens rea briefly."]).shape == (1, 6)
+
+
 def test_lora_trains_adapters_and_saves_a_plain_router(tiny_encoder, tmp_path):
     cfg = load_config(tiny_args(tiny_encoder, tmp_path, "model.lora.r=4", "model.lora.target_modules=query,value", "train.max_steps=4"))
     results = training.train(cfg)
