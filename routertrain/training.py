@@ -78,9 +78,14 @@ def batch_geometry(cfg: Config, num_processes: int) -> tuple[int, int]:
     return per_device, total // (per_device * num_processes)
 
 
-def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int, processes: int = 1, pad_to: int = 1):
+def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int, processes: int = 1, pad_to: int = 1, accumulation: int = 1):
+    """Loader of ``batch_size`` examples per forward pass. The sampler orders whole optimizer steps
+    (``batch_size x processes x accumulation`` examples), so which examples share a step depends on
+    the global batch only: trading per-device batch for accumulation or processes changes memory use,
+    not the training trajectory."""
     lengths = list(dataset["length"])
-    sampler = EpochSampler(lengths, seed, shuffle=shuffle, group_size=batch_size * processes * 32 if group else None, step_size=batch_size * processes)
+    step = batch_size * processes * accumulation
+    sampler = EpochSampler(lengths, seed, shuffle=shuffle, group_size=step * 32 if group else None, step_size=step)
     loader = DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models, pad_to), num_workers=workers,
         pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
@@ -237,7 +242,7 @@ def train(cfg: Config) -> dict:
         accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})
 
     pad_to = cfg.train.pad_to_multiple_of or padding_multiple(model.encoder)
-    train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers, accelerator.num_processes, pad_to)
+    train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers, accelerator.num_processes, pad_to, accum)
     eval_loaders = {s: make_loader(splits[s], tokenizer, n_models, cfg.eval.batch_size, 0, False, True, cfg.train.num_workers, pad_to=pad_to)[0] for s in ("validation", "test")}
 
     head_lr = cfg.train.head_lr or cfg.train.lr

@@ -131,6 +131,26 @@ def test_checkpointing_and_loader_workers_change_memory_and_speed_not_the_weight
             torch.testing.assert_close(weights[name][key], weights["plain"][key], atol=1e-6, rtol=0, msg=lambda m: f"{name} {key}: {m}")
 
 
+def test_per_device_batch_is_a_memory_knob_accumulation_gives_the_same_router(tmp_path):
+    """Global batch 8 as 8 x 1, 4 x 2 and 2 x 4 (per-device batch x accumulation steps), with length
+    grouping on: the same examples share each optimizer step and the accumulated gradient is the
+    full batch's, so the routers agree up to float summation order (atol 5e-6). Dropout is off,
+    as a different number of forward passes draws different masks."""
+    from tests.conftest import build_tiny_encoder
+
+    encoder = build_tiny_encoder(tmp_path / "encoder", dropout=0.0)
+    weights = {}
+    for per_device in (8, 4, 2):
+        args = tiny_args(encoder, tmp_path, f"run.name=b{per_device}", "train.max_steps=4", "model.dropout=0", f"train.per_device_batch_size={per_device}")
+        training.train(load_config(args))
+        provenance = json.loads((tmp_path / f"b{per_device}" / "provenance.json").read_text())
+        assert provenance["gradient_accumulation_steps"] == 8 // per_device
+        weights[per_device] = load_file(str(tmp_path / f"b{per_device}" / "router" / "model.safetensors"))
+    for per_device in (4, 2):
+        for key in weights[8]:
+            torch.testing.assert_close(weights[per_device][key], weights[8][key], atol=5e-6, rtol=0, msg=lambda m: f"{per_device} {key}: {m}")
+
+
 def test_compiled_training_exports_a_router_with_plain_weight_names(tiny_encoder, tmp_path, monkeypatch):
     """Under ``accelerate launch --dynamo_backend ...`` the prepared model is torch.compile'd, whose
     state dict files every weight under ``_orig_mod.``; the best weights and the router must not
