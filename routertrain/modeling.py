@@ -7,6 +7,7 @@ share one definition.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
@@ -103,9 +104,6 @@ def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> Ro
     ``device_type`` is where it will train; it picks the attention kernel's backend (Triton needs CUDA).
     """
     encoder = load_encoder(model_cfg.name_or_path, model_cfg.attn_implementation)
-    for name, param in encoder.named_parameters():
-        if name.startswith("pooler."):  # BERT-style pooler: unused by our pooling, so never trained
-            param.requires_grad_(False)
     if model_cfg.gradient_checkpointing:
         if hasattr(encoder, "activation_checkpointing_enable"):  # transformers >= 5.x name; the old one warns there
             encoder.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -123,6 +121,11 @@ def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> Ro
             target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
         )
         encoder = get_peft_model(encoder, lora)
+    for name, param in encoder.named_parameters():
+        # BERT-style pooler (and LoRA adapters put on it): unused by our pooling, so never trained;
+        # DDP also refuses trainable parameters that get no gradient
+        if re.search(r"(^|\.)pooler\.", name):
+            param.requires_grad_(False)
     return RouterModel(encoder, n_models, model_cfg.pooling, model_cfg.dropout)
 
 

@@ -143,3 +143,16 @@ def test_fsdp_in_bf16_resumes_exactly_and_exports_a_router_that_loads(tiny_encod
     assert json.loads((cut / "metrics.json").read_text())["train"]["samples_seen"] == 16  # steps 3 and 4 only
     assert_same_weights(cut / "router" / "model.safetensors", whole / "router" / "model.safetensors", atol=1e-6)
     assert_same_weights(cut / "checkpoints" / "step-000004" / "pytorch_model_fsdp.bin", whole / "checkpoints" / "step-000004" / "pytorch_model_fsdp.bin", atol=1e-6)
+
+
+def test_lora_over_two_processes_trains_and_exports_a_merged_router(tiny_encoder, tmp_path):
+    """DDP needs a gradient for every trainable parameter at every step; LoRA with all-linear also
+    wraps the BERT pooler, which our pooling never uses, so those adapters must be frozen."""
+    proc = launch(*tiny_args(tiny_encoder, tmp_path, "run.name=lora", "model.lora.r=4", "train.max_steps=2"), processes=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    weights = read_weights(tmp_path / "lora" / "router" / "model.safetensors")
+    assert not any("lora" in name for name in weights)
+    initial = read_weights(tiny_encoder / "model.safetensors")
+    moved = [name for name in initial if not torch.equal(weights[f"encoder.{name}"], initial[name])]
+    assert any("attention.self.query" in name for name in moved)  # the merged adapters changed the base weights
+    assert not any("pooler" in name for name in moved)

@@ -131,3 +131,20 @@ def test_attention_backend_reaches_the_encoder_and_sdpa_matches_eager(tiny_encod
         with torch.no_grad():
             logits[backend] = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     torch.testing.assert_close(logits["sdpa"], logits["eager"], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("lora", [[], ["model.lora.r=4"]])
+def test_every_trainable_parameter_gets_a_gradient(tiny_encoder, lora):
+    """DDP stops at the first step when a trainable parameter gets no gradient; the BERT pooler (and
+    the LoRA adapters that all-linear puts on it) is unused by our pooling, so it must be frozen."""
+    from routertrain.config import load_config
+    from routertrain.modeling import build_router_model
+
+    cfg = load_config(["recipe=smoke", f"model.name_or_path={tiny_encoder}", *lora])
+    model = build_router_model(cfg.model, n_models=3)
+    ids = torch.randint(5, 100, (2, 7))
+    model(ids, torch.ones_like(ids)).sum().backward()
+    trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(p.grad is not None for p in trainable.values()), [n for n, p in trainable.items() if p.grad is None]
+    assert any("lora_" in name for name in trainable) == bool(lora)
+    assert not any("pooler" in name for name in trainable)
