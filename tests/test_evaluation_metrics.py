@@ -24,6 +24,16 @@ def test_accuracy_splits_ties_and_skips_unlabelled_models():
     assert base.routing_accuracy(SCORES, LABELS) == pytest.approx(1.0)
 
 
+def test_best_single_breaks_exact_train_ties_toward_the_model_it_names():
+    """A and B tie on train; the reference names A (the first), so its accuracy must be A's, not the
+    average of A and B."""
+    y_train = np.array([[1.0, 0.0], [0.0, 1.0]])
+    y = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
+    assert m.nanmean(m.best_single_per_query(y, m.model_means(y_train))) == 1.0
+    assert base.best_single_index(y_train) == 0 and base.best_single_accuracy(y, m.model_means(y_train)) == 1.0
+    assert list(m.strict_preference([0.5, NAN, 0.5, 0.7])) == [3.0, 1.0, 2.0, 4.0]
+
+
 def test_one_hot_decisions_match_chosen_accuracy():
     rng = np.random.default_rng(0)
     scores, labels = rng.random((50, 4)), rng.integers(0, 2, (50, 4)).astype(float)

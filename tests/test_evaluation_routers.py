@@ -118,6 +118,37 @@ def test_evaluate_routers_end_to_end(tiny_encoder, tmp_path):
     assert all(name in table for name in routers) and "AIQ" in table and "APGR" not in table
 
 
+def test_every_router_records_validation_accuracy_and_tuned_splits_are_flagged():
+    """Choices among routers use ``validation_acc`` (never the reported split); scoring the split the
+    routers were tuned or fitted on gives a warning instead of silently optimistic numbers."""
+    data = make_data(sizes=(60, 20, 30))
+    routers = ["oracle", "best-single", "task-prior"]
+    ctx = Context(data)
+    result = evaluate_routers(data, routers, n_boot=20)
+    from routertrain.evaluation.metrics import score_accuracy
+
+    y_val = ctx.labels("validation")
+    assert result["routers"]["oracle"]["validation_acc"] == pytest.approx(score_accuracy(y_val, y_val))
+    prior = ctx.fit("task-prior")
+    assert result["routers"]["task-prior"]["validation_acc"] == pytest.approx(score_accuracy(prior.scores(ctx, "validation"), y_val))
+    assert result["warnings"] == []
+    for split, words in (("validation", "optimistic"), ("train", "measures fit")):
+        flagged = evaluate_routers(data, ["best-single"], split=split, n_boot=20)
+        assert len(flagged["warnings"]) == 1 and words in flagged["warnings"][0]
+        assert f"warning: {flagged['warnings'][0]}" in format_table(flagged)
+
+
+def test_best_single_router_routes_to_the_model_it_names_when_train_means_tie():
+    def rows(labels):
+        return Dataset.from_dict({"query": [f"q{i}" for i in range(len(labels))], "labels": labels})
+
+    train, test = [[1, 0], [1, 0], [0, 1], [0, 1]], [[1, 0]] * 4  # A and B tie on train; only A is right on test
+    data = RoutingData(DatasetDict(train=rows(train), validation=rows(test), test=rows(test)), ["A", "B"], name="tie")
+    result = evaluate_routers(data, ["best-single"], n_boot=10)
+    assert result["reference"]["best_single_model"] == "A" and result["routers"]["best-single"]["info"]["model"] == "A"
+    assert result["reference"]["best_single_acc"] == 1.0 and result["routers"]["best-single"]["accuracy"]["value"] == 1.0
+
+
 def test_two_model_pool_reports_apgr():
     data = make_data(n_models=2, p_correct=[0.3, 0.8])
     result = evaluate_routers(data, ["oracle", "best-single", "random", "task-prior"], n_boot=20)

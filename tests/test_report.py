@@ -188,3 +188,13 @@ def test_encoder_rule():
     assert encoders(ladder(0.50, 0.45))[0] == "does not hold"
     assert encoders(ladder(0.45, 0.46, noise=0.0))[0] == "inconclusive"
     assert encoders([fake({"tfidf": 0.4})])[0] == "inconclusive"
+    assert "chosen on TEST accuracy" in detail  # these fakes have no validation_acc
+
+
+def test_encoder_rung_router_is_chosen_on_validation_not_test():
+    """knn is better on validation, mlp (by luck) on test: the rung is knn, judged on its test accuracy."""
+    l6 = fake({"tfidf": 0.40, "knn": 0.42, "mlp": 0.47}, encoder="sentence-transformers/all-MiniLM-L6-v2", noise=0.02,
+              knn={"validation_acc": 0.52}, mlp={"validation_acc": 0.50}, tfidf={"validation_acc": 0.4})
+    status, detail, rows = encoders([l6])
+    assert [(r[0], r[2]) for r in rows] == [("TF-IDF", "tfidf"), ("MiniLM-L6", "knn")]
+    assert "+0.020" in detail and "chosen on validation accuracy" in detail

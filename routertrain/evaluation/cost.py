@@ -6,8 +6,8 @@ label (``metrics.decide``: ties split evenly) and
 record (normalised cost, accuracy). Normalised cost = (mean routed cost - cheapest model's cost) /
 (dearest model's cost - cheapest model's cost), so always-cheapest is 0 and always-dearest is 1. The
 sweep is lambda = 0 plus a geometric grid up to a lambda large enough that every query goes to a
-cheapest model (cost 0). Accuracy follows ``routertrain.evaluation.metrics.accuracy``; cost counts
-every query, labelled or not.
+cheapest model (cost 0). Accuracy follows ``routertrain.evaluation.metrics.accuracy``; cost is taken
+over the same queries (those with at least one label: a query with none has no decision to price).
 
 Non-decreasing convex hull (RouterBench): the upper convex hull of the curve's points, cut after its
 highest point (mixing two routings at random reaches every point between them, and spending more
@@ -35,9 +35,17 @@ from routertrain.evaluation.metrics import accuracy, decide, model_means
 N_LAMBDAS = 100
 
 
-def normalised_cost(weights: np.ndarray, costs) -> float:
+def mean_cost(weights: np.ndarray, costs, labels: np.ndarray | None = None) -> float:
+    """Mean cost of the routed models; with ``labels``, over the queries accuracy counts (a label or more)."""
+    routed = np.asarray(weights, dtype=np.float64) @ np.asarray(costs, dtype=np.float64)
+    if labels is not None:
+        routed = routed[np.isfinite(np.asarray(labels, dtype=np.float64)).any(axis=1)]
+    return float(routed.mean())
+
+
+def normalised_cost(weights: np.ndarray, costs, labels: np.ndarray | None = None) -> float:
     cost = np.asarray(costs, dtype=np.float64)
-    spent = float((np.asarray(weights, dtype=np.float64) @ cost).mean())
+    spent = mean_cost(weights, cost, labels)
     return (spent - cost.min()) / (cost.max() - cost.min())
 
 
@@ -58,7 +66,7 @@ def cost_quality_curve(scores: np.ndarray, labels: np.ndarray, costs, n: int = N
     scores = np.asarray(scores, dtype=np.float64)
     cost = np.asarray(costs, dtype=np.float64)
     lambdas = lambda_sweep(scores, cost, n)
-    points = [(normalised_cost(w, cost), accuracy(w, labels)) for w in (decide(scores - lam * cost, labels) for lam in lambdas)]
+    points = [(normalised_cost(w, cost, labels), accuracy(w, labels)) for w in (decide(scores - lam * cost, labels) for lam in lambdas)]
     xs, ys = (np.array(v) for v in zip(*points))
     return {"lambda": lambdas, "cost": xs, "accuracy": ys}
 

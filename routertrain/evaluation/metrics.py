@@ -18,8 +18,9 @@ Conventions (N queries x M models):
 
 Definitions:
 
-- best single (reference): the models ranked by mean label on train; each query goes to the first
-  of them that has a label (with complete labels: the one model best on train).
+- best single (reference): the models ranked by mean label on train (equal means: the lower model
+  index first); each query goes to the first of them that has a label (with complete labels: the
+  one model best on train).
 - random accuracy: mean over queries of the mean label across the models that have one (the
   expected accuracy of a uniformly random choice). Constant scores give exactly this.
 - calibration, per model, over the queries where that model has a label:
@@ -95,9 +96,20 @@ def score_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
     return accuracy(decide(scores, labels), labels)
 
 
+def strict_preference(preference: np.ndarray) -> np.ndarray:
+    """Scores that rank models as ``preference`` does with no ties left: equal preferences go to the
+    lower model index first (as ``nanargmax`` names the best single model), NaN last."""
+    pref = np.nan_to_num(np.asarray(preference, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
+    order = np.lexsort((np.arange(len(pref)), -pref))  # most preferred first
+    strict = np.empty(len(pref))
+    strict[order] = np.arange(len(pref), 0, -1)
+    return strict
+
+
 def best_single_per_query(labels: np.ndarray, preference: np.ndarray) -> np.ndarray:
-    """Per query, the label of the most preferred model that has one (``preference``: e.g. train means)."""
-    order = np.nan_to_num(np.asarray(preference, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
+    """Per query, the label of the most preferred model that has one (``preference``: e.g. train means;
+    ties: the lower model index, the model the reference names)."""
+    order = strict_preference(preference)
     return per_query_accuracy(decide(np.broadcast_to(order, np.shape(labels)), labels), labels)
 
 

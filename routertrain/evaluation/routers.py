@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from routertrain.evaluation.embeddings import split_embeddings
-from routertrain.evaluation.metrics import model_means, score_accuracy
+from routertrain.evaluation.metrics import model_means, score_accuracy, strict_preference
 
 
 class RouterUnavailable(ValueError):
@@ -104,7 +104,10 @@ class BestSingle(Router):
         return self
 
     def scores(self, ctx, split):
-        return np.tile(np.nan_to_num(self.means, nan=-1.0), (len(ctx.labels(split)), 1))
+        # the train means (probabilities, for calibration), nudged apart where they tie exactly so that
+        # the named model is the one routed to; 1e-12 per rank is far below 1 / n_train
+        nudge = 1e-12 * (len(self.means) - strict_preference(self.means))
+        return np.tile(np.nan_to_num(self.means, nan=-1.0) - nudge, (len(ctx.labels(split)), 1))
 
 
 class Random(Router):
