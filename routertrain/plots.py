@@ -37,7 +37,7 @@ def _reference_lines(ax, reference: dict) -> None:
     ax.axhline(reference["random_acc"], color="grey", ls=":", lw=1, label=f"random {reference['random_acc']:.3f}")
 
 
-def main_plot(result: dict, band_routers, path: str | Path) -> Path:
+def main_plot(result: dict, band_routers, path: str | Path, title: str | None = None) -> Path:
     """Accuracy vs normalised cost (or per router when the data has no costs) with the plateau band.
 
     With costs, each router also gets its cost-quality frontier: the non-decreasing hull of its
@@ -71,7 +71,7 @@ def main_plot(result: dict, band_routers, path: str | Path) -> Path:
         ax.set_xticks(range(len(routers)), list(routers), rotation=45, ha="right")
         ax.set_xlabel("router (cost unknown for this dataset)")
     ax.set_ylabel(f"test routing accuracy ({result['data']['n_queries']} queries)")
-    ax.set_title(f"{result['data']['name']}: routers, plateau band and oracle")
+    ax.set_title(f"{title or result['data']['name']}: routers, plateau band and oracle")
     ax.legend(fontsize=7, loc="lower right" if with_cost else "best")
     return save_png(fig, path)
 
@@ -106,7 +106,7 @@ def encoder_plot(dataset: str, rungs: list, path: str | Path) -> Path:
         ax.scatter([i] * len(accs), list(accs.values()), color="tab:blue", alpha=0.35, s=18)
     best = [b[1] for _, _, b in rungs]
     ax.errorbar(list(xs), [b["value"] for b in best], yerr=[[b["value"] - b["low"] for b in best], [b["high"] - b["value"] for b in best]],
-                color="tab:red", marker="o", capsize=3, label="best baseline (95% CI)")
+                color="tab:red", marker="o", capsize=3, label="baseline best on validation (95% CI)")
     for i, (_, _, (name, b)) in enumerate(rungs):
         ax.annotate(name, (i, b["value"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
     ax.set_xticks(list(xs), [label for label, _, _ in rungs])

@@ -112,11 +112,11 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
     if main is None:
         out += ["No finished evaluation for this dataset yet.", ""]
     else:
-        out += main_table(main) + [image(f"{ds}: accuracy vs cost", plots.main_plot(main.data, BAND, f"{stem}-main.png")), ""]
+        out += main_table(main) + [image(f"{ds}: accuracy vs cost", plots.main_plot(main.data, BAND, f"{stem}-main.png", ds)), ""]
     for other in mine:  # further evaluations with model costs: the cost-aware view (e.g. a full, priced pool)
         if other is not main and other.data["data"].get("costs"):
             name = f"{stem}-{other.sweep}-{other.point}.png"
-            out += ["### Cost-aware routing", ""] + main_table(other)[2:] + [image(f"{ds}: accuracy vs cost", plots.main_plot(other.data, BAND, name)), ""]
+            out += ["### Cost-aware routing", ""] + main_table(other)[2:] + [image(f"{ds}: accuracy vs cost", plots.main_plot(other.data, BAND, name, ds)), ""]
     out += ["### Claims", ""] + [f"- **{v.claim}**: {v.status}. {v.detail}" for v in verdicts] + [""]
     if "more-data" in tables:
         fractions = sorted({f for _, accs, _, _ in tables["more-data"] for f in accs})
@@ -129,7 +129,7 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
         series = {name: accs for name, accs, _, _ in tables["more-data"] if name != "best-single"}
         out += ["", image(f"{ds}: accuracy vs fraction", plots.fraction_plot(ds, series, oracle, f"{stem}-fraction.png")), ""]
     if "encoder" in tables:
-        out += ["### Accuracy vs encoder", "", "| rung | encoder | best baseline | accuracy [95% CI] | step from previous rung [95% CI] |", "|---|---|---|---|---|"]
+        out += ["### Accuracy vs encoder", "", "| rung | encoder | baseline (best on validation) | test accuracy [95% CI] | step from previous rung [95% CI] |", "|---|---|---|---|---|"]
         out += [f"| {rung} | {enc} | {name} | {ci_text(acc)} | {ci_text(d, sign=True)} |" for rung, enc, name, acc, d, _ in tables["encoder"]]
         rungs = [(rung, accs, (name, acc)) for rung, _, name, acc, _, accs in tables["encoder"]]
         out += ["", image(f"{ds}: accuracy vs encoder", plots.encoder_plot(ds, rungs, f"{stem}-encoder.png")), ""]
