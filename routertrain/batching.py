@@ -31,14 +31,21 @@ def tokenize_split(dataset, tokenizer, max_length: int):
 
 
 class EpochSampler(Sampler[int]):
-    """Seeded per-epoch order, optionally grouped by length. Set ``epoch`` before iterating."""
+    """Seeded per-epoch order, optionally grouped by length. Set ``epoch`` before iterating.
 
-    def __init__(self, lengths: list[int], seed: int, shuffle: bool = True, group_size: int | None = None, step_size: int = 1):
+    With ``pad_last_step``, a short last step is filled up to ``step_size`` with indices ``n + j``:
+    example ``j`` of that step again, as padding (``StepPadded`` masks all its labels). Every process
+    then gets the same number of whole micro-batches per step, so none is filled with examples from
+    the start of the epoch and no accumulation window is cut short."""
+
+    def __init__(self, lengths: list[int], seed: int, shuffle: bool = True, group_size: int | None = None, step_size: int = 1,
+                 pad_last_step: bool = False):
         self.lengths = np.asarray(lengths)
         self.seed = seed
         self.shuffle = shuffle
         self.group_size = group_size  # mega-batch sorted by length (None: no grouping)
         self.step_size = step_size  # examples per step over all processes: the unit whose order is shuffled
+        self.pad_last_step = pad_last_step
         self.epoch = 0
 
     def order(self, epoch: int) -> list[int]:
@@ -57,11 +64,46 @@ class EpochSampler(Sampler[int]):
         order = [int(i) for k in rng.permutation(len(steps)) for i in steps[k]]
         return order + ([int(i) for i in last] if last is not None else [])
 
+    def padded_order(self, epoch: int) -> list[int]:
+        order = self.order(epoch)
+        short = len(order) % self.step_size
+        if not self.pad_last_step or not short:
+            return order
+        last = order[len(order) - short :]
+        return order + [len(order) + last[i % short] for i in range(self.step_size - short)]
+
+    def step_weights(self, epoch: int, observed: np.ndarray) -> np.ndarray:
+        """Per step of ``epoch``: the sum of ``observed`` (labels per example) over its real examples."""
+        order = np.asarray(self.padded_order(epoch))
+        real = order < len(self.lengths)
+        per_example = np.where(real, np.asarray(observed, dtype=np.float64)[np.where(real, order, 0)], 0.0)
+        return np.add.reduceat(per_example, np.arange(0, len(order), self.step_size)) if len(order) else per_example
+
     def __iter__(self):
-        return iter(self.order(self.epoch))
+        return iter(self.padded_order(self.epoch))
 
     def __len__(self) -> int:
-        return len(self.lengths)
+        n = len(self.lengths)
+        return -(-n // self.step_size) * self.step_size if self.pad_last_step else n
+
+
+class StepPadded(torch.utils.data.Dataset):
+    """The rows of a tokenised split, where index ``n + j`` is row ``j`` again marked ``pad`` (the
+    collator masks all its labels and leaves it out of the counts): ``EpochSampler``'s step padding."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.n = len(dataset)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        rows = self.dataset.__getitems__([i % self.n for i in indices])
+        return [{**row, "pad": i >= self.n} for row, i in zip(rows, indices)]
+
+    def __getitem__(self, index: int) -> dict:
+        return self.__getitems__([index])[0]
 
 
 class Collator:
@@ -83,6 +125,9 @@ class Collator:
         else:
             batch["label_mask"] = torch.ones(len(rows), self.n_models)
         batch["row"] = torch.tensor([r["row"] for r in rows], dtype=torch.long)
+        real = torch.tensor([not r.get("pad", False) for r in rows])
+        batch["label_mask"] *= real[:, None]  # step padding (StepPadded) carries no label
+        batch["real"] = real
         return batch
 
 

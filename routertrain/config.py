@@ -104,7 +104,7 @@ class ModelConfig:
 class TrainConfig:
     lr: float = 5e-5  # peak learning rate of the encoder
     head_lr: Optional[float] = None  # learning rate of the routing head; null = train.lr
-    weight_decay: float = 0.01  # AdamW weight decay (not applied to biases and norms)
+    weight_decay: float = 0.01  # AdamW weight decay of the encoder (not applied to biases, norms or the routing head)
     warmup_ratio: float = 0.1  # share of optimizer steps spent warming up linearly
     epochs: float = 3.0  # passes over the training split
     max_steps: int = -1  # stop after this many optimizer steps; -1 = epochs decide

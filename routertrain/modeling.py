@@ -48,13 +48,16 @@ def encoder_fix(name_or_path: str) -> str:
             f"or set model.name_or_path to a local folder")
 
 
-def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean binary cross-entropy with logits over the observed (query, model) pairs."""
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor | None = None, denominator: float | None = None) -> torch.Tensor:
+    """Mean binary cross-entropy with logits over the observed (query, model) pairs. With
+    ``denominator``, the masked sum divided by it instead: the training loop passes the observed pairs
+    of the whole optimizer step, so a step split into micro-batches and processes has the gradient of
+    its full-batch mean."""
     losses = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="none")
-    if mask is None:
+    if mask is None and denominator is None:
         return losses.mean()
-    mask = mask.to(losses.dtype)
-    return (losses * mask).sum() / mask.sum().clamp_min(1.0)
+    mask = torch.ones_like(losses) if mask is None else mask.to(losses.dtype)
+    return (losses * mask).sum() / (mask.sum().clamp_min(1.0) if denominator is None else max(denominator, 1e-12))
 
 
 def block_class_names(encoder: nn.Module) -> list[str]:

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from routertrain import metrics as M
-from routertrain.batching import Collator, EpochSampler, model_inputs, tokenize_split
+from routertrain.batching import Collator, EpochSampler, StepPadded, model_inputs, tokenize_split
 from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
@@ -78,6 +78,13 @@ def batch_geometry(cfg: Config, num_processes: int) -> tuple[int, int]:
     return per_device, total // (per_device * num_processes)
 
 
+def observed_labels(dataset, n_models: int) -> np.ndarray:
+    """Observed labels per example (the label mask's row sums; every model when there is no mask)."""
+    if "label_mask" in dataset.column_names:
+        return np.asarray(dataset["label_mask"], dtype=np.float64).sum(axis=1)
+    return np.full(len(dataset), float(n_models))
+
+
 def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int, processes: int = 1, pad_to: int = 1, accumulation: int = 1):
     """Loader of ``batch_size`` examples per forward pass. The sampler orders whole optimizer steps
     (``batch_size x processes x accumulation`` examples), so which examples share a step depends on
@@ -85,9 +92,10 @@ def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, s
     not the training trajectory."""
     lengths = list(dataset["length"])
     step = batch_size * processes * accumulation
-    sampler = EpochSampler(lengths, seed, shuffle=shuffle, group_size=step * 32 if group else None, step_size=step)
+    # a short last step is padded (masked copies) when it would be split over processes or micro-batches
+    sampler = EpochSampler(lengths, seed, shuffle=shuffle, group_size=step * 32 if group else None, step_size=step, pad_last_step=shuffle and step > batch_size)
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models, pad_to), num_workers=workers,
+        StepPadded(dataset), batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models, pad_to), num_workers=workers,
         pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
     )
     return loader, sampler
@@ -272,22 +280,34 @@ def train(cfg: Config) -> dict:
         saved = json.loads((checkpoint / "trainer_state.json").read_text())
         step, best = saved["step"], saved["best"]
         accelerator.print(f"resumed from {checkpoint} at step {step}")
+        kept = run_dir / "best" / "metrics.json"
+        if best["step"] and not (kept.is_file() and json.loads(kept.read_text()).get("step") == best["step"]):
+            # e.g. train.resume=<another run's checkpoint>: that run's best weights are not in this folder
+            accelerator.print(f"the best weights (step {best['step']}) are not in {kept.parent}: the best step is chosen again from step {step} on")
+            best = {"routing_acc": -1.0, "step": 0}
 
     progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
-    started, excluded, running_loss = clock(), 0.0, []
+    started, excluded, running_loss, unlogged, new_step = clock(), 0.0, [], 0, True
     counts = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # samples, real tokens, padded tokens
+    observed = observed_labels(splits["train"], n_models)
+    # the step's loss is its full batch's mean: each micro-batch's masked sum over the observed labels of the
+    # whole step, times the factors that accelerate (1 / accumulation) and DDP/FSDP (1 / processes) divide by
+    spread = accum * accelerator.num_processes
     model.train()
     while step < total_steps:
         epoch, done_in_epoch = divmod(step, steps_per_epoch)
         train_sampler.epoch = epoch
+        step_labels = train_sampler.step_weights(epoch, observed)
         loader = accelerator.skip_first_batches(train_loader, done_in_epoch * accum) if done_in_epoch else train_loader
         for batch in loader:
-            if accelerator.gradient_state.sync_gradients or not running_loss:
+            if new_step:
                 # dropout noise depends only on (seed, step, rank): resuming reproduces it exactly
                 torch.manual_seed(cfg.run.seed * 1_000_003 + step * 101 + accelerator.process_index)
+                new_step = False
             with accelerator.accumulate(model):
                 logits = model(**model_inputs(batch))
-                loss = masked_bce(logits, batch["labels"], batch["label_mask"])
+                share = float(step_labels[step - epoch * steps_per_epoch]) / spread
+                loss = masked_bce(logits, batch["labels"], batch["label_mask"], denominator=share)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
@@ -295,19 +315,22 @@ def train(cfg: Config) -> dict:
                 if accelerator.sync_gradients:
                     scheduler.step()
                 optimizer.zero_grad()
-            running_loss.append(loss.detach())
-            counts[0] += len(batch["row"])  # stays on the device: no synchronisation per batch
-            counts[1] += batch["attention_mask"].sum()
+            running_loss.append(loss.detach() / spread)  # its part of the step's mean loss
+            counts[0] += batch["real"].sum()  # stays on the device: no synchronisation per batch
+            counts[1] += (batch["attention_mask"] * batch["real"][:, None]).sum()  # step padding rows are not real tokens
             counts[2] += batch["input_ids"].numel()
             if not accelerator.sync_gradients:
                 continue
             step += 1
+            new_step = True
             progress.update(1)
+            unlogged += 1
             if step % cfg.tracking.log_every == 0 or step == total_steps:
-                mean_loss = accelerator.reduce(torch.stack(running_loss).mean(), reduction="mean").item()
+                # mean over the steps since the last log of each step's full-batch loss (parts summed over processes)
+                mean_loss = accelerator.reduce(torch.stack(running_loss).sum(), reduction="sum").item() / unlogged
                 log(accelerator, run_dir, {"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0], "train/epoch": step / steps_per_epoch}, step)
                 progress.set_postfix(loss=f"{mean_loss:.4f}")
-            running_loss = []
+                running_loss, unlogged = [], 0
             if step % eval_every == 0 or step == total_steps:
                 paused = clock()
                 logits, rows = predict(model, eval_loaders["validation"], accelerator)

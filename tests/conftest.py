@@ -43,6 +43,30 @@ def build_tiny_encoder(folder: Path, seed: int = 0, dropout: float = 0.1) -> Pat
     return folder
 
 
+def sparse_label_data(folder: Path, n_train: int = 61, seed: int = 0) -> Path:
+    """The synthetic benchmark saved to disk (``data.name=disk data.path=<folder>``) with about half of
+    its rows keeping one label of six: micro-batches of one step then hold different numbers of
+    observed labels. 61 train rows leave a short last step for any global batch of 2 or more."""
+    import numpy as np
+    from datasets import DatasetDict
+
+    from routertrain.config import load_config
+    from routertrain.data import build_synthetic
+
+    data = build_synthetic(load_config([f"data.synthetic.n_train={n_train}", "data.synthetic.n_validation=13", "data.synthetic.n_test=11"]).data)
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name, ds in data.splits.items():
+        mask = np.ones((len(ds), len(data.models)), dtype=np.float32)
+        for i in np.flatnonzero(rng.random(len(ds)) < 0.5):
+            mask[i] = 0
+            mask[i, rng.integers(len(data.models))] = 1
+        splits[name] = ds.add_column("label_mask", mask.tolist())
+    data.splits = DatasetDict(splits)
+    data.save_to_disk(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))

@@ -156,3 +156,23 @@ def test_lora_over_two_processes_trains_and_exports_a_merged_router(tiny_encoder
     moved = [name for name in initial if not torch.equal(weights[f"encoder.{name}"], initial[name])]
     assert any("attention.self.query" in name for name in moved)  # the merged adapters changed the base weights
     assert not any("pooler" in name for name in moved)
+
+
+def test_two_processes_with_accumulation_train_the_one_process_router(tmp_path):
+    """The same global batch over 2 processes x 2 micro-batches as in one process, on rows with 1 or
+    6 labels and a short last step: the short step is padded with masked copies (no example of the
+    epoch's start repeated) and each step's loss is its full batch's mean, so the routers match."""
+    from routertrain.config import load_config
+    from routertrain.training import train
+    from tests.conftest import build_tiny_encoder, sparse_label_data
+
+    encoder = build_tiny_encoder(tmp_path / "encoder", dropout=0.0)
+    data = sparse_label_data(tmp_path / "sparse")
+    common = ("data.name=disk", f"data.path={data}", "train.epochs=2", "model.dropout=0", "train.eval_every=1000", "train.save_every=-1")
+    single = train(load_config(tiny_args(encoder, tmp_path, "run.name=one", *common)))
+    proc = launch(*tiny_args(encoder, tmp_path, "run.name=two", "train.per_device_batch_size=2", *common), processes=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "two" / "provenance.json").read_text())["gradient_accumulation_steps"] == 2
+    assert two["train"]["samples_seen"] == single["train"]["samples_seen"] == 122
+    assert_same_weights(tmp_path / "two" / "router" / "model.safetensors", tmp_path / "one" / "router" / "model.safetensors", atol=1e-6)

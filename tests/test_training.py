@@ -89,6 +89,22 @@ def test_resume_after_interruption_ends_with_the_same_weights(tiny_encoder, tmp_
     assert results["total_steps"] == 16
 
 
+def test_resuming_another_runs_checkpoint_does_not_claim_its_best_step(tiny_encoder, tmp_path):
+    """train.resume=<checkpoint of run a> in a new folder: a's best weights stay in a's folder, so the
+    new run must choose its best among its own evaluations, not report a's best step while exporting
+    other weights."""
+    common = ["train.epochs=2", "train.eval_every=4", "train.save_every=4", "train.keep_checkpoints=10"]
+    training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=a", *common)))
+    state = json.loads((tmp_path / "a" / "checkpoints" / "step-000008" / "trainer_state.json").read_text())
+    assert state["best"]["step"] in (4, 8)
+    results = training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=b", *common, f"train.resume={tmp_path}/a/checkpoints/step-000008")))
+    best = json.loads((tmp_path / "b" / "best" / "metrics.json").read_text())
+    assert results["best_step"] == best["step"] > 8
+    saved = load_file(str(tmp_path / "b" / "best" / "state.safetensors"))
+    router = load_file(str(tmp_path / "b" / "router" / "model.safetensors"))
+    assert all(torch.equal(saved[k], router[k]) for k in router)
+
+
 def test_save_every_minus_one_keeps_no_checkpoints_and_a_rerun_starts_clean(tiny_encoder, tmp_path):
     """Without checkpoints, re-running the same command starts from step 0: the old log, best
     weights and router are cleared first, so the folder never mixes two runs."""
@@ -133,22 +149,39 @@ def test_checkpointing_and_loader_workers_change_memory_and_speed_not_the_weight
 
 def test_per_device_batch_is_a_memory_knob_accumulation_gives_the_same_router(tmp_path):
     """Global batch 8 as 8 x 1, 4 x 2 and 2 x 4 (per-device batch x accumulation steps), with length
-    grouping on: the same examples share each optimizer step and the accumulated gradient is the
-    full batch's, so the routers agree up to float summation order (atol 5e-6). Dropout is off,
-    as a different number of forward passes draws different masks."""
-    from tests.conftest import build_tiny_encoder
+    grouping on, on data where rows keep 1 or 6 labels and 61 rows leave a short last step: each
+    step's loss is the mean over all its observed labels however it is split, so the routers agree
+    up to float summation order (atol 1e-6), and so do the logged losses. Dropout is off, as a
+    different number of forward passes draws different masks."""
+    from tests.conftest import build_tiny_encoder, sparse_label_data
 
     encoder = build_tiny_encoder(tmp_path / "encoder", dropout=0.0)
-    weights = {}
+    data = sparse_label_data(tmp_path / "sparse")
+    weights, losses = {}, {}
     for per_device in (8, 4, 2):
-        args = tiny_args(encoder, tmp_path, f"run.name=b{per_device}", "train.max_steps=4", "model.dropout=0", f"train.per_device_batch_size={per_device}")
-        training.train(load_config(args))
-        provenance = json.loads((tmp_path / f"b{per_device}" / "provenance.json").read_text())
-        assert provenance["gradient_accumulation_steps"] == 8 // per_device
-        weights[per_device] = load_file(str(tmp_path / f"b{per_device}" / "router" / "model.safetensors"))
+        run = tmp_path / f"b{per_device}"
+        args = tiny_args(encoder, tmp_path, f"run.name={run.name}", "data.name=disk", f"data.path={data}", "train.epochs=2", "model.dropout=0",
+                         f"train.per_device_batch_size={per_device}", "train.eval_every=1000", "tracking.log_every=1")
+        results = training.train(load_config(args))
+        assert json.loads((run / "provenance.json").read_text())["gradient_accumulation_steps"] == 8 // per_device
+        assert results["total_steps"] == 16 and results["train"]["samples_seen"] == 122  # padding of the short last step not counted
+        weights[per_device] = load_file(str(run / "router" / "model.safetensors"))
+        losses[per_device] = [line["train/loss"] for line in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "train/loss" in line]
     for per_device in (4, 2):
+        assert losses[per_device] == pytest.approx(losses[8], abs=1e-6)
         for key in weights[8]:
-            torch.testing.assert_close(weights[per_device][key], weights[8][key], atol=5e-6, rtol=0, msg=lambda m: f"{per_device} {key}: {m}")
+            torch.testing.assert_close(weights[per_device][key], weights[8][key], atol=1e-6, rtol=0, msg=lambda m: f"{per_device} {key}: {m}")
+
+
+def test_logged_loss_is_the_mean_over_the_steps_since_the_last_log(tiny_encoder, tmp_path):
+    every = {}
+    for log_every in (1, 4):
+        training.train(load_config(tiny_args(tiny_encoder, tmp_path, f"run.name=log{log_every}", "train.max_steps=8", f"tracking.log_every={log_every}")))
+        lines = map(json.loads, (tmp_path / f"log{log_every}" / "log.jsonl").read_text().splitlines())
+        every[log_every] = {line["step"]: line["train/loss"] for line in lines if "train/loss" in line}
+    assert list(every[4]) == [4, 8]
+    for end in (4, 8):
+        assert every[4][end] == pytest.approx(np.mean([every[1][s] for s in range(end - 3, end + 1)]), rel=1e-6)
 
 
 def test_compiled_training_exports_a_router_with_plain_weight_names(tiny_encoder, tmp_path, monkeypatch):
