@@ -118,6 +118,16 @@ def test_mmlu_pro_missing_policies(tmp_path_factory, mmlu_slice):
         build(tmp_path_factory, *args, "data.missing=fail")
 
 
+def test_mmlu_pro_pool_narrowed_by_models_builds_the_same_rows(tmp_path_factory, mmlu_slice):
+    """data.pool then data.models (as recipes/data/mmlu-pro.yaml describes) reads only the chosen
+    files; the build must not then demand the rest of the pool."""
+    both = build(tmp_path_factory, "data=mmlu-pro", f"data.path={MMLU_PRO}", "data.pool=open-weight", "data.models=[Llama-2-7b-hf,DeepSeek-Coder-V2]")
+    assert both.models == ["Llama-2-7b-hf", "DeepSeek-Coder-V2"]
+    for split in SPLITS:
+        assert both.splits[split]["id"] == mmlu_slice.splits[split]["id"]
+        np.testing.assert_array_equal(both.labels(split), mmlu_slice.labels(split)[:, :2])
+
+
 def test_mmlu_pro_pools_select_files():
     cfg = cfg_for("data=mmlu-pro", f"data.path={MMLU_PRO}", "data.pool=open-weight")
     names = [mmlu_pro.model_of(p) for p in mmlu_pro.locate(cfg)]
@@ -372,6 +382,23 @@ def test_table_formats_give_the_same_dataset(tmp_path):
     assert sum(len(built["csv"].splits[s]) for s in SPLITS) == 40
     by_q = rows_by(built["csv"], "query")
     assert by_q["question number 5"][0][1].tolist() == [1.0, 1.0]
+
+
+def test_table_bracketed_chat_prompts_are_text_and_lists_are_parts(tmp_path):
+    """Cells that all start with "[" and end with "]" are prompt-part lists only if they parse as lists:
+    Llama-2-chat prompts ("[INST] ... [/INST]") stay text; a list column with one broken cell is refused."""
+    chat = pd.DataFrame({"query": [f"[INST] What is {i} plus {i}? [/INST]" for i in range(30)], "m1": [1] * 30, "m2": [0] * 30})
+    chat.to_csv(tmp_path / "chat.csv", index=False)
+    data = load_routing_data(table_cfg(tmp_path, "chat.csv", score_columns="m1,m2"))
+    assert "[INST] What is 3 plus 3? [/INST]" in [q for s in SPLITS for q in data.splits[s]["query"]]
+    parts = pd.DataFrame({"query": [str(["You are helpful.", f"Add {i} and {i}."]) for i in range(30)], "m1": [1] * 30, "m2": [0] * 30})
+    parts.to_csv(tmp_path / "parts.csv", index=False)
+    queries = [q for s in SPLITS for q in load_routing_data(table_cfg(tmp_path, "parts.csv", score_columns="m1,m2")).splits[s]["query"]]
+    assert not any(q.startswith("[") for q in queries) and any("Add 3 and 3." in q for q in queries)
+    parts.loc[4, "query"] = "['You are helpful.', 'Add 4 and]"  # unclosed string: not a list
+    parts.to_csv(tmp_path / "broken.csv", index=False)
+    with pytest.raises(DataError, match=r"broken.csv row 5 column 'query': not a list of strings"):
+        load_routing_data(table_cfg(tmp_path, "broken.csv", score_columns="m1,m2"))
 
 
 def test_table_hub_style_folder_with_named_splits(tmp_path):

@@ -5,7 +5,8 @@ source split and per-query costs). ``assemble`` then, in this order:
 
 1. replaces undecodable characters (counted) and assigns every row read to a split (see
    ``routertrain.data.splits``) before anything is dropped, so narrowing the pool or changing the
-   missing-score policy never moves a query to another split;
+   missing-score policy never moves a query to another split (for sources whose readers read only
+   the selected models' files, as MMLU-Pro's, the rows read can differ: see that reader);
 2. narrows the pool to ``data.pool`` / ``data.models``;
 3. checks scores against the source's declared range (a bad file is a one-line ``DataError`` naming
    file, row and column) and maps them to labels (as-is, threshold or rescale);

@@ -16,7 +16,11 @@ strings in DeepSeek-Coder-V2's file) are skipped and counted.
 Query text = question, then one ``A. option`` line per option. Where files disagree on a question's
 text or options (about 180 questions, mostly in ``merged``), the text is taken from the first loaded
 model in ``TEXT_PRIORITY``: the 20 models whose files carry the original release text come first, so
-any pool holding one of them gets the same text, hence the same query-hash split, as the full pool. Task = category (14). No source split,
+any pool holding one of them gets the same text as the full pool. The split is the same too when the
+pool holds a model whose file has every question (all of ``MODELS`` but a few do; both named pools
+qualify): the split's per-category sizes count the questions read, so a pool of only models that
+lack questions (e.g. ``data.models=[deepseek]``, 35 missing) moves a handful of queries (5 to 18 of
+12,032 in the pools checked). Task = category (14). No source split,
 so the query-hash split applies. Model names are the file-name spellings; ``data.pool=open-weight``
 leaves out gpt4o, the two Gemini 1.5 models, jamba-1.5-large and merged (27 models). Only the
 files of the selected models are read.
@@ -150,7 +154,7 @@ def read(cfg, files: list[Path]) -> SourceRows:
         origins=[f"question_id {q}" for q in qids],
         tasks=[category[q] for q in qids],
         ids=qids,
-        pools=POOLS,
+        pools={k: [m for m in v if m in models] for k, v in POOLS.items()},  # the files read: locate() applied data.pool already
         issues={
             "non_record_entries": dict(non_records),
             "repeated_records": dict(repeated),

@@ -178,10 +178,23 @@ def score_matrix(df: pd.DataFrame, columns: list[str], label: str, missing_cols:
     return out
 
 
+def parses_as_list(text: str) -> bool:
+    try:
+        parse_prompt_list(text)
+        return True
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+
+
 def query_texts(raw: list, origins: list[str], column: str) -> tuple[list[str], dict]:
+    """Query text per row. A column whose every cell is a stringified list of strings is read as
+    prompt parts; one where no cell parses as a list is plain text even if each cell is bracketed;
+    a column mixing the two is refused (a corrupted list cell would otherwise pass silently)."""
     texts, info = [], {}
     stringified = [v for v in raw if isinstance(v, str) and v.strip()]
     as_lists = bool(stringified) and all(looks_like_list(v) for v in stringified)
+    if as_lists and not any(parses_as_list(v) for v in stringified):
+        as_lists = False  # bracketed text, not lists: "[INST] ... [/INST]" chat prompts
     collapsed = 0
     for v, origin in zip(raw, origins):
         if v is None:
