@@ -360,8 +360,11 @@ def train(cfg: Config) -> dict:
         else:
             unwrapped.load_state_dict(best_state)
     results = {"best_step": best["step"], "total_steps": total_steps, "models": data.models, "best_single_model": data.models[best_index]}
+    # the exported router runs in fp32: score the final splits without the mixed-precision autocast
+    # wrapper (training is over), so metrics.json describes the router that ships with it
+    final = accelerator.unwrap_model(model, keep_fp32_wrapper=False) if cfg.train.mixed_precision != "no" else model
     for split in [s.strip() for s in cfg.eval.splits.split(",") if s.strip()]:
-        logits, rows = predict(model, eval_loaders[split], accelerator)
+        logits, rows = predict(final, eval_loaders[split], accelerator)
         results[split] = split_report(logits, rows, data, split, train_means)
     results["train"] = {
         "runtime_s": runtime,

@@ -204,6 +204,27 @@ def test_compiled_training_exports_a_router_with_plain_weight_names(tiny_encoder
     assert Router.from_pretrained(run / "router", device="cpu").predict(["Explain the mens rea briefly."]).shape == (1, 6)
 
 
+def test_bf16_run_reports_the_metrics_of_the_router_it_exports(tiny_encoder, tmp_path, monkeypatch):
+    """The router folder runs in fp32 and ships metrics.json: the final evaluation must score the
+    fp32 model, not the bf16-autocast one used during training (bf16 logits differ by ~1e-2, enough
+    to flip routing choices). The test split's final logits must be the exported router's."""
+    from routertrain.data import load_routing_data
+
+    scored = {}
+    report = training.split_report
+
+    def capture(logits, rows, data, split, train_means):
+        scored[split] = logits[np.argsort(rows)]  # the last call per split is the final evaluation
+        return report(logits, rows, data, split, train_means)
+
+    monkeypatch.setattr(training, "split_report", capture)
+    cfg = load_config(tiny_args(tiny_encoder, tmp_path, "run.name=bf16", "train.mixed_precision=bf16", "train.max_steps=4"))
+    training.train(cfg)
+    queries = list(load_routing_data(cfg.data).splits["test"]["query"])
+    probs = Router.from_pretrained(tmp_path / "bf16" / "router", device="cpu").predict(queries)
+    np.testing.assert_allclose(1 / (1 + np.exp(-scored["test"])), probs, atol=1e-5)
+
+
 def test_lora_trains_adapters_and_saves_a_plain_router(tiny_encoder, tmp_path):
     cfg = load_config(tiny_args(tiny_encoder, tmp_path, "model.lora.r=4", "model.lora.target_modules=query,value", "train.max_steps=4"))
     results = training.train(cfg)
