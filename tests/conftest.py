@@ -15,6 +15,24 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def read_weights(file: Path) -> dict:
+    """safetensors, or the ``.bin`` state dict accelerate writes for an FSDP checkpoint (tensors only)."""
+    import torch
+    from safetensors.torch import load_file
+
+    return torch.load(file, weights_only=True) if file.suffix == ".bin" else load_file(str(file))
+
+
+def assert_same_weights(a: Path, b: Path, atol: float) -> None:
+    """The two weight files hold the same tensors under the same names, to ``atol``."""
+    import torch
+
+    wa, wb = read_weights(a), read_weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], atol=atol, rtol=0, msg=lambda m: f"{a} vs {b}, {key}: {m}")
+
+
 def build_tiny_encoder(folder: Path, seed: int = 0, dropout: float = 0.1) -> Path:
     """A 2-layer, 32-wide BERT with random weights and a word-level vocab of the synthetic queries."""
     import torch

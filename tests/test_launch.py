@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import REPO, tiny_args
+from tests.conftest import REPO, assert_same_weights, read_weights, tiny_args
 
 
 def launch(*args: str, processes: int = 1, fsdp: bool = False, precision: str = "no") -> subprocess.CompletedProcess:
@@ -40,18 +40,6 @@ def ddp_run(tiny_encoder, tmp_path_factory) -> tuple[Path, subprocess.CompletedP
 
 def train_steps(run: Path) -> list[int]:
     return [line["step"] for line in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "train/loss" in line]
-
-
-def read_weights(file: Path) -> dict[str, torch.Tensor]:
-    """safetensors, or the ``.bin`` state dict accelerate writes for an FSDP checkpoint (tensors only)."""
-    return torch.load(file, weights_only=True) if file.suffix == ".bin" else load_file(str(file))
-
-
-def assert_same_weights(a: Path, b: Path, atol: float) -> None:
-    wa, wb = read_weights(a), read_weights(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        torch.testing.assert_close(wa[key], wb[key], atol=atol, rtol=0, msg=lambda m: f"{key}: {m}")
 
 
 def test_accelerate_launch_trains_and_prints_where_things_are(tiny_encoder, tmp_path):

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from routertrain import training
 from routertrain.config import load_config
 from routertrain.router import Router
-from tests.conftest import tiny_args
+from tests.conftest import assert_same_weights, tiny_args
 
 
 def test_training_changes_every_trainable_parameter_and_writes_artifacts(tiny_encoder, tmp_path, monkeypatch):
@@ -77,15 +77,8 @@ def test_resume_after_interruption_ends_with_the_same_weights(tiny_encoder, tmp_
     assert results["train"]["samples_seen"] == first["train"]["samples_seen"] * 12 // 16
     steps = [json.loads(line)["step"] for line in (b / "log.jsonl").read_text().splitlines() if "train/loss" in line]
     assert steps == list(range(1, 17))
-    wa = load_file(str(a / "router" / "model.safetensors"))
-    wb = load_file(str(b / "router" / "model.safetensors"))
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        torch.testing.assert_close(wa[key], wb[key], atol=1e-6, rtol=0)
-    ca = load_file(str(a / "checkpoints" / "step-000016" / "model.safetensors"))
-    cb = load_file(str(b / "checkpoints" / "step-000016" / "model.safetensors"))
-    for key in ca:
-        torch.testing.assert_close(ca[key], cb[key], atol=1e-6, rtol=0)
+    assert_same_weights(a / "router" / "model.safetensors", b / "router" / "model.safetensors", atol=1e-6)
+    assert_same_weights(a / "checkpoints" / "step-000016" / "model.safetensors", b / "checkpoints" / "step-000016" / "model.safetensors", atol=1e-6)
     assert results["total_steps"] == 16
 
 
@@ -136,15 +129,12 @@ def test_checkpointing_and_loader_workers_change_memory_and_speed_not_the_weight
     build, make_loader = training.build_router_model, training.make_loader
     monkeypatch.setattr(training, "build_router_model", lambda *a, **k: built.append(build(*a, **k)) or built[-1])
     monkeypatch.setattr(training, "make_loader", lambda *a, **k: loaders.append(make_loader(*a, **k)) or loaders[-1])
-    weights = {}
     for name, extra in {"plain": [], "checkpointed": ["model.gradient_checkpointing=true"], "workers": ["train.num_workers=2"]}.items():
         training.train(load_config(tiny_args(tiny_encoder, tmp_path, f"run.name={name}", "train.max_steps=4", *extra)))
-        weights[name] = load_file(str(tmp_path / name / "router" / "model.safetensors"))
     assert [any(getattr(m, "gradient_checkpointing", False) for m in model.modules()) for model in built] == [False, True, False]
     assert [loader.num_workers for loader, _ in loaders[::3]] == [0, 0, 2]  # each run: train, validation, test loaders
     for name in ("checkpointed", "workers"):
-        for key in weights["plain"]:
-            torch.testing.assert_close(weights[name][key], weights["plain"][key], atol=1e-6, rtol=0, msg=lambda m: f"{name} {key}: {m}")
+        assert_same_weights(tmp_path / name / "router" / "model.safetensors", tmp_path / "plain" / "router" / "model.safetensors", atol=1e-6)
 
 
 def test_per_device_batch_is_a_memory_knob_accumulation_gives_the_same_router(tmp_path):
@@ -157,7 +147,7 @@ def test_per_device_batch_is_a_memory_knob_accumulation_gives_the_same_router(tm
 
     encoder = build_tiny_encoder(tmp_path / "encoder", dropout=0.0)
     data = sparse_label_data(tmp_path / "sparse")
-    weights, losses = {}, {}
+    losses = {}
     for per_device in (8, 4, 2):
         run = tmp_path / f"b{per_device}"
         args = tiny_args(encoder, tmp_path, f"run.name={run.name}", "data.name=disk", f"data.path={data}", "train.epochs=2", "model.dropout=0",
@@ -165,12 +155,10 @@ def test_per_device_batch_is_a_memory_knob_accumulation_gives_the_same_router(tm
         results = training.train(load_config(args))
         assert json.loads((run / "provenance.json").read_text())["gradient_accumulation_steps"] == 8 // per_device
         assert results["total_steps"] == 16 and results["train"]["samples_seen"] == 122  # padding of the short last step not counted
-        weights[per_device] = load_file(str(run / "router" / "model.safetensors"))
         losses[per_device] = [line["train/loss"] for line in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "train/loss" in line]
     for per_device in (4, 2):
         assert losses[per_device] == pytest.approx(losses[8], abs=1e-6)
-        for key in weights[8]:
-            torch.testing.assert_close(weights[per_device][key], weights[8][key], atol=1e-6, rtol=0, msg=lambda m: f"{per_device} {key}: {m}")
+        assert_same_weights(tmp_path / f"b{per_device}" / "router" / "model.safetensors", tmp_path / "b8" / "router" / "model.safetensors", atol=1e-6)
 
 
 def test_logged_loss_is_the_mean_over_the_steps_since_the_last_log(tiny_encoder, tmp_path):
@@ -196,11 +184,8 @@ def test_compiled_training_exports_a_router_with_plain_weight_names(tiny_encoder
     run = tmp_path / "compiled"
     assert json.loads((run / "provenance.json").read_text())["dynamo_backend"] == "EAGER"
     assert json.loads((tmp_path / "plain" / "provenance.json").read_text())["dynamo_backend"] == "NO"
-    compiled, plain = (load_file(str(tmp_path / name / "router" / "model.safetensors")) for name in ("compiled", "plain"))
-    assert compiled.keys() == plain.keys()
-    assert load_file(str(run / "best" / "state.safetensors")).keys() == plain.keys()
-    for key in plain:
-        torch.testing.assert_close(compiled[key], plain[key], atol=1e-6, rtol=0)
+    assert_same_weights(run / "router" / "model.safetensors", tmp_path / "plain" / "router" / "model.safetensors", atol=1e-6)
+    assert load_file(str(run / "best" / "state.safetensors")).keys() == load_file(str(tmp_path / "plain" / "router" / "model.safetensors")).keys()
     assert Router.from_pretrained(run / "router", device="cpu").predict(["Explain the mens rea briefly."]).shape == (1, 6)
 
 

@@ -113,7 +113,7 @@ def evaluate_routers(
         results[name]["accuracy_boot"] = np.round(bs.distribution(bs.mean_of(per_query[name]), len(y), n_boot, seed), 6)
         results[name]["info"] = router.info
         # for choosing among routers without looking at the evaluated split (claims pick heads on it)
-        results[name]["validation_acc"] = m.score_accuracy(router.scores(ctx, "validation"), ctx.labels("validation"))
+        results[name]["validation_acc"] = m.score_accuracy(scores if split == "validation" else router.scores(ctx, "validation"), ctx.labels("validation"))
         results[name]["seconds"] = round(time.perf_counter() - start, 2)
     prior = results.get("task-prior", {}).get("accuracy", {}).get("value")
     for name, res in results.items():
