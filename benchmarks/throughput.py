@@ -66,7 +66,7 @@ def deberta_config(preset: dict, dropout: float = 0.1):
 
 
 def tokenizer_dir(args) -> Path:
-    from routertrain.encoders import deberta_v3_tokenizer_dir
+    from routertrain.model.encoders import deberta_v3_tokenizer_dir
 
     return Path(args.tokenizer) if args.tokenizer else deberta_v3_tokenizer_dir()
 
@@ -179,7 +179,7 @@ def peak_flops(device: str) -> tuple[float, str]:
 
 def run_routertrain(args, preset: dict, encoder: Path, data, out: Path, kernel: str = "hf") -> dict:
     from routertrain.config import load_config
-    from routertrain.training import train
+    from routertrain.training.loop import train
 
     saved = out / "dataset"
     data.save_to_disk(saved)
@@ -200,7 +200,7 @@ def run_trainer(args, preset: dict, encoder: Path, data, out: Path) -> dict:
     import numpy as np
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-    from routertrain import metrics as M
+    from routertrain.evaluation import decision as M
 
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     model = AutoModelForSequenceClassification.from_pretrained(encoder, num_labels=len(data.models), problem_type="multi_label_classification")
@@ -237,7 +237,7 @@ def warm_up(encoder: Path, impl: str, preset: dict, max_len: int) -> float:
     import torch
     from transformers import DebertaV2Model
 
-    from routertrain.kernels import apply_attention_kernel, padding_multiple
+    from routertrain.model.kernels import apply_attention_kernel, padding_multiple
 
     kernel = impl.split(":")[1] if impl.startswith("routertrain:") else "hf"
     model = apply_attention_kernel(DebertaV2Model.from_pretrained(encoder), kernel, "cuda").cuda().train()
@@ -350,7 +350,7 @@ def main() -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="cpu-small")
     parser.add_argument("--data-path", default=str(REPO.parent / "shared" / "data" / "mmlu-pro-outputs"))
     parser.add_argument("--data-disk", help="a folder written by --export (instead of --data-path)")
-    parser.add_argument("--tokenizer", help="DeBERTa-v3 tokenizer folder (default: the one routertrain.encoders finds)")
+    parser.add_argument("--tokenizer", help="DeBERTa-v3 tokenizer folder (default: the one routertrain.model.encoders finds)")
     parser.add_argument("--export", metavar="DIR", help="write the benchmark's data and tokenizer to DIR and stop")
     parser.add_argument("--kernels", default="hf", help="comma-separated model.attention_kernel values, one routertrain row each")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers on both sides")

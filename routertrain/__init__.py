@@ -8,15 +8,15 @@ from routertrain.config import Config, ConfigError, load_config
 
 
 def train(cfg: Config) -> dict:
-    """Fine-tune a router; see ``routertrain.training.train``."""
-    from routertrain.training import train as _train
+    """Fine-tune a router; see ``routertrain.training.loop.train``."""
+    from routertrain.training.loop import train as _train
 
     return _train(cfg)
 
 
 def __getattr__(name: str):
     if name == "Router":  # imported on first use: torch and transformers are slow to import
-        from routertrain.router import Router
+        from routertrain.hub.router import Router
 
         return Router
     raise AttributeError(f"module 'routertrain' has no attribute {name!r}")

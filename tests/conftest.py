@@ -112,7 +112,7 @@ def tiny_args(encoder: Path, output_dir: Path, *extra: str) -> list[str]:
 def tiny_run(tiny_encoder, tmp_path_factory) -> Path:
     """A finished tiny training run (folder with router/, metrics.json, ...)."""
     from routertrain.config import load_config
-    from routertrain.training import train
+    from routertrain.training.loop import train
 
     out = tmp_path_factory.mktemp("runs")
     results = train(load_config(tiny_args(tiny_encoder, out, "run.name=tiny", "train.max_steps=4")))

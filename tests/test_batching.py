@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from routertrain.batching import EpochSampler
+from routertrain.training.batching import EpochSampler
 
 
 def test_epoch_order_is_a_seeded_permutation():
@@ -36,9 +36,9 @@ def test_padding_to_a_multiple_rounds_lengths_and_keeps_the_router_outputs(tiny_
     import torch
     from transformers import AutoTokenizer
 
-    from routertrain.batching import Collator, model_inputs
+    from routertrain.training.batching import Collator, model_inputs
     from routertrain.config import load_config
-    from routertrain.modeling import build_router_model
+    from routertrain.model.modeling import build_router_model
     from tests.conftest import tiny_args
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)

@@ -8,9 +8,9 @@ import sys
 import pytest
 import torch
 
-from routertrain.evaluate import main as evaluate_main
-from routertrain.route import main as route_main
-from routertrain.router import Router, RouterFolderError, check_device
+from routertrain.cli.evaluate import main as evaluate_main
+from routertrain.cli.route import main as route_main
+from routertrain.hub.router import Router, RouterFolderError, check_device
 from tests.conftest import REPO
 
 SMALL_DATA = ["data.synthetic.n_train=40", "data.synthetic.n_validation=10", "data.synthetic.n_test=10"]
@@ -49,7 +49,7 @@ def test_route_file_that_is_missing_a_folder_or_blank(tiny_run, tmp_path, capsys
 
 
 def test_route_missing_file_exits_2_without_traceback_as_a_command(tiny_run, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "routertrain.route", str(tiny_run), "--file", str(tmp_path / "nope.txt")],
+    proc = subprocess.run([sys.executable, "-m", "routertrain.cli.route", str(tiny_run), "--file", str(tmp_path / "nope.txt")],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
     assert_one_line(proc.returncode, proc.stderr, "does not exist")
 
@@ -141,7 +141,7 @@ def test_evaluate_split_must_exist(tmp_path, monkeypatch, capsys):
 
 
 def test_evaluate_json_path_is_checked_before_the_evaluation(tmp_path, monkeypatch, capsys):
-    import routertrain.evaluate as evaluate_module
+    import routertrain.cli.evaluate as evaluate_module
 
     monkeypatch.setattr(evaluate_module, "load_routing_data", lambda *a, **k: pytest.fail("data loaded before --json was checked"))
     (tmp_path / "afile").write_text("x")
@@ -151,7 +151,7 @@ def test_evaluate_json_path_is_checked_before_the_evaluation(tmp_path, monkeypat
 
 
 def test_evaluate_write_failure_after_the_evaluation_is_one_line(tmp_path, monkeypatch, capsys):
-    import routertrain.evaluate as evaluate_module
+    import routertrain.cli.evaluate as evaluate_module
 
     def full_disk(path, data):
         raise OSError(28, "No space left on device")

@@ -3,7 +3,7 @@
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from routertrain.encoders import install, put_in_cache
+from routertrain.model.encoders import install, put_in_cache
 
 
 def _mean_embed(model, tokenizer, texts):

@@ -7,7 +7,7 @@ import pytest
 
 from routertrain.evaluation import bootstrap as bs
 from routertrain.evaluation import cost as cq
-from routertrain.metrics import gap_closed
+from routertrain.evaluation.decision import gap_closed
 
 NAN = float("nan")
 

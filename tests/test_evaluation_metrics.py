@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from routertrain import metrics as base
+from routertrain.evaluation import decision as base
 from routertrain.evaluation import metrics as m
 
 NAN = float("nan")

@@ -158,7 +158,7 @@ def test_two_model_pool_reports_apgr():
 
 
 def test_cli_help_and_errors(capsys):
-    from routertrain.evaluate import main
+    from routertrain.cli.evaluate import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
@@ -168,7 +168,7 @@ def test_cli_help_and_errors(capsys):
 
 
 def test_cli_on_a_trained_run(tiny_run, tmp_path, monkeypatch, capsys):
-    from routertrain.evaluate import main
+    from routertrain.cli.evaluate import main
 
     monkeypatch.setenv("ROUTERTRAIN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "results.json"

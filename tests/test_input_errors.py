@@ -1,7 +1,7 @@
 """Bad input fails in one line that names the fix, and leaves nothing behind that looks finished.
 
 Covers the table loader's options and files, the dataset cache after a failed build, sweep files,
-report folders and the small CLIs (``python -m routertrain.data``, ``python -m routertrain.encoders``).
+report folders and the small CLIs (``python -m routertrain.data``, ``python -m routertrain.model.encoders``).
 """
 
 import os
@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from routertrain import report, sweep
+from routertrain.experiments import report, sweep
 from routertrain.data import __main__ as data_cli
 from routertrain.data import load_routing_data
-from routertrain.encoders import main as encoders_main
+from routertrain.model.encoders import main as encoders_main
 from tests.conftest import REPO
 
 

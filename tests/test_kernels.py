@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from routertrain.config import ConfigError, load_config
-from routertrain.kernels import KernelUnavailable, apply_attention_kernel, kernel_backend
+from routertrain.model.kernels import KernelUnavailable, apply_attention_kernel, kernel_backend
 
 
 def tiny_deberta(dropout: float = 0.0):
@@ -90,9 +90,9 @@ def test_training_with_the_kernel_matches_plain_training(tmp_path):
     """Same seed, no dropout: the two routers' saved logits agree; the saved folder is a plain encoder."""
     from transformers import AutoTokenizer
 
-    from routertrain.encoders import deberta_v3_tokenizer_dir
-    from routertrain.router import Router
-    from routertrain.training import train
+    from routertrain.model.encoders import deberta_v3_tokenizer_dir
+    from routertrain.hub.router import Router
+    from routertrain.training.loop import train
 
     folder = tmp_path / "tiny-deberta"
     tokenizer = AutoTokenizer.from_pretrained(deberta_v3_tokenizer_dir())
@@ -118,7 +118,7 @@ def test_training_with_the_kernel_matches_plain_training(tmp_path):
 def test_triton_attention_pads_batches_to_multiples_of_32_and_others_do_not():
     from types import SimpleNamespace
 
-    from routertrain.kernels import padding_multiple
+    from routertrain.model.kernels import padding_multiple
 
     assert padding_multiple(SimpleNamespace(encoder=SimpleNamespace(backend="triton"))) == 32
     assert padding_multiple(SimpleNamespace(encoder=SimpleNamespace(backend="torch"))) == 1

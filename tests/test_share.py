@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from routertrain import Router
-from routertrain import push as push_module
-from routertrain.card import metadata, render
-from routertrain.push import PushError, push
-from routertrain.route import main as route_main
+from routertrain.hub import push as push_module
+from routertrain.hub.card import metadata, render
+from routertrain.hub.push import PushError, push
+from routertrain.cli.route import main as route_main
 
 
 def front_matter(card: str) -> dict:
@@ -121,7 +121,7 @@ def test_push_offline_fails_fast_in_one_line_and_keeps_the_folder(tiny_run, caps
 
 
 def test_push_at_end_of_training_offline_keeps_everything(tiny_encoder, tmp_path):
-    from routertrain.cli import main_train
+    from routertrain.cli.common import main_train
     from tests.conftest import tiny_args
 
     code = main_train(tiny_args(tiny_encoder, tmp_path, "run.name=p", "train.max_steps=2", "push.repo_id=org/router"))

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from routertrain.sweep import SweepError, expand, launch_env, load_sweep, run_sweep
+from routertrain.experiments.sweep import SweepError, expand, launch_env, load_sweep, run_sweep
 from tests.conftest import REPO
 
 
@@ -34,8 +34,8 @@ def test_expansion_is_a_cartesian_product_with_stable_names(tmp_path):
 
 
 def test_every_shipped_sweep_file_expands():
-    files = sorted((REPO / "recipes" / "sweeps").glob("*.yaml"))
-    assert files, "no sweep files in recipes/sweeps"
+    files = sorted((REPO / "routertrain" / "recipes" / "sweeps").glob("*.yaml"))
+    assert files, "no sweep files in routertrain/recipes/sweeps"
     for path in files:
         assert expand(load_sweep(path), "out"), path
 

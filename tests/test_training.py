@@ -8,9 +8,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from routertrain import training
+from routertrain.training import loop as training
 from routertrain.config import load_config
-from routertrain.router import Router
+from routertrain.hub.router import Router
 from tests.conftest import assert_same_weights, tiny_args
 
 
@@ -249,7 +249,7 @@ def test_deberta_v3_code_path_trains_in_bf16(tmp_path):
     """The deberta-* recipes' encoder family: a tiny DeBERTa-v3-shaped model with the real tokenizer."""
     from transformers import AutoTokenizer, DebertaV2Config, DebertaV2Model
 
-    from routertrain.encoders import deberta_v3_tokenizer_dir
+    from routertrain.model.encoders import deberta_v3_tokenizer_dir
 
     folder = tmp_path / "tiny-deberta"
     config = DebertaV2Config(

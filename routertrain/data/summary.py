@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from routertrain import metrics as M
+from routertrain.evaluation import decision as M
 from routertrain.data.dataset import SPLITS, RoutingData
 
 

@@ -8,7 +8,7 @@ routed cost, normalised cost and AIQ; for two-model pools APGR and CPT(50%) / CP
 Jaccard overlap of the queries each router solves. Definitions: ``routertrain.evaluation.metrics``
 and ``routertrain.evaluation.cost``. The best single model is always the one best on train.
 
-For the claims report (``routertrain.report``) the result also holds, per router, the paired bootstrap
+For the claims report (``routertrain.experiments.report``) the result also holds, per router, the paired bootstrap
 difference to the task-prior router (``vs_task-prior``) and the accuracy on each bootstrap resample
 (``accuracy_boot``, rounded to 6 digits: the resamples depend only on (n queries, n_boot, seed), so two
 results on the same test queries with the same settings can be compared pairwise across files, matched
@@ -32,8 +32,8 @@ from routertrain.evaluation import bootstrap as bs
 from routertrain.evaluation import cost as cq
 from routertrain.evaluation import metrics as m
 from routertrain.evaluation.routers import ALL, Context, RouterUnavailable
-from routertrain.metrics import best_single_index
-from routertrain.router import router_folder
+from routertrain.evaluation.decision import best_single_index
+from routertrain.hub.router import router_folder
 
 DEFAULT_ROUTERS = ("oracle", "best-single", "random", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf")
 PAIRS = (("finetuned", "frozen"),)  # paired differences A - B stored at the top level (fine-tuning claim)

@@ -67,7 +67,7 @@ def load_frozen(encoder: str, device: str | None = None):
     """Tokenizer and encoder in eval mode, kept for the next split (``load_encoder`` gives the errors)."""
     from transformers import AutoTokenizer
 
-    from routertrain.modeling import load_encoder
+    from routertrain.model.modeling import load_encoder
 
     model = load_encoder(encoder).eval()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

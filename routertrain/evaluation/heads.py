@@ -1,7 +1,7 @@
 """Small trainable heads on frozen query features: logistic regression, MLP, matrix factorisation.
 
 Each head maps features (N x d, dense or a torch sparse matrix) to one logit per model and is trained
-with ``routertrain.modeling.masked_bce`` (missing labels masked; graded labels are soft targets), so
+with ``routertrain.model.modeling.masked_bce`` (missing labels masked; graded labels are soft targets), so
 the heads estimate P(correct) just as the fine-tuned router does. Training is seeded inside
 ``torch.random.fork_rng`` (the global torch seed is left alone) and deterministic on CPU.
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from routertrain.modeling import masked_bce
+from routertrain.model.modeling import masked_bce
 
 
 def as_tensor(features) -> torch.Tensor:

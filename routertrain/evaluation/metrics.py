@@ -1,4 +1,4 @@
-"""Evaluation metrics for routers, on top of ``routertrain.metrics``.
+"""Evaluation metrics for routers, on top of ``routertrain.evaluation.decision``.
 
 Conventions (N queries x M models):
 
@@ -10,10 +10,10 @@ Conventions (N queries x M models):
   into decisions: argmax over the models that have a label for the query (a model without one is
   treated as absent from the pool for that query), splitting a query evenly among models whose
   scores tie exactly (the expected value of breaking ties at random). With one-hot weights,
-  ``per_query_accuracy`` is the chosen model's label, as in ``routertrain.metrics.chosen_accuracy``.
+  ``per_query_accuracy`` is the chosen model's label, as in ``routertrain.evaluation.decision.chosen_accuracy``.
 - Missing labels: because decisions only pick labelled models, every router, the oracle and random
   are scored on the same queries (those with at least one label), and no router can beat the
-  oracle. ``routertrain.metrics.routing_accuracy`` instead leaves a query out when the argmax model
+  oracle. ``routertrain.evaluation.decision.routing_accuracy`` instead leaves a query out when the argmax model
   has no label; the two agree whenever labels are complete.
 
 Definitions:
@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from routertrain.metrics import best_single_index, gap_closed, model_means, oracle_accuracy  # noqa: F401 (re-exported)
+from routertrain.evaluation.decision import best_single_index, gap_closed, model_means, oracle_accuracy  # noqa: F401 (re-exported)
 
 N_BINS = 10
 EPS = 1e-7

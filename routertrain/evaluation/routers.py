@@ -153,7 +153,7 @@ class Finetuned(Router):
         self.router_dir = Path(router_dir)
 
     def fit(self, ctx):
-        from routertrain.router import Router as TrainedRouter
+        from routertrain.hub.router import Router as TrainedRouter
 
         self.router = TrainedRouter.from_pretrained(self.router_dir, device=ctx.device)
         missing = sorted(set(ctx.data.models) - set(self.router.models))

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from transformers import AutoModel
 
-from routertrain.kernels import apply_attention_kernel
+from routertrain.model.kernels import apply_attention_kernel
 
 
 class EncoderNotFound(OSError):
@@ -38,12 +38,12 @@ def load_encoder(name_or_path: str, attn_implementation: str | None = None, dtyp
 
 def encoder_fix(name_or_path: str) -> str:
     """How to make an encoder that failed to load available offline: the step that can work for it."""
-    from routertrain.encoders import SOURCES
+    from routertrain.model.encoders import SOURCES
 
     if Path(name_or_path).is_dir():
         return f"the folder {name_or_path} lacks the files save_pretrained writes (config.json, weights, tokenizer); point model.name_or_path at such a folder"
     if name_or_path in SOURCES:
-        return f"install it with python -m routertrain.encoders install {name_or_path}"
+        return f"install it with python -m routertrain.model.encoders install {name_or_path}"
     return (f"offline, download it on a connected machine (huggingface-cli download {name_or_path}) and copy the HF cache here, "
             f"or set model.name_or_path to a local folder")
 

@@ -1,4 +1,4 @@
-"""The paper's five claims as verdict rules over evaluation results (used by ``routertrain.report``).
+"""The paper's five claims as verdict rules over evaluation results (used by ``routertrain.experiments.report``).
 
 Verdict rules, per claim and dataset. Intervals are 95%. A difference interval "holds" when its low end
 is > 0, "does not hold" when its high end is < 0, and is "inconclusive" when it contains 0. Frozen
@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import t as student_t
 
-from routertrain.sweep import CLAIMS, SweepError, expand, load_sweep
+from routertrain.experiments.sweep import CLAIMS, SweepError, expand, load_sweep
 
 BAND = ("knn", "logreg", "mlp", "mf", "kmeans", "frozen")  # frozen-embedding baselines
 LEARNED = (*BAND, "tfidf", "finetuned")
@@ -314,7 +314,7 @@ def not_run_detail(claim: str, dataset: str, sweeps: list[Sweep]) -> str:
     if given:
         return "; ".join(f"sweep {s.name}: {s.note or f'{len(s.missing)} of {len(s.done) + len(s.missing)} points unfinished'}{need}" for s in given)
     recipes = [p.stem for p in sorted(RECIPES.glob("*.yaml")) if _tests(p, claim, dataset)]
-    return f"no sweep folder given for it; run {', '.join(f'recipes/sweeps/{n}.yaml' for n in recipes) or 'a sweep that tests it'}"
+    return f"no sweep folder given for it; run {', '.join(f'routertrain/recipes/sweeps/{n}.yaml' for n in recipes) or 'a sweep that tests it'}"
 
 
 def _tests(path: Path, claim: str, dataset: str) -> bool:

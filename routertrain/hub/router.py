@@ -7,7 +7,7 @@ Folder layout (written atomically by ``save_router``)::
     model.safetensors    encoder + head weights (LoRA already merged)
     tokenizer.json       the tokenizer used in training, with tokenizer_config.json
     metrics.json         evaluation results;  training_config.yaml, provenance.json: how it was made
-    README.md            the model card (routertrain.card)
+    README.md            the model card (routertrain.hub.card)
 
 ``Router.from_pretrained(folder_or_repo_id)`` needs none of the training config. A folder with a
 missing, truncated or mismatched file is refused with a one-line ``RouterFolderError``.
@@ -26,8 +26,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from routertrain.card import render as render_card
-from routertrain.modeling import RouterModel
+from routertrain.hub.card import render as render_card
+from routertrain.model.modeling import RouterModel
 from routertrain.provenance import atomic_dir, atomic_write_json
 
 ROUTER_CONFIG = "router_config.json"

@@ -1,6 +1,6 @@
 """Expand a sweep file into runs and run them in order, skipping points already finished.
 
-A sweep file (``recipes/sweeps/<name>.yaml``) names the claim it tests and lists groups of points::
+A sweep file (``routertrain/recipes/sweeps/<name>.yaml``) names the claim it tests and lists groups of points::
 
     name: scaling-routerdc
     claim: more-data                                             # or a list of claims
@@ -9,17 +9,17 @@ A sweep file (``recipes/sweeps/<name>.yaml``) names the claim it tests and lists
       - kind: train                                              # accelerate launch train.py ...
         args: [recipe=minilm-l3]
         grid: {data.fraction: [0.1, 0.25, 0.5, 1.0], data.subsample_seed: [0, 1, 2]}
-      - kind: evaluate                                           # python -m routertrain.evaluate ...
+      - kind: evaluate                                           # python -m routertrain.cli.evaluate ...
         args: ["routers=[knn,logreg]", encoder=sentence-transformers/all-MiniLM-L6-v2]
         grid: {data.fraction: [0.1, 1.0]}
 
 Every point gets a name from its grid values, so its output is ``<out>/<sweep>/<point>`` (a run
 folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate point
 refers to a train point of the same sweep. The file's keys and every point's arguments are checked
-(as ``train.py`` and ``routertrain.evaluate`` read them) before anything runs, so a typo fails in one
+(as ``train.py`` and ``routertrain.cli.evaluate`` read them) before anything runs, so a typo fails in one
 line. ``--dry-run`` prints the commands (for a cluster)::
 
-    python -m routertrain.sweep recipes/sweeps/scaling-routerdc.yaml [--dry-run] [--out checkpoints/sweeps]
+    python -m routertrain.experiments.sweep routertrain/recipes/sweeps/scaling-routerdc.yaml [--dry-run] [--out checkpoints/sweeps]
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Point:
         if self.kind == "train":
             # --quiet: a failing run shows its own one-line error, not accelerate's traceback of the subprocess
             return ["accelerate", "launch", "--quiet", "--config_file", accelerate_config, "train.py", *self.args]
-        return ["python", "-m", "routertrain.evaluate", *self.args, "--json", str(self.output)]
+        return ["python", "-m", "routertrain.cli.evaluate", *self.args, "--json", str(self.output)]
 
 
 def _slug(value: object) -> str:
@@ -91,20 +91,20 @@ def load_sweep(path: str | Path) -> dict:
     """Read a sweep file and check its structure; every problem is one SweepError naming the key."""
     path = Path(path)
     if not path.is_file():
-        raise SweepError(f"sweep file {path} not found; sweeps live in recipes/sweeps/")
+        raise SweepError(f"sweep file {path} not found; sweeps live in routertrain/recipes/sweeps/")
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         why = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SweepError(f"sweep file {path} is not valid YAML{where} ({why}); fix the syntax (see routertrain/sweep.py for the format)") from None
+        raise SweepError(f"sweep file {path} is not valid YAML{where} ({why}); fix the syntax (see routertrain/experiments/sweep.py for the format)") from None
     if not isinstance(spec, dict):
-        raise SweepError(f"sweep file {path} must be a mapping with name, claim and groups; see routertrain/sweep.py for the format")
+        raise SweepError(f"sweep file {path} must be a mapping with name, claim and groups; see routertrain/experiments/sweep.py for the format")
     _check_keys(spec, SWEEP_KEYS, f"sweep file {path}")
     for key in ("name", "claim", "groups"):
         if key not in spec:
-            raise SweepError(f"sweep file {path} has no '{key}'; see routertrain/sweep.py for the format")
+            raise SweepError(f"sweep file {path} has no '{key}'; see routertrain/experiments/sweep.py for the format")
     if not isinstance(spec["name"], str) or not spec["name"].strip():
         raise SweepError(f"sweep file {path}: name must be a non-empty text (the output folder's name)")
     claims = spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]]
@@ -161,9 +161,9 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
 
 def check_points(points: list[Point], path: str | Path) -> None:
     """Read every point's configuration as its command will, so a typo fails before anything runs."""
-    from routertrain.cli import DEFAULT_RECIPE
+    from routertrain.cli.common import DEFAULT_RECIPE
     from routertrain.config import ConfigError, load_config
-    from routertrain.evaluate import parse_routers, split_args
+    from routertrain.cli.evaluate import parse_routers, split_args
 
     for point in points:
         try:
@@ -210,8 +210,8 @@ def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routertrain.sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", help="sweep file (recipes/sweeps/<name>.yaml)")
+    parser = argparse.ArgumentParser(prog="python -m routertrain.experiments.sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", help="sweep file (routertrain/recipes/sweeps/<name>.yaml)")
     parser.add_argument("--out", default="checkpoints/sweeps", help="parent folder of sweep outputs")
     parser.add_argument("--dry-run", action="store_true", help="print the commands of unfinished points, run nothing")
     parser.add_argument("--accelerate-config", default="accelerate_config.yaml", help="accelerate config of train points")

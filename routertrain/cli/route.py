@@ -1,7 +1,7 @@
 """Route queries with a trained router from the command line.
 
-    python -m routertrain.route ROUTER "query one" "query two"
-    python -m routertrain.route ROUTER --file queries.txt --output routes.jsonl [--cost-weight 0.01 | --max-cost 2.0]
+    python -m routertrain.cli.route ROUTER "query one" "query two"
+    python -m routertrain.cli.route ROUTER --file queries.txt --output routes.jsonl [--cost-weight 0.01 | --max-cost 2.0]
 
 Writes one JSON object per query: the query, the chosen model, and P(correct) per model.
 """
@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from routertrain.cli import Parser, bounded, device_option
+from routertrain.cli.common import Parser, bounded, device_option
 from routertrain.provenance import atomic_write_text
-from routertrain.router import Router, choose, router_folder
+from routertrain.hub.router import Router, choose, router_folder
 
 
 def output_file(text: str) -> Path:
@@ -42,7 +42,7 @@ def read_queries(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m routertrain.route", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m routertrain.cli.route", description=__doc__.splitlines()[0])
     parser.add_argument("router", help="router folder, run folder, or Hub repo id")
     parser.add_argument("queries", nargs="*", default=[], help="queries to route")
     parser.add_argument("--file", type=Path, help="read queries from this file, one per line")

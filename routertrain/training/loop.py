@@ -10,7 +10,7 @@ Run folder layout (``checkpoints/<run.name>``)::
     log.jsonl                        every logged metric, one JSON object per line
     checkpoints/step-000123/         resumable Accelerate states (train.resume=auto picks the latest)
     best/                            weights and metrics of the best validation routing accuracy
-    router/                          the final router folder (see routertrain.router)
+    router/                          the final router folder (see routertrain.hub.router)
     metrics.json                     final validation and test metrics
 """
 
@@ -36,17 +36,17 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from routertrain import metrics as M
-from routertrain.batching import Collator, EpochSampler, StepPadded, model_inputs, tokenize_split
+from routertrain.evaluation import decision as M
+from routertrain.training.batching import Collator, EpochSampler, StepPadded, model_inputs, tokenize_split
 from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
-from routertrain.kernels import kernel_backend, padding_multiple
-from routertrain.modeling import EncoderNotFound, build_router_model, encoder_fix, masked_bce, merged
+from routertrain.model.kernels import kernel_backend, padding_multiple
+from routertrain.model.modeling import EncoderNotFound, build_router_model, encoder_fix, masked_bce, merged
 from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text, provenance
-from routertrain.push import PushError, push
-from routertrain.router import save_router
+from routertrain.hub.push import PushError, push
+from routertrain.hub.router import save_router
 
 STEP_DIR = re.compile(r"^step-(\d+)$")
 

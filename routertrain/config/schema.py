@@ -1,7 +1,7 @@
 """The typed configuration schema and the command-line loader.
 
 One dataclass per section (run, data, model, train, eval, tracking, push). A run's configuration is
-the schema's defaults, merged with ``recipes/<recipe>.yaml`` (which holds only what differs), then
+the schema's defaults, merged with ``routertrain/recipes/<recipe>.yaml`` (which holds only what differs), then
 with ``key=value`` overrides from the command line. Every mistake (unknown recipe, unknown key,
 wrong type, bad value) is reported as one line naming the key and, where it helps, the nearest
 valid one, before any work starts.
@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from routertrain.kernels import KERNELS
+from routertrain.model.kernels import KERNELS
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 DATA_RECIPES_DIR = RECIPES_DIR / "data"
@@ -143,7 +143,7 @@ class PushConfig:
 
 @dataclass
 class Config:
-    recipe: Optional[str] = None  # the recipe this run was built from (recipes/<recipe>.yaml)
+    recipe: Optional[str] = None  # the recipe this run was built from (routertrain/recipes/<recipe>.yaml)
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -245,7 +245,7 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
                 f"unknown recipe '{recipe}'{did_you_mean(recipe, available_recipes())} "
                 f"(available: {', '.join(available_recipes())})"
             )
-        cfg = _merge(cfg, _read_yaml(path, "recipe"), f"recipes/{recipe}.yaml")
+        cfg = _merge(cfg, _read_yaml(path, "recipe"), f"routertrain/recipes/{recipe}.yaml")
         cfg.recipe = recipe
     if data_recipe:
         path = DATA_RECIPES_DIR / f"{data_recipe}.yaml"
@@ -255,7 +255,7 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
                 f"unknown data recipe '{data_recipe}'{did_you_mean(data_recipe, names)} "
                 f"(available: {', '.join(names) or 'none'})"
             )
-        cfg = _merge(cfg, OmegaConf.create({"data": _read_yaml(path, "data recipe")}), f"recipes/data/{data_recipe}.yaml")
+        cfg = _merge(cfg, OmegaConf.create({"data": _read_yaml(path, "data recipe")}), f"routertrain/recipes/data/{data_recipe}.yaml")
     keys = valid_keys()
     for item in dotlist:
         key, raw = item.split("=", 1)

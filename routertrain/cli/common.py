@@ -8,9 +8,9 @@ import sys
 
 from routertrain.config import ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
 from routertrain.data import DataError
-from routertrain.kernels import KernelUnavailable
-from routertrain.modeling import EncoderNotFound
-from routertrain.router import check_device
+from routertrain.model.kernels import KernelUnavailable
+from routertrain.model.modeling import EncoderNotFound
+from routertrain.hub.router import check_device
 
 DEFAULT_RECIPE = "minilm-l6"
 USER_ERRORS = (ConfigError, DataError, EncoderNotFound, KernelUnavailable)
@@ -22,7 +22,7 @@ data recipes: {', '.join(available_data_recipes()) or 'none'}
 keys: {', '.join(k for k in valid_keys() if '.' in k)}
 
 inspect a dataset: python -m routertrain.data summary data=NAME data.path=...
-route with a router: python -m routertrain.route checkpoints/<run> "query"
+route with a router: python -m routertrain.cli.route checkpoints/<run> "query"
 """
 
 
@@ -82,7 +82,7 @@ def main_train(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(USAGE)
         return 0
-    from routertrain.training import train
+    from routertrain.training.loop import train
 
     try:
         cfg = load_config(args, default_recipe=DEFAULT_RECIPE)

@@ -1,0 +1,1 @@
+"""Command-line front ends: argument handling, one-line errors and the end-of-run summary."""

@@ -1,0 +1,1 @@
+"""Sharing and use: the ``Router`` inference API, the model card and pushing to the Hugging Face Hub."""

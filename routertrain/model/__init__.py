@@ -1,0 +1,1 @@
+"""The router network: a pretrained encoder with a multi-label head, attention kernels, offline encoder install."""
