@@ -38,7 +38,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from routertrain.evaluation import decision as M
 from routertrain.training.batching import Collator, EpochSampler, StepPadded, model_inputs, tokenize_split
-from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
+from routertrain.config import Config, ConfigError, flatten, headline_average, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
@@ -115,20 +115,23 @@ def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.nda
     return torch.cat(logits).numpy(), torch.cat(rows).numpy()
 
 
-def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, train_means: np.ndarray) -> dict:
-    """Routing metrics of one split; adds the Bayes ceiling when the data knows true probabilities."""
+def split_tasks(data: RoutingData, split: str) -> np.ndarray | None:
+    ds = data.splits[split]
+    return np.asarray(ds["task"]) if "task" in ds.column_names else None
+
+
+def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, average: str) -> dict:
+    """Routing metrics of one split (``evaluation.decision.routing_report``: the evaluator's
+    definitions, averaged ``average``); adds the Bayes ceiling when the data knows true probabilities."""
     order = np.argsort(rows)
     logits = logits[order]
     labels = data.labels(split)
-    report = M.routing_report(logits, labels, train_means)
+    report = M.routing_report(logits, labels, data.labels("train"), split_tasks(data, split), split_tasks(data, "train"), average)
     ds = data.splits[split]
     if "p_correct" in ds.column_names:
         p = np.asarray(ds.with_format("numpy")["p_correct"], dtype=np.float64).reshape(labels.shape)
         report["bayes_acc"] = bayes_accuracy(p, labels)["realized"]
         report["bayes_expected_acc"] = bayes_accuracy(p, labels)["expected"]
-    if "task" in ds.column_names and "task" in data.splits["train"].column_names:
-        prior = M.task_prior_scores(list(data.splits["train"]["task"]), data.labels("train"), list(ds["task"]))
-        report["task_prior_acc"] = M.routing_accuracy(prior, labels)
     return report
 
 
@@ -239,8 +242,8 @@ def train(cfg: Config) -> dict:
     n_models = len(data.models)
     with accelerator.main_process_first():
         splits = {s: tokenize_split(data.splits[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
-    train_means = M.model_means(data.labels("train"))
-    best_index = M.best_single_index(data.labels("train"))
+    average = headline_average(cfg)
+    best_index = M.best_single_index(data.labels("train"), split_tasks(data, "train"), average)
 
     prepare_run_dir(cfg, run_dir, accelerator)
     if accelerator.is_main_process:
@@ -334,8 +337,8 @@ def train(cfg: Config) -> dict:
             if step % eval_every == 0 or step == total_steps:
                 paused = clock()
                 logits, rows = predict(model, eval_loaders["validation"], accelerator)
-                report = split_report(logits, rows, data, "validation", train_means)
-                log(accelerator, run_dir, {f"eval/{k}": v for k, v in report.items()}, step)
+                report = split_report(logits, rows, data, "validation", average)
+                log(accelerator, run_dir, {f"eval/{k}": v for k, v in flatten(report).items() if isinstance(v, (int, float))}, step)
                 if report["routing_acc"] > best["routing_acc"]:
                     best = {"routing_acc": report["routing_acc"], "step": step}
                     save_best(accelerator, model, run_dir, report, step)
@@ -365,7 +368,7 @@ def train(cfg: Config) -> dict:
     final = accelerator.unwrap_model(model, keep_fp32_wrapper=False) if cfg.train.mixed_precision != "no" else model
     for split in [s.strip() for s in cfg.eval.splits.split(",") if s.strip()]:
         logits, rows = predict(final, eval_loaders[split], accelerator)
-        results[split] = split_report(logits, rows, data, split, train_means)
+        results[split] = split_report(logits, rows, data, split, average)
     results["train"] = {
         "runtime_s": runtime,
         "samples_seen": int(samples),
