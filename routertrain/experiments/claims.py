@@ -203,6 +203,25 @@ def finetune(r: Result) -> tuple[str, str]:
     return status_of(d["low"], d["high"]), f"finetuned - frozen {ci_text(d, sign=True)}, {d['method']}{head}"
 
 
+def finetuned_against_references(r: Result) -> list[tuple[str, dict, str]]:
+    """The fine-tuned router against the task prior, the best single model and the best frozen
+    baseline chosen on validation (any head, this evaluation's encoder): (what, paired difference, status)."""
+    routers = r.data["routers"]
+    if "finetuned" not in routers:
+        return []
+    out = []
+    for other in ("task-prior", "best-single"):
+        if other in routers:
+            d = difference([(r, "finetuned")], [(r, other)])
+            out.append((f"finetuned - {other}", d, status_of(d["low"], d["high"])))
+    band = [n for n in BAND if n in routers and routers[n].get("validation_acc") is not None]
+    if band:
+        best = max(band, key=lambda n: routers[n]["validation_acc"])
+        d = difference([(r, "finetuned")], [(r, best)])
+        out.append((f"finetuned - best frozen baseline on validation ({best})", d, status_of(d["low"], d["high"])))
+    return out
+
+
 def more_data(results: list[Result]) -> tuple[str, str, list]:
     """Verdict, detail, and rows (router, {fraction: [accuracies]}, difference or None, status)."""
     rows, verdicts = [], []
