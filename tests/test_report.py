@@ -191,6 +191,24 @@ def test_encoder_rule():
     assert "chosen on TEST accuracy" in detail  # these fakes have no validation_acc
 
 
+def test_encoder_claim_adds_the_finetuned_ladder():
+    """Fine-tuned routers form a ladder of their own (rung = their base encoder); a fine-tuned step that
+    loses makes the claim fail even when the frozen ladder holds."""
+    def tuned(base, acc, val):
+        return {"finetuned": {"info": {"base_model": base}, "validation_acc": val}}
+
+    l3 = fake({"tfidf": 0.40, "knn": 0.45, "finetuned": 0.50}, encoder="sentence-transformers/paraphrase-MiniLM-L3-v2", noise=0.02,
+              **tuned("sentence-transformers/paraphrase-MiniLM-L3-v2", 0.50, 0.5))
+    l6 = fake({"tfidf": 0.40, "knn": 0.50, "finetuned": 0.55}, encoder="sentence-transformers/all-MiniLM-L6-v2", noise=0.02,
+              **tuned("sentence-transformers/all-MiniLM-L6-v2", 0.55, 0.5))
+    status, detail, rows = encoders([l3, l6])
+    assert status == "holds" and "MiniLM-L3 -> MiniLM-L6 (fine-tuned) +0.050" in detail
+    assert [r[0] for r in rows] == ["TF-IDF", "MiniLM-L3", "MiniLM-L6", "MiniLM-L3 fine-tuned", "MiniLM-L6 fine-tuned"]
+    worse = fake({"tfidf": 0.40, "knn": 0.50, "finetuned": 0.45}, encoder="sentence-transformers/all-MiniLM-L6-v2", noise=0.02,
+                 **tuned("sentence-transformers/all-MiniLM-L6-v2", 0.45, 0.5))
+    assert encoders([l3, worse])[0] == "does not hold"
+
+
 def test_encoder_rung_router_is_chosen_on_validation_not_test():
     """knn is better on validation, mlp (by luck) on test: the rung is knn, judged on its test accuracy."""
     l6 = fake({"tfidf": 0.40, "knn": 0.42, "mlp": 0.47}, encoder="sentence-transformers/all-MiniLM-L6-v2", noise=0.02,

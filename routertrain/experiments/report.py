@@ -138,7 +138,7 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
     if "encoder" in tables:
         out += ["### Accuracy vs encoder", "", "| rung | encoder | baseline (best on validation) | test accuracy [95% CI] | step from previous rung [95% CI] |", "|---|---|---|---|---|"]
         out += [f"| {rung} | {enc} | {name} | {ci_text(acc)} | {ci_text(d, sign=True)} |" for rung, enc, name, acc, d, _ in tables["encoder"]]
-        rungs = [(rung, accs, (name, acc)) for rung, _, name, acc, _, accs in tables["encoder"]]
+        rungs = [(rung, accs, (name, acc)) for rung, _, name, acc, _, accs in tables["encoder"] if name != "finetuned"]  # the frozen ladder
         out += ["", image(f"{ds}: accuracy vs encoder", plots.encoder_plot(ds, rungs, f"{stem}-encoder.png")), ""]
     return out
 
