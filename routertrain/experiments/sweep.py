@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from routertrain.provenance import atomic_write_text
+from routertrain.provenance import atomic_write_text, finished
 
 KINDS = ("train", "evaluate")
 SWEEP_KEYS = ("name", "claim", "common", "groups")
@@ -56,7 +56,7 @@ class Point:
     output: Path  # run folder (train) or JSON file (evaluate)
 
     def done(self) -> bool:
-        return (self.output / "metrics.json").is_file() if self.kind == "train" else self.output.is_file()
+        return finished(self.output) if self.kind == "train" else self.output.is_file()
 
     def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
         if self.kind == "train":
