@@ -164,6 +164,9 @@ CHOICES = {
 }
 
 
+EVAL_SPLITS = ("validation", "test")  # the splits the final router is scored on (train is what it learnt from)
+
+
 def valid_keys(schema: type = Config, prefix: str = "") -> list[str]:
     """All dotted keys of the schema, sections included (``train``, ``train.lr``, ...)."""
     keys = []
@@ -343,6 +346,11 @@ def validate(cfg: Config) -> None:
         ("data.table.score_max", math.isfinite(cfg.data.table.score_max) and cfg.data.table.score_max > cfg.data.table.score_min, "must be a finite number above data.table.score_min"),
         ("eval.batch_size", cfg.eval.batch_size > 0, "must be positive"),
     ]
+    splits = [x.strip() for x in cfg.eval.splits.split(",") if x.strip()]
+    unknown = [x for x in splits if x not in EVAL_SPLITS]
+    if not splits or unknown:
+        hint = did_you_mean(unknown[0], list(EVAL_SPLITS)) if unknown else ""
+        raise ConfigError(f"bad value '{cfg.eval.splits}' for 'eval.splits': name one or both of {', '.join(EVAL_SPLITS)}, comma-separated{hint}")
     if cfg.train.head_lr is not None:
         checks.append(("train.head_lr", math.isfinite(cfg.train.head_lr) and cfg.train.head_lr > 0, "must be a positive finite number, or null (= train.lr)"))
     for model, cost in (cfg.data.costs or {}).items():

@@ -4,9 +4,8 @@ One visible loop built on Accelerate's own tools (``accumulate``, ``gather_for_m
 ``save_state``/``load_state``, ``unwrap_model``) with small helper functions around it. Only the
 main process writes files; the run folder is derived from the config, so every rank agrees.
 
-Run folder layout (``checkpoints/<run.name>``)::
+Run folder layout (``checkpoints/<run.name>``, its writer lock ``checkpoints/.<run.name>.lock`` beside it)::
 
-    .lock, .lock.json                the writer lock and its holder's pid (training.run_folder)
     config.yaml, provenance.json     resolved config; git revision, packages, data fingerprint
     log.jsonl                        every logged metric, one JSON object per line
     checkpoints/step-000123/         resumable states, JSON besides tensors (training.checkpoints)
@@ -26,7 +25,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,6 +47,7 @@ from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
+from routertrain.model.encoders import cached_snapshot
 from routertrain.model.kernels import kernel_backend, padding_multiple
 from routertrain.model.modeling import EncoderNotFound, build_router_model, encoder_fix, masked_bce, merged
 from routertrain.provenance import DONE, atomic_dir, atomic_write_json, atomic_write_text, provenance
@@ -166,32 +166,33 @@ def save_best(accelerator: Accelerator, model, run_dir: Path, report: dict, step
     accelerator.wait_for_everyone()
 
 
-def prepare_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> RunLock | None:
-    """Lock the run folder (main process); refuse to mix two different configs in one folder; remove
-    what an interrupted run left half-written; start clean when the run starts from step 0
-    (resume=never, or resume=auto with no complete checkpoint), so no earlier log or weights linger."""
-    lock = None
+def lock_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> RunLock | None:
+    """The run folder's writer lock (main process), once its folders are known to be writable and an
+    explicit ``train.resume`` checkpoint to be sound: before any data or model is loaded."""
+    check_writable(run_dir, "run.output_dir")
+    if (run_dir / "checkpoints").is_dir():
+        check_writable(run_dir / "checkpoints", "the run's checkpoints folder")
+    if cfg.train.resume not in ("auto", "never"):
+        find_checkpoint(run_dir, cfg.train.resume)  # a broken checkpoint is refused in one line
+    return RunLock(run_dir).acquire() if accelerator.is_main_process else None
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> None:
+    """Refuse to mix two different configs in one folder; remove what an interrupted run left
+    half-written; start clean when the run starts from step 0 (resume=never, or resume=auto with no
+    complete checkpoint), so no earlier log, weights or marker linger."""
     if accelerator.is_main_process:
-        if cfg.train.resume not in ("auto", "never"):
-            find_checkpoint(run_dir, cfg.train.resume)  # a broken checkpoint is refused before the folder is touched
+        config_file = run_dir / "config.yaml"
+        if cfg.train.resume == "auto" and config_file.is_file():
+            previous = OmegaConf.to_container(OmegaConf.load(config_file))
+            if result_settings(previous) != result_settings(to_dict(cfg)):
+                raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
         run_dir.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(run_dir)
-        lock.acquire()
-        try:
-            config_file = run_dir / "config.yaml"
-            if cfg.train.resume == "auto" and config_file.is_file():
-                previous = OmegaConf.to_container(OmegaConf.load(config_file))
-                if result_settings(previous) != result_settings(to_dict(cfg)):
-                    raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
-            clean_leftovers(run_dir)
-            if find_checkpoint(run_dir, cfg.train.resume, say=lambda _: None) is None:
-                clear_stale(run_dir)
-            atomic_write_text(config_file, to_yaml(cfg))
-        except BaseException:
-            lock.release()
-            raise
+        clean_leftovers(run_dir)
+        if find_checkpoint(run_dir, cfg.train.resume, say=lambda _: None) is None:
+            clear_stale(run_dir)
+        atomic_write_text(config_file, to_yaml(cfg))
     accelerator.wait_for_everyone()
-    return lock
 
 
 def log(accelerator: Accelerator, run_dir: Path, values: dict, step: int) -> None:
@@ -227,7 +228,6 @@ class Run:
     counts: Any = None  # samples, real tokens, padded tokens (on the device)
     diverged_at: Any = None  # first step with a non-finite loss or gradient norm, inf while none (on the device)
     stopped_at: int | None = None  # the step at which on_evaluate stopped training
-    lock: RunLock | None = None  # the run folder's writer lock (main process)
     signals: StopSignals = field(default_factory=StopSignals)  # SIGTERM / SIGINT received during training
 
     @property
@@ -262,23 +262,21 @@ def setup_accelerator(cfg: Config) -> tuple[Accelerator, Path, int, int]:
     return accelerator, run_dir, per_device, accum
 
 
-def setup_data_and_model(cfg: Config) -> Run:
+def setup_data_and_model(cfg: Config, accelerator: Accelerator, run_dir: Path, per_device: int, accum: int) -> Run:
     """Data, tokenizer and model (everything that can fail on bad input), then the run folder."""
-    accelerator, run_dir, per_device, accum = setup_accelerator(cfg)
-    check_writable(run_dir, "run.output_dir")
-    if (run_dir / "checkpoints").is_dir():
-        check_writable(run_dir / "checkpoints", "the run's checkpoints folder")
     data = load_routing_data(cfg.data)
+    model_cfg = local_encoder(cfg.model, accelerator)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_cfg.name_or_path)
     except (OSError, ValueError):
         raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; {encoder_fix(cfg.model.name_or_path)}") from None
-    model = build_router_model(cfg.model, len(data.models), accelerator.device.type)
+    model = build_router_model(model_cfg, len(data.models), accelerator.device.type)
+    check_max_length(cfg.data.max_length, model.encoder.config, cfg.model.name_or_path)
     with accelerator.main_process_first():
         splits = {s: tokenize_split(data.splits[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
     run = Run(cfg, accelerator, run_dir, data, tokenizer, model, splits, accum)
 
-    run.lock = prepare_run_dir(cfg, run_dir, accelerator)
+    prepare_run_dir(cfg, run_dir, accelerator)
     if accelerator.is_main_process:
         atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "attention_kernel": kernel_backend(model.encoder), "distributed_type": str(accelerator.distributed_type.value), "dynamo_backend": str(accelerator.state.dynamo_plugin.backend.value), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
     if cfg.tracking.backend != "none":
@@ -293,6 +291,29 @@ def setup_data_and_model(cfg: Config) -> Run:
         by_length = EpochSampler(list(splits[s]["length"]), 0, shuffle=False, group_size=cfg.eval.batch_size * 32)
         run.eval_loaders[s] = make_loader(splits[s], collate, cfg.eval.batch_size, by_length, cfg.train.num_workers)[0]
     return run
+
+
+def local_encoder(model_cfg, accelerator: Accelerator):
+    """``model_cfg`` naming the HF cache's snapshot folder when the Hub id is fully cached, so loading
+    makes no Hub request (offline, from_pretrained would retry for minutes); said once. Otherwise
+    unchanged: transformers resolves it (HF_HUB_OFFLINE=1 keeps that local too)."""
+    snapshot = None if Path(model_cfg.name_or_path).is_dir() else cached_snapshot(model_cfg.name_or_path)
+    if snapshot is None:
+        return model_cfg
+    accelerator.print(f"encoder {model_cfg.name_or_path}: loading the local HF cache's copy ({snapshot}), offline: no Hub request")
+    return replace(model_cfg, name_or_path=str(snapshot))
+
+
+def check_max_length(max_length: int, config, name: str) -> None:
+    """Refuse ``data.max_length`` beyond an encoder's absolute position embeddings (RoBERTa-style
+    models start counting after the padding index); relative-position encoders (DeBERTa) take any length."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions or not getattr(config, "position_biased_input", True):
+        return
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer"):
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    if max_length > positions:
+        raise ConfigError(f"data.max_length={max_length} is more than the {positions} positions of encoder '{name}'; set data.max_length={positions} or less")
 
 
 def setup_optimizer(run: Run) -> None:
@@ -359,7 +380,7 @@ def train_epoch(run: Run, progress, on_evaluate) -> bool:
             unhealthy = ~torch.isfinite(loss.detach())
             if accelerator.sync_gradients:  # the norm is measured even with clipping off (max_grad_norm=0: no limit)
                 norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm or math.inf)
-                unhealthy |= ~torch.isfinite(norm)
+                unhealthy |= ~torch.isfinite(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP2: a DTensor
             # the first step with a non-finite loss or gradient norm, kept on the device (no synchronisation)
             run.diverged_at = torch.where(unhealthy & (run.diverged_at > run.step), float(run.step + 1), run.diverged_at)
             run.optimizer.step()
@@ -513,8 +534,10 @@ def train(cfg: Config, on_evaluate: Callable[[int, dict], bool] | None = None) -
     evaluation; when it returns True, training stops at that step (every rank together), a checkpoint
     is saved there, and the run ends as usual with the best weights so far (``stopped_at`` in the
     results). A tuner's pruning hook, for instance."""
-    run = setup_data_and_model(cfg)
+    accelerator, run_dir, per_device, accum = setup_accelerator(cfg)
+    lock = lock_run_dir(cfg, run_dir, accelerator)
     try:
+        run = setup_data_and_model(cfg, accelerator, run_dir, per_device, accum)
         setup_optimizer(run)
         resume(run)
 
@@ -531,7 +554,7 @@ def train(cfg: Config, on_evaluate: Callable[[int, dict], bool] | None = None) -
         export(run, results)
         run.accelerator.end_training()
     finally:
-        if run.lock is not None:
-            run.lock.release()
+        if lock is not None:
+            lock.release()
     results["run_dir"] = str(run.run_dir)
     return results

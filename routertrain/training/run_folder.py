@@ -1,7 +1,8 @@
 """The run folder's life cycle: one writer at a time, a clean start, and a marker written last.
 
-- ``RunLock``: a ``filelock`` lock on ``<run>/.lock``, held by the main process for the whole run; a
-  second writer stops at once with one line naming the holder's process id (``<run>/.lock.json``).
+- ``RunLock``: a ``filelock`` lock on ``<output_dir>/.<run name>.lock``, beside the run folder (which
+  it may precede), held by the main process for the whole run; a second writer stops at once, before
+  loading anything, with one line naming the holder's process id (``.<run name>.lock.json``).
 - ``clean_leftovers``: temporary folders and files of an interrupted run (``router.tmp-*``,
   ``best.tmp-*``, ``*.old``, ``checkpoints/step-*.tmp``, ``*.tmp``) removed at start.
 - ``cut_log``: on resume, ``log.jsonl`` keeps only the steps up to the checkpoint's.
@@ -22,7 +23,6 @@ from filelock import FileLock, Timeout
 from routertrain.config import ConfigError
 from routertrain.provenance import DONE, atomic_write_json, atomic_write_text
 
-LOCK, HOLDER = ".lock", ".lock.json"
 STALE = ("checkpoints", "best", "router", "metrics.json", "log.jsonl", DONE)  # what a run started from step 0 clears
 
 
@@ -35,28 +35,35 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
-        self.lock = FileLock(run_dir / LOCK, timeout=0)
+        self.holder = holder_file(run_dir)
+        self.lock = FileLock(run_dir.parent / f".{run_dir.name}.lock", timeout=0)
 
-    def acquire(self) -> None:
+    def acquire(self) -> "RunLock":
+        self.run_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             self.lock.acquire()
         except Timeout:
-            holder = read_holder(self.run_dir)
             raise RunFolderBusy(
-                f"run folder {self.run_dir} is being written by another training process ({holder}); "
+                f"run folder {self.run_dir} is being written by another training process ({read_holder(self.holder)}); "
                 "wait for it to finish or stop it, or set run.name=<another name>"
             ) from None
-        atomic_write_json(self.run_dir / HOLDER, {"pid": os.getpid(), "host": socket.gethostname()})
+        atomic_write_json(self.holder, {"pid": os.getpid(), "host": socket.gethostname()})
+        return self
 
     def release(self) -> None:
         if self.lock.is_locked:
-            (self.run_dir / HOLDER).unlink(missing_ok=True)
+            self.holder.unlink(missing_ok=True)
             self.lock.release()
 
 
-def read_holder(run_dir: Path) -> str:
+def holder_file(run_dir: Path) -> Path:
+    """Where the lock's holder (pid and host) is written."""
+    return run_dir.parent / f".{run_dir.name}.lock.json"
+
+
+def read_holder(path: Path) -> str:
     try:
-        holder = json.loads((run_dir / HOLDER).read_text())
+        holder = json.loads(path.read_text())
         return f"pid {holder['pid']} on {holder['host']}"
     except (OSError, ValueError, KeyError, TypeError):
         return "pid unknown: it is still starting"
