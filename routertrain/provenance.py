@@ -36,6 +36,15 @@ def umask_mode(full: int) -> int:
     return full & ~mask
 
 
+def apply_umask(folder: Path) -> None:
+    """Give ``folder`` and everything in it the umask's permissions (some writers, safetensors and
+    ``tempfile`` among them, create owner-only files whatever the umask)."""
+    os.chmod(folder, umask_mode(0o777))
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, umask_mode(0o777 if path.is_dir() else 0o666))
+
+
 PACKAGES = ("routertrain", "torch", "transformers", "accelerate", "datasets", "peft", "tokenizers", "safetensors", "huggingface_hub", "omegaconf")
 
 
@@ -103,7 +112,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
     try:
         yield tmp
-        os.chmod(tmp, umask_mode(0o777))
+        apply_umask(tmp)
         old = None
         if path.exists():
             old = path.with_name(path.name + ".old")

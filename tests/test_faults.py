@@ -7,6 +7,7 @@ uninterrupted run's weights, a log without repeated steps and no temporary folde
 """
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -19,7 +20,7 @@ import pytest
 
 from routertrain.cli.common import main_train
 from routertrain.experiments.sweep import Point
-from routertrain.hub.router import router_folder
+from routertrain.hub.router import RunUnfinished, router_folder
 from routertrain.provenance import DONE, finished
 from routertrain.training.checkpoints import problem
 from routertrain.training.preemption import PREEMPTED_EXIT
@@ -46,7 +47,7 @@ def assert_not_finished(run: Path) -> None:
     assert not finished(run)
     assert not Point("train", run.name, [], run).done()  # the sweep runs it again
     if (run / "router").is_dir():
-        with pytest.raises(FileNotFoundError, match="did not finish"):  # evaluate, route and push refuse it
+        with pytest.raises(RunUnfinished, match="did not finish"):  # evaluate, route and push refuse it
             router_folder(run)
 
 
@@ -172,3 +173,65 @@ def test_a_second_writer_stops_at_once_and_the_launcher_and_trainer_die_together
     saved = [p for p in (run / "checkpoints").iterdir()]
     assert len(saved) == 1 and problem(saved[0]) is None
     assert not (tmp_path / ".busy.lock.json").exists() and not finished(run)
+
+
+@pytest.mark.parametrize("cause", ["nan-at-step-6", "huge-lr"])
+def test_a_diverged_run_stops_in_one_line_keeps_its_last_good_checkpoint_and_exports_nothing(tiny_encoder, tmp_path, monkeypatch, capsys, cause):
+    from routertrain.training import loop
+
+    extra = ["train.max_grad_norm=0", "train.lr=1e30"] if cause == "huge-lr" else []
+    if cause == "nan-at-step-6":  # one micro-batch per step: the 6th loss is the first non-finite one
+        calls, masked_bce = [], loop.masked_bce
+        monkeypatch.setattr(loop, "masked_bce", lambda *a, **k: masked_bce(*a, **k) * (math.nan if calls.append(1) or len(calls) >= 6 else 1.0))
+    code = main_train(tiny_args(tiny_encoder, tmp_path, "run.name=diverged", *COMMON, *extra))
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    run = tmp_path / "diverged"
+    assert "training diverged at step" in errors[0] and "lower train.lr" in errors[0] and "no router or metrics were written" in errors[0]
+    assert not (run / "router").exists() and not (run / "metrics.json").exists() and not finished(run)
+    assert not list(run.glob("*.tmp*"))
+    if cause == "nan-at-step-6":
+        assert "diverged at step 6" in errors[0] and f"the last good checkpoint is {run}/checkpoints/step-000004" in errors[0]
+        assert [p.name for p in (run / "checkpoints").iterdir()] == ["step-000004"] and problem(run / "checkpoints" / "step-000004") is None
+        assert json.loads((run / "best" / "metrics.json").read_text())["step"] == 4  # the best weights are from before the divergence
+
+
+def test_artifacts_respect_the_umask_and_the_card_names_the_final_folder(reference):
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in [reference / "metrics.json", reference / DONE, reference / "log.jsonl", reference / "router" / "model.safetensors",
+                 reference / "router" / "router_config.json", reference / "best" / "state.safetensors", *reference.glob("checkpoints/*/*.json")]:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
+    for path in [reference / "router", reference / "best", *reference.glob("checkpoints/*")]:
+        assert path.stat().st_mode & 0o777 == 0o777 & ~mask, path
+    card = (reference / "router" / "README.md").read_text()
+    assert f'Router.from_pretrained("{reference}/router")' in card and "tmp-" not in card
+
+
+OFFLINE_SCRIPT = """
+import socket, sys
+def no_network(*args, **kwargs):
+    raise RuntimeError("a network connection was attempted")
+socket.socket.connect = no_network
+socket.create_connection = no_network
+from routertrain.cli.common import main_train
+sys.exit(main_train(sys.argv[1:]))
+"""
+
+
+def test_a_cached_hub_encoder_loads_without_any_network_request(tiny_encoder, tmp_path):
+    """HF_HUB_OFFLINE unset and every connection refused: the cached encoder is found locally, said once."""
+    from routertrain.model.encoders import put_in_cache
+
+    put_in_cache("someorg/tiny-bert", tiny_encoder, cache=tmp_path / "hub")
+    script = tmp_path / "offline.py"
+    script.write_text(OFFLINE_SCRIPT)
+    env = {k: v for k, v in ENV.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    env |= {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    args = tiny_args(tiny_encoder, tmp_path, "run.name=offline", "train.max_steps=2", "model.name_or_path=someorg/tiny-bert")
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("encoder someorg/tiny-bert: loading the local HF cache's copy") == 1
+    assert finished(tmp_path / "offline")
+    assert json.loads((tmp_path / "offline" / "router" / "router_config.json").read_text())["base_model"] == "someorg/tiny-bert"

@@ -39,6 +39,10 @@ REQUIRED_FILES = (ROUTER_CONFIG, "config.json", WEIGHTS, *TOKENIZER_FILES)
 REFETCH = "copy or download the router folder again, or train again"
 
 
+class RunUnfinished(OSError):
+    """A run folder whose training stopped before its end (no done.json), in one line."""
+
+
 class RouterFolderError(OSError):
     """A router folder that cannot be loaded (a missing, truncated or mismatched file), in one line."""
 
@@ -83,7 +87,7 @@ def router_folder(run: str | os.PathLike) -> Path:
     for folder in (run / "router", run):
         if (folder / ROUTER_CONFIG).is_file():
             if folder != run and not finished(run):
-                raise FileNotFoundError(f"run {run} did not finish (no {DONE}: it stopped before its end); rerun its training command to finish it")
+                raise RunUnfinished(f"run {run} did not finish (no {DONE}: it stopped before its end); rerun its training command to finish it")
             return folder
     raise FileNotFoundError(f"{run} holds no router (no {ROUTER_CONFIG} in it or in {run}/router); pass a run folder that finished training")
 
@@ -163,9 +167,7 @@ class Router:
         Maximises P(correct) - cost_weight * cost; with ``max_cost``, the most likely correct model
         among those whose cost is at most ``max_cost``.
         """
-        check_number("cost_weight", cost_weight)
-        if max_cost is not None:
-            check_number("max_cost", max_cost)
+        check_cost_options(cost_weight, max_cost)  # before the work of predict
         probs = self.predict(queries, batch_size=batch_size)
         return [self.models[i] for i in choose(probs, self.costs, cost_weight, max_cost)]
 
@@ -186,6 +188,12 @@ def check_queries(queries) -> list[str]:
 def check_batch_size(batch_size) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def check_cost_options(cost_weight, max_cost) -> None:
+    check_number("cost_weight", cost_weight)
+    if max_cost is not None:
+        check_number("max_cost", max_cost)
 
 
 def check_number(name: str, value) -> None:
@@ -258,6 +266,7 @@ def load_weights(model: RouterModel, path: Path) -> None:
 
 def choose(probs: np.ndarray, costs: Sequence[float] | None, cost_weight: float = 0.0, max_cost: float | None = None) -> np.ndarray:
     """Index of the chosen model per row of ``probs`` under a cost weight or a cost budget."""
+    check_cost_options(cost_weight, max_cost)
     if (cost_weight or max_cost is not None) and costs is None:
         raise ValueError("this router has no model costs: cost_weight and max_cost need costs (set them when building the dataset)")
     utility = np.asarray(probs, dtype=np.float64).copy()

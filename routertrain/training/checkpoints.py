@@ -28,7 +28,7 @@ from accelerate import Accelerator
 from safetensors import SafetensorError, safe_open
 
 from routertrain.config import ConfigError
-from routertrain.provenance import atomic_write_json
+from routertrain.provenance import apply_umask, atomic_write_json
 
 STATE = "trainer_state.json"
 STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -71,6 +71,7 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: d
     atomic_write_json(tmp / f"rng_state_{accelerator.process_index}.json", rng_state())
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        apply_umask(tmp)
         atomic_write_json(tmp / STATE, {**state, "files": manifest(tmp)})
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
