@@ -1,6 +1,6 @@
 """Routers to compare, behind one interface: fit on train (and validation), then score a split.
 
-A router's ``scores(ctx, split)`` is an N x M matrix (higher = route there); a routing rule turns it
+Every router subclasses ``interface.BaselineRouter``: ``scores(ctx, split)`` is an N x M matrix (higher = route there); a routing rule turns it
 into a decision (``metrics.decide``, or ``cost.cost_quality_curve`` with costs). Routers
 whose scores are P(correct) set ``probabilistic`` and get calibration metrics.
 
@@ -23,12 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from routertrain.evaluation import baselines
 from routertrain.evaluation.embeddings import split_embeddings
+from routertrain.evaluation.interface import BaselineRouter, RouterUnavailable
 from routertrain.evaluation.metrics import model_means, score_accuracy, strict_preference
-
-
-class RouterUnavailable(ValueError):
-    """This router cannot run on this data (e.g. task-prior without tasks); it is skipped, with the reason."""
 
 
 @dataclass
@@ -65,7 +63,7 @@ class Context:
         """The same data and memo, with embeddings from another encoder."""
         return replace(self, encoder=encoder, pooling=pooling, max_length=max_length or self.max_length, fitted=self.fitted, _labels=self._labels)
 
-    def fit(self, name: str, **options) -> Router:
+    def fit(self, name: str, **options) -> BaselineRouter:
         """The router ``name`` fitted on this context (memoised per encoder and options)."""
         key = (name, self.encoder, self.pooling, self.max_length, tuple(sorted(options.items())))
         if key not in self.fitted:
@@ -73,21 +71,7 @@ class Context:
         return self.fitted[key]
 
 
-class Router:
-    name = "router"
-    probabilistic = True  # scores are P(correct)
-
-    def __init__(self):
-        self.info: dict = {}  # chosen hyperparameters and other facts for the report
-
-    def fit(self, ctx: Context) -> Router:
-        return self
-
-    def scores(self, ctx: Context, split: str) -> np.ndarray:
-        raise NotImplementedError
-
-
-class Oracle(Router):
+class Oracle(BaselineRouter):
     name, probabilistic = "oracle", False
 
     def scores(self, ctx, split):
@@ -95,7 +79,7 @@ class Oracle(Router):
         return np.where(np.isfinite(y), y, -1.0)
 
 
-class BestSingle(Router):
+class BestSingle(BaselineRouter):
     name = "best-single"
 
     def fit(self, ctx):
@@ -110,7 +94,7 @@ class BestSingle(Router):
         return np.tile(np.nan_to_num(self.means, nan=-1.0) - nudge, (len(ctx.labels(split)), 1))
 
 
-class Random(Router):
+class Random(BaselineRouter):
     name, probabilistic = "random", False
 
     def __init__(self, draw: bool = False):
@@ -123,7 +107,7 @@ class Random(Router):
         return np.random.default_rng(ctx.seed).random(shape) if self.draw else np.zeros(shape)
 
 
-class TaskPrior(Router):
+class TaskPrior(BaselineRouter):
     name = "task-prior"
 
     def fit(self, ctx):
@@ -145,7 +129,7 @@ class TaskPrior(Router):
         return np.stack([self.by_task.get(t, self.overall) for t in tasks])
 
 
-class Finetuned(Router):
+class Finetuned(BaselineRouter):
     name = "finetuned"
 
     def __init__(self, router_dir: str | Path):
@@ -167,7 +151,7 @@ class Finetuned(Router):
         return self.router.predict(ctx.queries(split), batch_size=ctx.batch_size)[:, self.columns].astype(np.float64)
 
 
-class Frozen(Router):
+class Frozen(BaselineRouter):
     """The fine-tuned router's base encoder, frozen, with the embedding head best on validation."""
 
     name = "frozen"
@@ -213,10 +197,8 @@ DESCRIPTIONS = {
 }
 
 
-def make(name: str, **options) -> Router:
+def make(name: str, **options) -> BaselineRouter:
     """A fresh, unfitted router by name."""
-    from routertrain.evaluation import baselines
-
     simple = {
         "oracle": Oracle, "best-single": BestSingle, "random": Random, "task-prior": TaskPrior,
         "knn": baselines.Knn, "logreg": baselines.Logistic, "mlp": baselines.Mlp, "mf": baselines.Factorised,

@@ -161,18 +161,18 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
 
 def check_points(points: list[Point], path: str | Path) -> None:
     """Read every point's configuration as its command will, so a typo fails before anything runs."""
-    from routertrain.cli.common import DEFAULT_RECIPE
-    from routertrain.config import ConfigError, load_config
+    from routertrain.cli.common import DEFAULT_RECIPE, check_names
     from routertrain.cli.evaluate import parse_routers, split_args
+    from routertrain.config import ConfigError, load_config
 
     for point in points:
         try:
             if point.kind == "train":
-                load_config(point.args, default_recipe=DEFAULT_RECIPE)
+                check_names(load_config(point.args, default_recipe=DEFAULT_RECIPE))
             else:
                 own, rest = split_args(point.args)
                 parse_routers(own.get("routers"), own.get("run"))
-                load_config(rest)
+                check_names(load_config(rest))
         except ConfigError as err:
             raise SweepError(f"sweep file {path}, point {point.name}: {err}") from None
 
