@@ -27,6 +27,7 @@ COMMANDS = {
     "report": "routertrain.experiments.report",
     "encoders": "routertrain.model.encoders",
     "recipes": "routertrain.cli.recipes",
+    "convert": "routertrain.cli.convert",
 }
 
 

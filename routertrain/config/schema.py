@@ -139,6 +139,7 @@ class PushConfig:
     repo_id: Optional[str] = None  # push the final router to this Hub repo at the end of training
     revision: Optional[str] = None  # branch to push to; null = main
     private: bool = False  # create the repo as private
+    license: str = "apache-2.0"  # license id in the model card (the base encoder's license may constrain it)
 
 
 @dataclass

@@ -144,7 +144,7 @@ class Finetuned(BaselineRouter):
         if missing:
             raise ValueError(f"router {self.router_dir} was trained for another pool (lacks {missing[:3]}); evaluate it on the data it was trained for")
         self.columns = [self.router.models.index(m) for m in ctx.data.models]
-        self.info = {"router": str(self.router_dir), "base_model": self.router.config.get("base_model")}
+        self.info = {"router": str(self.router_dir), "base_model": self.router.config.base_model}
         return self
 
     def scores(self, ctx, split):

@@ -42,6 +42,7 @@ from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
+from routertrain.model.encoders import resolve as resolve_encoder
 from routertrain.model.kernels import kernel_backend, padding_multiple
 from routertrain.model.modeling import EncoderNotFound, build_router_model, encoder_fix, masked_bce, merged
 from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text, provenance
@@ -107,7 +108,7 @@ def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.nda
     model.eval()
     logits, rows = [], []
     for batch in loader:
-        out = model(**model_inputs(batch)).float()
+        out = model(**model_inputs(batch)).logits.float()
         out, row = accelerator.gather_for_metrics((out, batch["row"]))
         logits.append(out.cpu())
         rows.append(row.cpu())
@@ -232,7 +233,7 @@ def train(cfg: Config) -> dict:
     # everything that can fail on bad input happens before the run folder is touched
     data = load_routing_data(cfg.data)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(cfg.model.name_or_path))
     except (OSError, ValueError):
         raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; {encoder_fix(cfg.model.name_or_path)}") from None
     model = build_router_model(cfg.model, len(data.models), accelerator.device.type)
@@ -305,7 +306,7 @@ def train(cfg: Config) -> dict:
                 torch.manual_seed(cfg.run.seed * 1_000_003 + step * 101 + accelerator.process_index)
                 new_step = False
             with accelerator.accumulate(model):
-                logits = model(**model_inputs(batch))
+                logits = model(**model_inputs(batch)).logits
                 share = float(step_labels[step - epoch * steps_per_epoch]) / spread
                 loss = masked_bce(logits, batch["labels"], batch["label_mask"], denominator=share)
                 accelerator.backward(loss)
