@@ -1,9 +1,12 @@
 """routertrain: train LLM routers by fine-tuning pretrained encoders end to end.
 
 ``train(cfg)`` runs the training loop, ``load_config(args)`` builds a config from a recipe and
-overrides, ``Router.from_pretrained(folder)`` loads a trained router for inference.
+overrides, ``Router.from_pretrained(folder)`` loads a trained router for inference. After
+``import routertrain``, transformers' ``AutoModelForSequenceClassification`` and ``pipeline`` load
+router folders too. Importing the package does not import torch.
 """
 
+from routertrain import model as _model  # noqa: F401  (registers the router with transformers' Auto classes when they load)
 from routertrain.config import Config, ConfigError, load_config
 
 

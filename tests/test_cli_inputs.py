@@ -88,21 +88,26 @@ def truncate(folder):
     weights.write_bytes(weights.read_bytes()[:1000])
 
 
-def fewer_models(folder):
-    path = folder / "router_config.json"
+def edit_config(folder, **changes):
+    path = folder / "config.json"
     config = json.loads(path.read_text())
-    config["models"], config["costs"] = config["models"][:2], config["costs"][:2]
-    path.write_text(json.dumps(config))
+    path.write_text(json.dumps({**config, **changes}))
+
+
+def fewer_models(folder):
+    config = json.loads((folder / "config.json").read_text())
+    edit_config(folder, id2label={"0": config["id2label"]["0"], "1": config["id2label"]["1"]}, label2id=None, costs=config["costs"][:2])
 
 
 BREAKAGES = {
     "truncated weights": (truncate, ["model.safetensors", "truncated"]),
     "model count differs from the weights": (fewer_models, ["model.safetensors", "(2 models)", "head.weight"]),
     "no weights": (lambda f: (f / "model.safetensors").unlink(), ["lacks model.safetensors"]),
-    "invalid router_config.json": (lambda f: (f / "router_config.json").write_text("{\n"), ["router_config.json is not valid JSON"]),
-    "router_config.json without pooling": (lambda f: (f / "router_config.json").write_text('{"models": ["a"], "max_length": 8}'), ["router_config.json", "pooling"]),
+    "invalid config.json": (lambda f: (f / "config.json").write_text("{\n"), ["config.json is not valid JSON"]),
+    "config.json with an unknown pooling": (lambda f: edit_config(f, pooling="max"), ["config.json", "pooling"]),
+    "config.json with costs for another pool": (lambda f: edit_config(f, costs=[1.0]), ["config.json", "one cost per model"]),
+    "config.json without the encoder's config": (lambda f: edit_config(f, encoder=None), ["config.json", "'encoder' config"]),
     "no config.json": (lambda f: (f / "config.json").unlink(), ["lacks config.json"]),
-    "invalid config.json": (lambda f: (f / "config.json").write_text("{"), ["config.json is not a valid encoder config"]),
     "no tokenizer.json": (lambda f: (f / "tokenizer.json").unlink(), ["lacks tokenizer.json"]),
     "no tokenizer files": (lambda f: [(f / n).unlink() for n in ("tokenizer.json", "tokenizer_config.json")], ["tokenizer.json, tokenizer_config.json"]),
     "invalid tokenizer.json": (lambda f: (f / "tokenizer.json").write_text("{"), ["tokenizer files", "cannot be loaded"]),

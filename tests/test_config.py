@@ -66,7 +66,6 @@ def test_data_recipe_merges_into_data_section():
         ([f"train.resume={REPO / 'routertrain' / 'recipes'}"], "recipes' is neither auto, never nor a checkpoint folder"),
         (["train.global_batch_size=0"], "'train.global_batch_size'"),
         (["tracking.backend=mlflow"], "'tracking.backend'"),
-        (["data.name=nope"], "'data.name'"),
         (["lr"], "is not key=value"),
     ],
 )
@@ -76,6 +75,29 @@ def test_bad_overrides_give_one_line_errors(args, fragment):
     message = str(info.value)
     assert fragment in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("args, fragment", [(["data.name=nope"], "'data.name': choose one of synthetic"), (["model.attention_kernel=flash"], "'model.attention_kernel'")])
+def test_registries_check_their_own_names(args, fragment):
+    """config does not import the registries; check_names asks them, right after load_config."""
+    from routertrain.cli.common import check_names
+
+    cfg = load_config(args)
+    with pytest.raises(ConfigError) as info:
+        check_names(cfg)
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_recipes_by_name_or_by_path(tmp_path):
+    """A packaged recipe by name; a user's recipe or data recipe file by path, with or without .yaml."""
+    (tmp_path / "mine.yaml").write_text("train:\n  lr: 0.123\n")
+    (tmp_path / "mydata.yaml").write_text("name: synthetic\nsynthetic:\n  n_train: 17\n")
+    for suffix in ("", ".yaml"):
+        cfg = load_config([f"recipe={tmp_path / 'mine'}{suffix}", f"data={tmp_path / 'mydata'}{suffix}"])
+        assert cfg.train.lr == 0.123 and cfg.data.synthetic.n_train == 17 and cfg.recipe == "mine"
+    assert load_config(["recipe=smoke"]).recipe == "smoke"
+    with pytest.raises(ConfigError, match="or give the path of a YAML file"):
+        load_config([f"data={tmp_path / 'absent.yaml'}"])
 
 
 def test_valid_keys_cover_sections_and_leaves():

@@ -37,7 +37,7 @@ def test_masked_bce_ignores_values_under_the_mask():
 
 
 def test_pooling(tiny_encoder):
-    model = RouterModel(load_encoder(str(tiny_encoder)), n_models=3, pooling="mean", dropout=0.0)
+    model = RouterModel.from_encoder(load_encoder(str(tiny_encoder)), n_models=3, pooling="mean", dropout=0.0)
     hidden = torch.tensor([[[1.0, 1.0], [3.0, 5.0], [100.0, 100.0]]])
     mask = torch.tensor([[1, 1, 0]])
     assert model.pool(hidden, mask).tolist() == [[2.0, 3.0]]
@@ -50,7 +50,7 @@ def test_save_load_round_trip_gives_equal_logits(tiny_encoder, tmp_path):
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(tiny_encoder)
-    model = RouterModel(load_encoder(str(tiny_encoder)), n_models=4, pooling="mean", dropout=0.0).eval()
+    model = RouterModel.from_encoder(load_encoder(str(tiny_encoder)), n_models=4, pooling="mean", dropout=0.0).eval()
     models, costs = ["a", "b", "c", "d"], [1.0, 2.0, 3.0, 4.0]
     save_router(model, tokenizer, tmp_path / "router", models, costs, max_length=32, base_model=str(tiny_encoder))
     router = Router.from_pretrained(tmp_path / "router", device="cpu")
@@ -58,7 +58,7 @@ def test_save_load_round_trip_gives_equal_logits(tiny_encoder, tmp_path):
     queries = ["Explain the binary search briefly.", "Why does the Cold War matter? Reply in detail.", "x"]
     batch = tokenizer(queries, padding=True, truncation=True, max_length=32, return_tensors="pt")
     with torch.no_grad():
-        expected = torch.sigmoid(model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])).numpy()
+        expected = torch.sigmoid(model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits).numpy()
     got = router.predict(queries, batch_size=2)
     np.testing.assert_allclose(got, expected, atol=1e-6)
     assert router.route(queries) == [models[i] for i in expected.argmax(axis=1)]
@@ -67,10 +67,10 @@ def test_save_load_round_trip_gives_equal_logits(tiny_encoder, tmp_path):
 def test_router_folder_has_no_pickle(tiny_encoder, tmp_path):
     from transformers import AutoTokenizer
 
-    model = RouterModel(load_encoder(str(tiny_encoder)), n_models=2)
+    model = RouterModel.from_encoder(load_encoder(str(tiny_encoder)), n_models=2)
     save_router(model, AutoTokenizer.from_pretrained(tiny_encoder), tmp_path / "r", ["a", "b"], None, 16, "tiny")
     names = {p.name for p in (tmp_path / "r").iterdir()}
-    assert "model.safetensors" in names and "router_config.json" in names and "config.json" in names
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= names and "router_config.json" not in names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     assert not any(".tmp" in p.name for p in tmp_path.iterdir())
 
@@ -104,10 +104,10 @@ def test_fsdp_finds_the_transformer_blocks_to_shard(tiny_encoder):
     from accelerate.utils.dataclasses import get_module_class_from_name
     from transformers import AutoModel, DebertaV2Config, DebertaV2Model
 
-    bert = RouterModel(AutoModel.from_pretrained(tiny_encoder), 3)
+    bert = RouterModel.from_encoder(AutoModel.from_pretrained(tiny_encoder), 3)
     assert "BertLayer" in bert._no_split_modules
-    deberta = RouterModel(DebertaV2Model(DebertaV2Config(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)), 3)
-    assert deberta._no_split_modules == ["DebertaV2Layer"]
+    deberta = RouterModel.from_encoder(DebertaV2Model(DebertaV2Config(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)), 3)
+    assert set(deberta._no_split_modules) == {"DebertaV2Layer"}
     for model in (bert, deberta):
         assert all(get_module_class_from_name(model, name) is not None for name in model._no_split_modules)
 
@@ -129,7 +129,7 @@ def test_attention_backend_reaches_the_encoder_and_sdpa_matches_eager(tiny_encod
         model = build_router_model(cfg.model, n_models=3).eval()
         assert model.encoder.config._attn_implementation == backend
         with torch.no_grad():
-            logits[backend] = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+            logits[backend] = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
     torch.testing.assert_close(logits["sdpa"], logits["eager"], atol=1e-5, rtol=0)
 
 
@@ -143,7 +143,7 @@ def test_every_trainable_parameter_gets_a_gradient(tiny_encoder, lora):
     cfg = load_config(["recipe=smoke", f"model.name_or_path={tiny_encoder}", *lora])
     model = build_router_model(cfg.model, n_models=3)
     ids = torch.randint(5, 100, (2, 7))
-    model(ids, torch.ones_like(ids)).sum().backward()
+    model(ids, torch.ones_like(ids)).logits.sum().backward()
     trainable = {name: p for name, p in model.named_parameters() if p.requires_grad}
     assert trainable and all(p.grad is not None for p in trainable.values()), [n for n, p in trainable.items() if p.grad is None]
     assert any("lora_" in name for name in trainable) == bool(lora)

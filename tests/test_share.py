@@ -9,7 +9,7 @@ import yaml
 
 from routertrain import Router
 from routertrain.hub import push as push_module
-from routertrain.hub.card import metadata, render
+from routertrain.hub.card import metadata, render, router_settings
 from routertrain.hub.push import PushError, push
 from routertrain.cli.route import main as route_main
 
@@ -24,11 +24,10 @@ def test_router_folder_has_a_complete_card(tiny_run):
     card = (tiny_run / "router" / "README.md").read_text()
     meta = front_matter(card)
     metrics = json.loads((tiny_run / "metrics.json").read_text())
-    config = json.loads((tiny_run / "router" / "router_config.json").read_text())
+    config = router_settings(tiny_run / "router")
     assert meta["library_name"] == "routertrain" and "llm-router" in meta["tags"]
     assert "base_model" not in meta  # a local folder is not a Hub id
-    values = {r["dataset"]["split"]: r["metrics"][0]["value"] for r in meta["model-index"][0]["results"]}
-    assert values["test"] == pytest.approx(metrics["test"]["routing_acc"], abs=1e-4)
+    assert meta["license"] == "apache-2.0" and meta["pipeline_tag"] == "text-classification"
     for i, (name, cost) in enumerate(zip(config["models"], config["costs"])):
         assert f"| {i} | {name} | {cost} |" in card
     assert f"| this router | {metrics['validation']['routing_acc']:.4f} | {metrics['test']['routing_acc']:.4f} |" in card
@@ -38,19 +37,35 @@ def test_router_folder_has_a_complete_card(tiny_run):
     assert provenance["data_fingerprint"] in card and "## Limitations" in card and "data:" in card
 
 
+def test_the_hubs_parser_reads_the_model_index_back(tiny_run):
+    """ModelCard.load (the Hub's own metadata parser) gives every evaluation number on the named dataset and split."""
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(tiny_run / "router" / "README.md")
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    results = {(r.dataset_split, r.metric_name): r for r in card.data.eval_results}
+    for split in ("validation", "test"):
+        for key, name in (("routing_acc", "routing accuracy"), ("oracle_acc", "oracle accuracy (best model per query)"),
+                          ("best_single_acc", "best single model accuracy"), ("task_prior_acc", "task-prior router accuracy")):
+            result = results[(split, name)]
+            assert result.metric_value == pytest.approx(metrics[split][key], abs=1e-4)
+            assert result.dataset_type == "synthetic" and result.task_type == "text-classification" and result.metric_type == "accuracy"
+    assert card.data.library_name == "routertrain" and card.data.license == "apache-2.0" and card.data.model_name == "router"
+
+
 def test_card_usage_snippet_runs(tiny_run, capsys):
     card = render(tiny_run / "router")
     snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
     snippet = snippet.replace('cost_weight=0.01', 'cost_weight=0.0')
     exec(compile(snippet, "card-snippet", "exec"), {})
     printed = capsys.readouterr().out
-    models = json.loads((tiny_run / "router" / "router_config.json").read_text())["models"]
+    models = router_settings(tiny_run / "router")["models"]
     assert any(name in printed for name in models)
 
 
 def test_card_names_hub_base_model_and_repo(tiny_run):
-    config_path = tiny_run / "router" / "router_config.json"
-    meta = metadata({"base_model": "sentence-transformers/all-MiniLM-L6-v2", "models": ["a"]}, {}, {}, "org/my-router")
+    config_path = tiny_run / "router" / "config.json"
+    meta = metadata({"base_model": "sentence-transformers/all-MiniLM-L6-v2", "models": ["a"]}, {}, {}, "org/my-router").to_dict()
     assert meta["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert 'Router.from_pretrained("org/my-router")' in render(config_path.parent, repo_id="org/my-router")
 

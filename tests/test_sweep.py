@@ -63,8 +63,21 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path, capsys):
     path = write_sweep(tmp_path / "s.yaml", {"name": "dry", "claim": "more-data", "groups": [{"kind": "train", "args": ["recipe=smoke"], "grid": {"data.fraction": [0.5, 1.0]}}]})
     run_sweep(path, tmp_path / "out", dry_run=True)
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and all(line.startswith("accelerate launch --quiet --config_file accelerate_config.yaml train.py") for line in out)
+    assert len(out) == 2 and all(line.startswith("accelerate launch --quiet --config_file accelerate_config.yaml -m routertrain.cli.train") for line in out)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_packaged_sweep_runs_by_name_and_a_file_without_yaml(tmp_path, capsys):
+    """routertrain sweep routerdc-main: the packaged sweep; a user's file by path with or without .yaml."""
+    from routertrain.cli.main import main
+
+    assert main(["sweep", "routerdc-main", "--dry-run", "--out", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "routertrain.cli.train" in out and str(tmp_path / "out" / "routerdc-main") in out
+    path = write_sweep(tmp_path / "mine.yaml", {"name": "mine", "claim": "more-data", "groups": [{"kind": "train", "args": ["recipe=smoke"]}]})
+    assert load_sweep(path.with_suffix(""))["name"] == "mine"
+    assert main(["sweep", "routerdc-mian", "--dry-run"]) == 2
+    assert "did you mean 'routerdc-main'" in capsys.readouterr().err
 
 
 def test_sweep_runs_points_in_order_and_skips_finished_ones(tiny_encoder, tmp_path, capsys, monkeypatch):

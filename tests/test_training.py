@@ -29,7 +29,7 @@ def test_training_changes_every_trainable_parameter_and_writes_artifacts(tiny_en
 
     run = tmp_path / training.run_name(cfg)
     assert results["run_dir"] == str(run)
-    for name in ("config.yaml", "provenance.json", "metrics.json", "log.jsonl", "router/model.safetensors", "router/router_config.json", "router/metrics.json", "best/state.safetensors"):
+    for name in ("config.yaml", "provenance.json", "metrics.json", "log.jsonl", "router/model.safetensors", "router/config.json", "router/metrics.json", "best/state.safetensors"):
         assert (run / name).is_file(), name
     trained = load_file(str(run / "router" / "model.safetensors"))
     assert initial, "no trainable parameters captured"

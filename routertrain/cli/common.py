@@ -6,24 +6,34 @@ import argparse
 import math
 import sys
 
-from routertrain.config import ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
-from routertrain.data import DataError
-from routertrain.model.kernels import KernelUnavailable
+from routertrain.config import Config, ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
+from routertrain.data import DataError, check_name
+from routertrain.model.kernels import KernelUnavailable, check_kernel
 from routertrain.model.modeling import EncoderNotFound
 from routertrain.hub.router import check_device
 
 DEFAULT_RECIPE = "minilm-l6"
 USER_ERRORS = (ConfigError, DataError, EncoderNotFound, KernelUnavailable)
 
-USAGE = f"""usage: accelerate launch --config_file accelerate_config.yaml train.py [recipe=NAME] [data=NAME] [key=value ...]
+USAGE = f"""usage: routertrain train [recipe=NAME|FILE] [data=NAME|FILE] [key=value ...]
+       accelerate launch --config_file accelerate_config.yaml train.py [recipe=...] [key=value ...]   (several processes)
 
-recipes: {', '.join(available_recipes())} (default {DEFAULT_RECIPE})
-data recipes: {', '.join(available_data_recipes()) or 'none'}
+recipes: {', '.join(available_recipes())} (default {DEFAULT_RECIPE}); or a YAML file's path, with or without .yaml
+data recipes: {', '.join(available_data_recipes()) or 'none'}; or a YAML file's path, with or without .yaml
 keys: {', '.join(k for k in valid_keys() if '.' in k)}
 
-inspect a dataset: python -m routertrain.data summary data=NAME data.path=...
-route with a router: python -m routertrain.cli.route checkpoints/<run> "query"
+list and copy recipes: routertrain recipes ls; routertrain recipes cp smoke my-recipe.yaml
+inspect a dataset: routertrain data summary data=NAME data.path=...
+route with a router: routertrain route checkpoints/<run> "query"
 """
+
+
+def check_names(cfg: Config) -> Config:
+    """Check the names that live in registries (``data.name``, ``model.attention_kernel``) with the
+    registries themselves, right after ``load_config`` and before any work starts."""
+    check_name(cfg.data.name)
+    check_kernel(cfg.model.attention_kernel)
+    return cfg
 
 
 class Parser(argparse.ArgumentParser):
@@ -79,6 +89,7 @@ def summary(results: dict) -> str:
 
 
 def main_train(args: list[str]) -> int:
+    """``routertrain train``, ``train.py``: one training run from ``recipe=``, ``data=`` and ``key=value`` arguments."""
     if any(a in ("-h", "--help") for a in args):
         print(USAGE)
         return 0
@@ -89,7 +100,7 @@ def main_train(args: list[str]) -> int:
 
     die_with_parent()  # a killed launcher (or sweep runner above it) stops this run cleanly, not orphaned
     try:
-        cfg = load_config(args, default_recipe=DEFAULT_RECIPE)
+        cfg = check_names(load_config(args, default_recipe=DEFAULT_RECIPE))
         results = train(cfg)
     except (Diverged, Preempted) as err:  # every rank stops alike: one line, from the main process
         if PartialState().is_main_process:

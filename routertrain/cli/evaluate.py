@@ -1,7 +1,7 @@
 """Compare routers on a dataset's test split from the command line (the work is in ``routertrain.evaluation``).
 
-    python -m routertrain.cli.evaluate run=checkpoints/minilm-l6-1a2b3c4d data=routerdc data.path=../shared/data/routerdc
-    python -m routertrain.cli.evaluate run=none routers=[oracle,best-single,knn,logreg] encoder=sentence-transformers/all-MiniLM-L6-v2 --json out.json
+    routertrain evaluate run=checkpoints/minilm-l6-1a2b3c4d data=routerdc data.path=../shared/data/routerdc
+    routertrain evaluate run=none routers=[oracle,best-single,knn,logreg] encoder=sentence-transformers/all-MiniLM-L6-v2 --json out.json
 
 Prints the comparison table and, with ``--json``, writes every number (see ``evaluate_routers``).
 """
@@ -89,7 +89,7 @@ def json_file(text: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
-        prog="python -m routertrain.cli.evaluate", description=__doc__.splitlines()[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="routertrain evaluate", description=__doc__.splitlines()[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("args", nargs="*", metavar="key=value", help="run=, routers=, encoder=, data=, data.*= (see below)")
     parser.add_argument("--json", type=json_file, help="write the full results here as JSON")

@@ -1,7 +1,7 @@
 """Route queries with a trained router from the command line.
 
-    python -m routertrain.cli.route ROUTER "query one" "query two"
-    python -m routertrain.cli.route ROUTER --file queries.txt --output routes.jsonl [--cost-weight 0.01 | --max-cost 2.0]
+    routertrain route ROUTER "query one" "query two"
+    routertrain route ROUTER --file queries.txt --output routes.jsonl [--cost-weight 0.01 | --max-cost 2.0]
 
 Writes one JSON object per query: the query, the chosen model, and P(correct) per model.
 """
@@ -42,7 +42,7 @@ def read_queries(path: Path) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m routertrain.cli.route", description=__doc__.splitlines()[0])
+    parser = Parser(prog="routertrain route", description=__doc__.splitlines()[0])
     parser.add_argument("router", help="router folder, run folder, or Hub repo id")
     parser.add_argument("queries", nargs="*", default=[], help="queries to route")
     parser.add_argument("--file", type=Path, help="read queries from this file, one per line")

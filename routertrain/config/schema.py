@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from importlib import resources
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -18,10 +19,9 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from routertrain.model.kernels import KERNELS
-
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES_DIR = Path(str(resources.files("routertrain") / "recipes"))  # package data: in a clone and in an installed wheel alike
 DATA_RECIPES_DIR = RECIPES_DIR / "data"
+SWEEPS_DIR = RECIPES_DIR / "sweeps"
 
 
 class ConfigError(ValueError):
@@ -149,11 +149,12 @@ class PushConfig:
     repo_id: Optional[str] = None  # push the final router to this Hub repo at the end of training
     revision: Optional[str] = None  # branch to push to; null = main
     private: bool = False  # create the repo as private
+    license: str = "apache-2.0"  # license id in the model card (the base encoder's license may constrain it)
 
 
 @dataclass
 class Config:
-    recipe: Optional[str] = None  # the recipe this run was built from (routertrain/recipes/<recipe>.yaml)
+    recipe: Optional[str] = None  # the recipe this run was built from: a packaged name (routertrain/recipes/<recipe>.yaml) or a user file's stem
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -169,7 +170,6 @@ CHOICES = {
     "data.labels": ("correctness", "graded"),
     "data.average": ("micro", "macro"),
     "model.pooling": ("mean", "cls"),
-    "model.attention_kernel": KERNELS,
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "tracking.backend": ("none", "tensorboard", "wandb"),
 }
@@ -202,6 +202,30 @@ def available_recipes() -> list[str]:
 
 def available_data_recipes() -> list[str]:
     return sorted(p.stem for p in DATA_RECIPES_DIR.glob("*.yaml"))
+
+
+def find_recipe(name: str, folder: Path, what: str, available: list[str]) -> Path:
+    """A packaged recipe by name (``smoke``), or a user's recipe file by path, with or without ``.yaml``
+    (``my-recipes/big``, ``my-recipes/big.yaml``). A bare name that is packaged wins over a file in
+    the current folder; ``routertrain recipes cp NAME DEST`` copies a packaged one out for editing."""
+    packaged = folder / f"{name}.yaml"
+    if Path(name).name == name and not name.endswith((".yaml", ".yml")) and packaged.is_file():
+        return packaged
+    for candidate in (Path(name).expanduser(), Path(f"{name}.yaml").expanduser()):
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        f"unknown {what} '{name}'{did_you_mean(name, available)} (packaged: {', '.join(available) or 'none'}; "
+        f"or give the path of a YAML file, e.g. one copied out with routertrain recipes cp NAME my.yaml)"
+    )
+
+
+def _shown(path: Path) -> str:
+    """How a recipe file is named in messages: relative to the package for packaged ones."""
+    try:
+        return f"routertrain/recipes/{path.resolve().relative_to(RECIPES_DIR.resolve()).as_posix()}"
+    except ValueError:
+        return str(path)
 
 
 def _read_yaml(path: Path, what: str) -> DictConfig:
@@ -254,23 +278,12 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
     recipe = recipe or default_recipe
     cfg: DictConfig = OmegaConf.structured(Config)
     if recipe:
-        path = RECIPES_DIR / f"{recipe}.yaml"
-        if not path.is_file():
-            raise ConfigError(
-                f"unknown recipe '{recipe}'{did_you_mean(recipe, available_recipes())} "
-                f"(available: {', '.join(available_recipes())})"
-            )
-        cfg = _merge(cfg, _read_yaml(path, "recipe"), f"routertrain/recipes/{recipe}.yaml")
-        cfg.recipe = recipe
+        path = find_recipe(recipe, RECIPES_DIR, "recipe", available_recipes())
+        cfg = _merge(cfg, _read_yaml(path, "recipe"), _shown(path))
+        cfg.recipe = path.stem
     if data_recipe:
-        path = DATA_RECIPES_DIR / f"{data_recipe}.yaml"
-        if not path.is_file():
-            names = available_data_recipes()
-            raise ConfigError(
-                f"unknown data recipe '{data_recipe}'{did_you_mean(data_recipe, names)} "
-                f"(available: {', '.join(names) or 'none'})"
-            )
-        cfg = _merge(cfg, OmegaConf.create({"data": _read_yaml(path, "data recipe")}), f"routertrain/recipes/data/{data_recipe}.yaml")
+        path = find_recipe(data_recipe, DATA_RECIPES_DIR, "data recipe", available_data_recipes())
+        cfg = _merge(cfg, OmegaConf.create({"data": _read_yaml(path, "data recipe")}), _shown(path))
     keys = valid_keys()
     for item in dotlist:
         key, raw = item.split("=", 1)
@@ -326,10 +339,10 @@ def _is_str_field(dotted: str) -> bool:
 
 
 def validate(cfg: Config) -> None:
-    """Check values that types alone cannot (choices, ranges, consistency)."""
-    from routertrain.data import BUILDERS  # the data registry grows with new sources
-
-    for key, allowed in [*CHOICES.items(), ("data.name", tuple(BUILDERS))]:
+    """Check values that types alone cannot (choices, ranges, consistency). Names kept in registries
+    (``data.name``, ``model.attention_kernel``) are checked by the registries themselves
+    (``routertrain.cli.common.check_names``), so this module imports nothing of the package."""
+    for key, allowed in CHOICES.items():
         value = get_key(cfg, key)
         if value not in allowed:
             raise ConfigError(f"bad value '{value}' for '{key}': choose one of {', '.join(allowed)}{did_you_mean(str(value), list(allowed))}")

@@ -16,7 +16,7 @@ from routertrain.data import synthetic
 from routertrain.data.dataset import SPLITS, DataError, RoutingData, fingerprint, nested_subset, validate
 from routertrain.data.sources import SOURCE_BUILDERS
 
-__all__ = ["BUILDERS", "DataError", "RoutingData", "load_routing_data", "build_synthetic", "validate"]
+__all__ = ["BUILDERS", "DataError", "check_name", "RoutingData", "load_routing_data", "build_synthetic", "validate"]
 
 
 def build_synthetic(cfg) -> RoutingData:
@@ -50,8 +50,17 @@ def build_disk(cfg) -> RoutingData:
 BUILDERS: dict[str, Callable] = {"synthetic": build_synthetic, "disk": build_disk, **SOURCE_BUILDERS}
 
 
+def check_name(name: str) -> None:
+    """Refuse a ``data.name`` with no builder in ``BUILDERS``, in one line (before any work starts)."""
+    if name not in BUILDERS:
+        from routertrain.config import ConfigError, did_you_mean
+
+        raise ConfigError(f"bad value '{name}' for 'data.name': choose one of {', '.join(BUILDERS)}{did_you_mean(name, list(BUILDERS))}")
+
+
 def load_routing_data(cfg) -> RoutingData:
     """Build, validate and subset the dataset described by a ``DataConfig``."""
+    check_name(cfg.name)
     data = BUILDERS[cfg.name](cfg)
     validate(data)
     train = data.splits["train"]

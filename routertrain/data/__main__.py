@@ -1,4 +1,4 @@
-"""Command line for datasets: ``python -m routertrain.data {summary,build} data=NAME [key=value ...] [--json]``.
+"""Command line for datasets: ``routertrain data {summary,build} data=NAME [key=value ...] [--json]`` (also ``python -m routertrain.data``).
 
 - ``summary``: build (or load from the cache) the dataset the config describes and print, per split,
   the queries, each model's mean label, the oracle, the best single model chosen on train and a
@@ -14,10 +14,10 @@ import json
 import sys
 
 COMMANDS = ("summary", "build")
-USAGE = """usage: python -m routertrain.data summary data=NAME [key=value ...] [--json]
-       python -m routertrain.data build data=NAME [key=value ...]
+USAGE = """usage: routertrain data summary data=NAME [key=value ...] [--json]
+       routertrain data build data=NAME [key=value ...]
 
-e.g.   python -m routertrain.data summary data=mmlu-pro data.path=../shared/data/mmlu-pro-outputs data.pool=open-weight"""
+e.g.   routertrain data summary data=mmlu-pro data.path=../shared/data/mmlu-pro-outputs data.pool=open-weight"""
 
 
 def main(argv: list[str]) -> int:

@@ -8,7 +8,7 @@
   and lexical baselines, the fine-tuned router and the frozen-encoder control.
 - ``embeddings``: frozen-encoder query embeddings, cached on disk.
 - ``compare``: ``evaluate_routers(data, routers, ...) -> dict`` and ``format_table``; the command line
-  front end is ``python -m routertrain.cli.evaluate``.
+  front end is ``routertrain evaluate``.
 """
 
 from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table

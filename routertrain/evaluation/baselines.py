@@ -21,7 +21,7 @@ import numpy as np
 
 from routertrain.evaluation import heads
 from routertrain.evaluation.decision import model_means, nanmean_rows
-from routertrain.evaluation.routers import Context, Router
+from routertrain.evaluation.interface import BaselineRouter
 
 K_GRID = (1, 3, 5, 10, 20, 50, 100, 200)
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -29,7 +29,7 @@ CLUSTER_GRID = (4, 8, 16, 32, 64, 128)
 BLOCK = 1024  # query rows per similarity block (bounds memory: BLOCK x n_train floats)
 
 
-def pick(candidates: dict, ctx: Context, score) -> tuple:
+def pick(candidates: dict, ctx, score) -> tuple:
     """The candidate whose ``score(candidate, 'validation')`` routes best on validation, and all accuracies."""
     acc = {k: ctx.accuracy(score(c, "validation"), "validation") for k, c in candidates.items()}
     best = max(acc, key=lambda k: (np.nan_to_num(acc[k], nan=-1.0)))
@@ -51,7 +51,7 @@ def fill(scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(scores), scores, np.nan_to_num(fallback, nan=0.0)[None, :])
 
 
-class Knn(Router):
+class Knn(BaselineRouter):
     name = "knn"
 
     def __init__(self, k: int | None = None):
@@ -76,7 +76,7 @@ class Knn(Router):
         return self.average(neighbours(ctx.embeddings(split), self.keys, self.k))
 
 
-class Logistic(Router):
+class Logistic(BaselineRouter):
     name = "logreg"
 
     def features(self, ctx, split: str):
@@ -110,7 +110,7 @@ class Tfidf(Logistic):
         return self
 
 
-class Mlp(Router):
+class Mlp(BaselineRouter):
     name = "mlp"
 
     def fit(self, ctx):
@@ -122,7 +122,7 @@ class Mlp(Router):
         return heads.predict(self.model, ctx.embeddings(split))
 
 
-class Factorised(Router):
+class Factorised(BaselineRouter):
     name = "mf"
 
     def fit(self, ctx):
@@ -135,7 +135,7 @@ class Factorised(Router):
         return heads.predict(self.model, ctx.embeddings(split))
 
 
-class Clusters(Router):
+class Clusters(BaselineRouter):
     name = "kmeans"
 
     def fit(self, ctx):

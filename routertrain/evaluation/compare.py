@@ -42,6 +42,7 @@ from routertrain.evaluation import cost as cq
 from routertrain.evaluation import decision as d
 from routertrain.evaluation import metrics as m
 from routertrain.evaluation.routers import ALL, Context, RouterUnavailable
+from routertrain.hub.card import router_settings
 from routertrain.hub.router import router_folder
 
 DEFAULT_ROUTERS = ("oracle", "best-single", "random", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf")
@@ -58,7 +59,7 @@ def router_options(name: str, run: str | Path | None, ctx: Context) -> dict:
             if not ctx.encoder:
                 raise RouterUnavailable("frozen needs run=<run folder> or encoder=<encoder>")
             return {"encoder": ctx.encoder, "pooling": ctx.pooling}
-        config = json.loads((router_folder(run) / "router_config.json").read_text())
+        config = router_settings(router_folder(run))
         return {"encoder": config["base_model"], "pooling": config.get("pooling", "mean"), "max_length": config.get("max_length")}
     return {}
 
@@ -94,8 +95,7 @@ def evaluate_routers(
         raise ValueError(f"unknown router(s) {unknown}: choose from {', '.join(ALL)}")
     warnings = []
     if run is not None:
-        config = json.loads((router_folder(run) / "router_config.json").read_text())
-        encoder = encoder or config.get("base_model")
+        encoder = encoder or router_settings(router_folder(run)).get("base_model")
         warnings += fingerprint_warnings(run, data.fingerprint)
     if split in TUNED_ON:
         warnings.append(TUNED_ON[split])

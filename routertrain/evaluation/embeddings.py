@@ -67,11 +67,12 @@ def load_frozen(encoder: str, device: str | None = None):
     """Tokenizer and encoder in eval mode, kept for the next split (``load_encoder`` gives the errors)."""
     from transformers import AutoTokenizer
 
+    from routertrain.model.encoders import resolve
     from routertrain.model.modeling import load_encoder
 
     model = load_encoder(encoder).eval()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return AutoTokenizer.from_pretrained(encoder), model.to(device)
+    return AutoTokenizer.from_pretrained(resolve(encoder)), model.to(device)
 
 
 @torch.inference_mode()

@@ -1,6 +1,6 @@
 """Routers to compare, behind one interface: fit on train (and validation), then score a split.
 
-A router's ``scores(ctx, split)`` is an N x M matrix (higher = route there); a routing rule turns it
+Every router subclasses ``interface.BaselineRouter``: ``scores(ctx, split)`` is an N x M matrix (higher = route there); a routing rule turns it
 into a decision (``metrics.decide``, or ``cost.cost_quality_curve`` with costs). Routers
 whose scores are P(correct) set ``probabilistic`` and get calibration metrics.
 
@@ -23,12 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from routertrain.evaluation import baselines
 from routertrain.evaluation.embeddings import split_embeddings
 from routertrain.evaluation.decision import model_means, score_accuracy, strict_preference, task_prior_scores
-
-
-class RouterUnavailable(ValueError):
-    """This router cannot run on this data (e.g. task-prior without tasks); it is skipped, with the reason."""
+from routertrain.evaluation.interface import BaselineRouter, RouterUnavailable
 
 
 @dataclass
@@ -70,7 +68,7 @@ class Context:
         """The same data and memo, with embeddings from another encoder."""
         return replace(self, encoder=encoder, pooling=pooling, max_length=max_length or self.max_length, fitted=self.fitted, _labels=self._labels)
 
-    def fit(self, name: str, **options) -> Router:
+    def fit(self, name: str, **options) -> BaselineRouter:
         """The router ``name`` fitted on this context (memoised per encoder and options)."""
         key = (name, self.encoder, self.pooling, self.max_length, tuple(sorted(options.items())))
         if key not in self.fitted:
@@ -78,21 +76,7 @@ class Context:
         return self.fitted[key]
 
 
-class Router:
-    name = "router"
-    probabilistic = True  # scores are P(correct)
-
-    def __init__(self):
-        self.info: dict = {}  # chosen hyperparameters and other facts for the report
-
-    def fit(self, ctx: Context) -> Router:
-        return self
-
-    def scores(self, ctx: Context, split: str) -> np.ndarray:
-        raise NotImplementedError
-
-
-class Oracle(Router):
+class Oracle(BaselineRouter):
     name, probabilistic = "oracle", False
 
     def scores(self, ctx, split):
@@ -100,7 +84,7 @@ class Oracle(Router):
         return np.where(np.isfinite(y), y, -1.0)
 
 
-class BestSingle(Router):
+class BestSingle(BaselineRouter):
     name = "best-single"
 
     def fit(self, ctx):
@@ -115,7 +99,7 @@ class BestSingle(Router):
         return np.tile(np.nan_to_num(self.means, nan=-1.0) - nudge, (len(ctx.labels(split)), 1))
 
 
-class Random(Router):
+class Random(BaselineRouter):
     name, probabilistic = "random", False
 
     def __init__(self, draw: bool = False):
@@ -128,7 +112,7 @@ class Random(Router):
         return np.random.default_rng(ctx.seed).random(shape) if self.draw else np.zeros(shape)
 
 
-class TaskPrior(Router):
+class TaskPrior(BaselineRouter):
     name = "task-prior"
 
     def fit(self, ctx):
@@ -145,7 +129,7 @@ class TaskPrior(Router):
         return task_prior_scores(self.train_tasks, self.train_labels, tasks, ctx.average)
 
 
-class Finetuned(Router):
+class Finetuned(BaselineRouter):
     name = "finetuned"
 
     def __init__(self, router_dir: str | Path):
@@ -160,14 +144,14 @@ class Finetuned(Router):
         if missing:
             raise ValueError(f"router {self.router_dir} was trained for another pool (lacks {missing[:3]}); evaluate it on the data it was trained for")
         self.columns = [self.router.models.index(m) for m in ctx.data.models]
-        self.info = {"router": str(self.router_dir), "base_model": self.router.config.get("base_model")}
+        self.info = {"router": str(self.router_dir), "base_model": self.router.config.base_model}
         return self
 
     def scores(self, ctx, split):
         return self.router.predict(ctx.queries(split), batch_size=ctx.batch_size)[:, self.columns].astype(np.float64)
 
 
-class Frozen(Router):
+class Frozen(BaselineRouter):
     """The fine-tuned router's base encoder, frozen, with the embedding head best on validation."""
 
     name = "frozen"
@@ -212,10 +196,8 @@ DESCRIPTIONS = {
 }
 
 
-def make(name: str, **options) -> Router:
+def make(name: str, **options) -> BaselineRouter:
     """A fresh, unfitted router by name."""
-    from routertrain.evaluation import baselines
-
     simple = {
         "oracle": Oracle, "best-single": BestSingle, "random": Random, "task-prior": TaskPrior,
         "knn": baselines.Knn, "logreg": baselines.Logistic, "mlp": baselines.Mlp, "mf": baselines.Factorised,

@@ -6,7 +6,7 @@ A sweep file (``routertrain/recipes/sweeps/<name>.yaml``) names the claim it tes
     claim: more-data                                             # or a list of claims
     common: [data=routerdc, data.path=../shared/data/routerdc]   # arguments of every point
     groups:
-      - kind: train                                              # accelerate launch train.py ...
+      - kind: train                                              # accelerate launch -m routertrain.cli.train ...
         args: [recipe=minilm-l3]
         grid: {data.fraction: [0.1, 0.25, 0.5, 1.0], data.subsample_seed: [0, 1, 2]}
       - kind: evaluate                                           # python -m routertrain.cli.evaluate ...
@@ -22,7 +22,8 @@ SIGTERM or SIGINT to the runner reaches the running point's launcher and trainin
 save a checkpoint; the runner waits for them, then exits 75 (rerun to continue). ``--dry-run``
 prints the commands (for a cluster)::
 
-    python -m routertrain.experiments.sweep routertrain/recipes/sweeps/scaling-routerdc.yaml [--dry-run] [--out checkpoints/sweeps]
+    routertrain sweep routerdc-scaling [--dry-run] [--out checkpoints/sweeps]     # a packaged sweep, by name
+    routertrain sweep my-sweep.yaml                                              # or a sweep file, by path
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ class Point:
 
     def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
         if self.kind == "train":
-            # --quiet: a failing run shows its own one-line error, not accelerate's traceback of the subprocess
-            return ["accelerate", "launch", "--quiet", "--config_file", accelerate_config, "train.py", *self.args]
+            # --quiet: a failing run shows its own one-line error, not accelerate's traceback of the subprocess;
+            # -m: the installed package's entry point, so a sweep runs outside the repository too (where the
+            # default accelerate_config.yaml may be absent: accelerate's own defaults then apply)
+            config = ["--config_file", accelerate_config] if accelerate_config != "accelerate_config.yaml" or Path(accelerate_config).is_file() else []
+            return ["accelerate", "launch", "--quiet", *config, "-m", "routertrain.cli.train", *self.args]
         return ["python", "-m", "routertrain.cli.evaluate", *self.args, "--json", str(self.output)]
 
 
@@ -98,11 +102,19 @@ def _check_args(args: object, where: str) -> None:
         raise SweepError(f"{where} must be a list of key=value strings, e.g. [data=routerdc, train.epochs=1]")
 
 
+def find_sweep(name: str | Path) -> Path:
+    """A packaged sweep by name (``routerdc-main``), or a sweep file by path, with or without ``.yaml``."""
+    from routertrain.config.schema import SWEEPS_DIR, ConfigError, find_recipe
+
+    try:
+        return find_recipe(str(name), SWEEPS_DIR, "sweep", sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml")))
+    except ConfigError as err:
+        raise SweepError(str(err)) from None
+
+
 def load_sweep(path: str | Path) -> dict:
-    """Read a sweep file and check its structure; every problem is one SweepError naming the key."""
-    path = Path(path)
-    if not path.is_file():
-        raise SweepError(f"sweep file {path} not found; sweeps live in routertrain/recipes/sweeps/")
+    """Read a sweep file (or packaged sweep, by name) and check its structure; every problem is one SweepError naming the key."""
+    path = find_sweep(path)
     try:
         spec = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
@@ -172,18 +184,18 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
 
 def check_points(points: list[Point], path: str | Path) -> None:
     """Read every point's configuration as its command will, so a typo fails before anything runs."""
-    from routertrain.cli.common import DEFAULT_RECIPE
-    from routertrain.config import ConfigError, load_config
+    from routertrain.cli.common import DEFAULT_RECIPE, check_names
     from routertrain.cli.evaluate import parse_routers, split_args
+    from routertrain.config import ConfigError, load_config
 
     for point in points:
         try:
             if point.kind == "train":
-                load_config(point.args, default_recipe=DEFAULT_RECIPE)
+                check_names(load_config(point.args, default_recipe=DEFAULT_RECIPE))
             else:
                 own, rest = split_args(point.args)
                 parse_routers(own.get("routers"), own.get("run"))
-                load_config(rest)
+                check_names(load_config(rest))
         except ConfigError as err:
             raise SweepError(f"sweep file {path}, point {point.name}: {err}") from None
 
@@ -257,8 +269,8 @@ def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routertrain.experiments.sweep", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep", help="sweep file (routertrain/recipes/sweeps/<name>.yaml)")
+    parser = argparse.ArgumentParser(prog="routertrain sweep", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep", help="a packaged sweep's name (routertrain recipes ls) or a sweep file's path, with or without .yaml")
     parser.add_argument("--out", default="checkpoints/sweeps", help="parent folder of sweep outputs")
     parser.add_argument("--dry-run", action="store_true", help="print the commands of unfinished points, run nothing")
     parser.add_argument("--accelerate-config", default="accelerate_config.yaml", help="accelerate config of train points")

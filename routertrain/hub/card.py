@@ -1,6 +1,6 @@
 """The model card (``README.md``) of a router folder: Hub metadata plus what a user needs to trust it.
 
-Rendered from the folder's own files (router_config.json, metrics.json, training_config.yaml,
+Rendered from the folder's own files (config.json, metrics.json, training_config.yaml,
 provenance.json), so a card can be rebuilt at any time, e.g. with the repo id when pushing.
 """
 
@@ -10,6 +10,9 @@ import json
 from pathlib import Path
 
 import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+DEFAULT_LICENSE = "apache-2.0"  # push.license overrides it; a router may need its base encoder's license
 
 ROWS = (
     ("routing_acc", "this router"),
@@ -33,34 +36,65 @@ def _read(folder: Path, name: str, default=None):
     return text
 
 
+def router_settings(folder: str | Path) -> dict:
+    """The pool, costs, pooling, max length and base encoder of a router folder, without loading it:
+    from its ``config.json`` (``id2label`` in output order), or a format-1 ``router_config.json``."""
+    folder = Path(folder)
+    legacy = _read(folder, "router_config.json")
+    if legacy is not None:
+        return legacy
+    config = _read(folder, "config.json", {}) or {}
+    labels = config.get("id2label") or {}
+    models = [labels[k] for k in sorted(labels, key=int)]
+    return {"models": models, **{k: config.get(k) for k in ("costs", "pooling", "max_length", "base_model", "calibration")}}
+
+
 def _is_hub_id(name: str) -> bool:
     return name.count("/") == 1 and not name.startswith((".", "/", "~")) and not Path(name).exists()
 
 
-def metadata(router_config: dict, metrics: dict, training: dict, repo_id: str | None) -> dict:
-    base = router_config.get("base_model", "")
-    meta: dict = {
-        "library_name": "routertrain",
-        "pipeline_tag": "text-classification",
-        "tags": ["routertrain", "llm-router", "routing", "multi-label-classification"],
-    }
-    if _is_hub_id(base):
-        meta["base_model"] = base
-    data_name = (training or {}).get("data", {}).get("name")
-    data_path = (training or {}).get("data", {}).get("path") or ""
-    if data_name == "table" and _is_hub_id(data_path):
-        meta["datasets"] = [data_path]
-    results = []
-    for split in ("validation", "test"):
-        if split in metrics and "routing_acc" in metrics[split]:
-            results.append({
-                "task": {"type": "text-classification", "name": "LLM routing"},
-                "dataset": {"type": data_name or "custom", "name": f"{data_name or 'custom'} ({split})", "split": split},
-                "metrics": [{"type": "accuracy", "name": "routing accuracy", "value": round(float(metrics[split]["routing_acc"]), 4)}],
-            })
-    if results:
-        meta["model-index"] = [{"name": repo_id.split("/")[-1] if repo_id else "router", "results": results}]
-    return meta
+# the numbers of the card's model-index, per evaluated split: (metrics.json key, metric name)
+EVAL_METRICS = (
+    ("routing_acc", "routing accuracy"),
+    ("oracle_acc", "oracle accuracy (best model per query)"),
+    ("best_single_acc", "best single model accuracy"),
+    ("task_prior_acc", "task-prior router accuracy"),
+)
+
+
+def dataset_id(training: dict, prov: dict) -> tuple[str, str]:
+    """(type, name) of the evaluated dataset: its Hub id when the data came from the Hub, else the
+    dataset's own name (the built dataset's, not the loader's), e.g. ``routerdc``."""
+    data_cfg = (training or {}).get("data", {}) or {}
+    path = data_cfg.get("path") or ""
+    if data_cfg.get("name") == "table" and _is_hub_id(path):
+        return path, path
+    name = (prov.get("data") or {}).get("name") or data_cfg.get("name") or "custom"
+    return str(name), str(name)
+
+
+def metadata(router_config: dict, metrics: dict, training: dict, repo_id: str | None, prov: dict | None = None) -> ModelCardData:
+    """The card's Hub metadata, with a ``model-index`` of the evaluation results on the named dataset and split."""
+    base = router_config.get("base_model") or ""
+    dataset_type, dataset_name = dataset_id(training, prov or {})
+    results = [
+        EvalResult(
+            task_type="text-classification", task_name="LLM routing", dataset_type=dataset_type, dataset_name=dataset_name,
+            dataset_split=split, metric_type="accuracy", metric_name=name, metric_value=round(float(metrics[split][key]), 4),
+        )
+        for split in ("validation", "test") if split in metrics
+        for key, name in EVAL_METRICS if key in metrics[split]
+    ]
+    return ModelCardData(
+        license=((training or {}).get("push") or {}).get("license") or DEFAULT_LICENSE,
+        library_name="routertrain",
+        pipeline_tag="text-classification",
+        tags=["routertrain", "llm-router", "routing", "multi-label-classification"],
+        base_model=base if _is_hub_id(base) else None,
+        datasets=[dataset_type] if _is_hub_id(dataset_type) else None,
+        model_name=repo_id.split("/")[-1] if repo_id else "router",
+        eval_results=results or None,
+    )
 
 
 def _eval_table(metrics: dict) -> str:
@@ -76,7 +110,7 @@ def _eval_table(metrics: dict) -> str:
     lines.append(f"\nRouting accuracy = mean correctness of the chosen model. Queries: {n}.")
     baselines = [f"{metrics[s]['best_baseline']} on {s}" for s in splits if "best_baseline" in metrics[s]]
     if baselines:
-        lines.append(f"Best frozen-embedding baseline: {', '.join(baselines)} (python -m routertrain.cli.evaluate run=...).")
+        lines.append(f"Best frozen-embedding baseline: {', '.join(baselines)} (routertrain evaluate run=...).")
     return "\n".join(lines) + "\n"
 
 
@@ -84,7 +118,7 @@ FROZEN_BASELINES = ("knn", "logreg", "mlp", "mf", "kmeans", "tfidf", "frozen")
 
 
 def with_baseline(metrics: dict, evaluation: dict | None) -> dict:
-    """Add the best frozen-embedding baseline of ``python -m routertrain.cli.evaluate run=...`` (saved as
+    """Add the best frozen-embedding baseline of ``routertrain evaluate run=...`` (saved as
     evaluation.json in the router folder) to the metrics of the split it was evaluated on."""
     if not evaluation:
         return metrics
@@ -99,7 +133,7 @@ def with_baseline(metrics: dict, evaluation: dict | None) -> dict:
 def render(folder: str | Path, repo_id: str | None = None, final: str | Path | None = None) -> str:
     """The card's full text for the router folder ``folder`` (being written as ``final``, when given)."""
     folder = Path(folder)
-    config = _read(folder, "router_config.json", {})
+    config = router_settings(folder)
     metrics = with_baseline(_read(folder, "metrics.json", {}) or {}, _read(folder, "evaluation.json"))
     training = _read(folder, "training_config.yaml", {}) or {}
     prov = _read(folder, "provenance.json", {}) or {}
@@ -132,7 +166,16 @@ print(router.route(["Prove that the square root of 2 is irrational."]))
 print(router.route(["Summarise this paragraph."], cost_weight=0.01))  # needs costs
 ```
 
-Command line: `python -m routertrain.cli.route {load_from} "your query"`.
+Command line: `routertrain route {load_from} "your query"`.
+
+With transformers alone (after `import routertrain`, which registers the model class):
+
+```python
+from transformers import pipeline
+
+classify = pipeline("text-classification", model="{load_from}", function_to_apply="sigmoid", top_k=None)
+print(classify("Prove that the square root of 2 is irrational."))  # P(correct) per model
+```
 
 ## Model pool (output order)
 
@@ -167,5 +210,5 @@ Provenance: git revision `{prov.get('git_revision', 'unknown')}`; {packages or '
 - The evaluation numbers above come from the splits named there; they are estimates with sampling
   error, not guarantees.
 """
-    front = yaml.safe_dump(metadata(config, metrics, training, repo_id), sort_keys=False).strip()
-    return f"---\n{front}\n---\n\n{body}"
+    card = ModelCard(f"---\n{metadata(config, metrics, training, repo_id, prov).to_yaml()}\n---\n\n{body}")  # parsed back: a bad model-index fails here
+    return str(card)

@@ -1,6 +1,6 @@
 """Push a trained router folder to the Hugging Face Hub (the router only, never resume checkpoints).
 
-    python -m routertrain.hub.push checkpoints/<run> --repo-id ORG/NAME [--revision BRANCH] [--private]
+    routertrain push checkpoints/<run> --repo-id ORG/NAME [--revision BRANCH] [--private]
 
 The token comes from ``HF_TOKEN`` or the saved HF login and is never printed or written anywhere.
 Offline (``HF_HUB_OFFLINE=1`` or no network) the push fails fast with one line, and the local
@@ -36,7 +36,7 @@ def push(path: str | Path, repo_id: str, revision: str | None = None, private: b
 
     folder = router_folder(path)
     if constants.HF_HUB_OFFLINE:
-        raise PushError(f"cannot push to the Hub while offline (HF_HUB_OFFLINE=1); the router stays in {folder}; push it later with python -m routertrain.hub.push {folder} --repo-id {repo_id}")
+        raise PushError(f"cannot push to the Hub while offline (HF_HUB_OFFLINE=1); the router stays in {folder}; push it later with routertrain push {folder} --repo-id {repo_id}")
     atomic_write_text(folder / "README.md", render(folder, repo_id=repo_id))
     api = HfApi(token=token)
     try:
@@ -57,7 +57,7 @@ def push(path: str | Path, repo_id: str, revision: str | None = None, private: b
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routertrain.hub.push", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="routertrain push", description=__doc__.splitlines()[0])
     parser.add_argument("path", help="run folder (checkpoints/<run>) or router folder")
     parser.add_argument("--repo-id", required=True, help="ORG/NAME on the Hub")
     parser.add_argument("--revision", default=None, help="branch to push to (created if missing); default main")

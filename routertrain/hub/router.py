@@ -1,20 +1,28 @@
-"""A trained router as a self-describing folder, and the inference API that loads it in one call.
+"""A trained router as a Hugging Face model folder, and the inference API that loads it in one call.
 
 Folder layout (written atomically by ``save_router``)::
 
-    router_config.json   the model pool in label order, costs, pooling, max length, base encoder
-    config.json          the encoder's transformers config (weights are built from it, no download)
+    config.json          RouterConfig (model_type routertrain-router): the model pool as id2label in
+                         output order, costs, pooling, max length, base encoder, calibrated settings,
+                         and the encoder's own config nested under "encoder"
     model.safetensors    encoder + head weights (LoRA already merged)
     tokenizer.json       the tokenizer used in training, with tokenizer_config.json
     metrics.json         evaluation results;  training_config.yaml, provenance.json: how it was made
     README.md            the model card (routertrain.hub.card)
 
-``Router.from_pretrained(folder_or_repo_id)`` needs none of the training config. A folder with a
-missing, truncated or mismatched file is refused with a one-line ``RouterFolderError``.
+``Router.from_pretrained(folder_or_repo_id)`` loads it for ``predict``/``route``; as a transformers
+model it also loads with ``RouterModel.from_pretrained``, ``AutoModelForSequenceClassification`` and
+``pipeline("text-classification", model=folder, function_to_apply="sigmoid", top_k=None)``. A folder
+with a missing, truncated or mismatched file is refused with a one-line ``RouterFolderError``.
+
+Folders of format 1 (``router_config.json`` beside the encoder's ``config.json``) still load with
+``Router.from_pretrained``; ``routertrain convert OLD NEW`` rewrites one in this format, which the
+Auto classes and ``pipeline`` need.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -25,17 +33,17 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoTokenizer
 
 from routertrain.hub.card import render as render_card
-from routertrain.model.modeling import RouterModel
-from routertrain.provenance import DONE, atomic_dir, atomic_write_json, finished
+from routertrain.model.modeling import MODEL_TYPE, RouterConfig, RouterModel
+from routertrain.provenance import DONE, atomic_dir, finished
 
-ROUTER_CONFIG = "router_config.json"
+CONFIG = "config.json"
+LEGACY_CONFIG = "router_config.json"  # format 1
 WEIGHTS = "model.safetensors"
-FORMAT_VERSION = 1
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # what save_pretrained writes for the (fast) training tokenizer
-REQUIRED_FILES = (ROUTER_CONFIG, "config.json", WEIGHTS, *TOKENIZER_FILES)
+REQUIRED_FILES = (CONFIG, WEIGHTS, *TOKENIZER_FILES)
 REFETCH = "copy or download the router folder again, or train again"
 
 
@@ -59,21 +67,17 @@ def save_router(
 ) -> Path:
     """Write a loadable router folder; ``extra_files`` maps file names to text (metrics, card, ...)."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    config = copy.deepcopy(model.config)
+    config.set_pool(list(models), costs)
+    config.pooling, config.max_length, config.base_model = model.pooling, max_length, base_model
+    config.architectures = [type(model).__name__]
+    config.dtype = next(iter(state.values())).dtype
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.model_max_length = max_length  # so pipeline(..., truncation=True) cuts queries as training did
     with atomic_dir(folder) as tmp:
         save_file(state, str(tmp / WEIGHTS), metadata={"format": "pt"})
-        model.encoder.config.save_pretrained(tmp)
+        config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        atomic_write_json(
-            tmp / ROUTER_CONFIG,
-            {
-                "format_version": FORMAT_VERSION,
-                "models": list(models),
-                "costs": list(costs) if costs is not None else None,
-                "pooling": model.pooling,
-                "max_length": max_length,
-                "base_model": base_model,
-            },
-        )
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         if not (tmp / "README.md").exists():
@@ -81,15 +85,83 @@ def save_router(
     return Path(folder)
 
 
+def is_router_folder(folder: Path) -> bool:
+    """A folder ``save_router`` wrote: a router ``config.json``, or a format-1 ``router_config.json``."""
+    if (folder / LEGACY_CONFIG).is_file():
+        return True
+    try:
+        return json.loads((folder / CONFIG).read_text()).get("model_type") == MODEL_TYPE
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def router_folder(run: str | os.PathLike) -> Path:
     """The router folder of a run folder (``run/router``), or ``run`` itself if it is one."""
     run = Path(run)
     for folder in (run / "router", run):
-        if (folder / ROUTER_CONFIG).is_file():
+        if is_router_folder(folder):
             if folder != run and not finished(run):
                 raise RunUnfinished(f"run {run} did not finish (no {DONE}: it stopped before its end); rerun its training command to finish it")
             return folder
-    raise FileNotFoundError(f"{run} holds no router (no {ROUTER_CONFIG} in it or in {run}/router); pass a run folder that finished training")
+    raise FileNotFoundError(f"{run} holds no router (no router {CONFIG} in it or in {run}/router); pass a run folder that finished training")
+
+
+def read_config(folder: Path) -> RouterConfig:
+    """The router's config: ``config.json`` (checked to hold what ``save_router`` writes), or built from a format-1 folder."""
+    path = folder / CONFIG
+    try:
+        raw = json.loads(path.read_text())
+    except ValueError as err:  # invalid JSON, or not text
+        raise RouterFolderError(f"{path} is not valid JSON ({first_line(err)}); {REFETCH}") from None
+    raw = raw if isinstance(raw, dict) else {}
+    if (folder / LEGACY_CONFIG).is_file() and raw.get("model_type") != MODEL_TYPE:
+        legacy = read_legacy_config(folder / LEGACY_CONFIG)
+        try:
+            encoder = AutoConfig.for_model(**raw) if "model_type" in raw else None
+        except (ValueError, TypeError) as err:
+            raise RouterFolderError(f"{path} is not a valid encoder config ({first_line(err)}); {REFETCH}") from None
+        if encoder is None:
+            raise RouterFolderError(f"{path} is not a valid encoder config (no model_type); {REFETCH}")
+        config = RouterConfig(encoder=encoder, pooling=legacy["pooling"], max_length=legacy["max_length"], base_model=legacy.get("base_model"), format_version=1)
+        config.set_pool(legacy["models"], legacy.get("costs"))
+        return config
+    if raw.get("model_type") != MODEL_TYPE:
+        raise RouterFolderError(f"{path} is not a router config (model_type {raw.get('model_type')!r}, not {MODEL_TYPE!r}); pass the 'router' folder of a run, or {REFETCH}")
+    labels, costs = raw.get("id2label"), raw.get("costs")
+    problems = [
+        (not isinstance(labels, dict) or not labels, "no 'id2label' (the model pool)"),
+        (raw.get("pooling") not in ("mean", "cls"), "no 'pooling' (mean or cls)"),
+        (not isinstance(raw.get("max_length"), int) or raw["max_length"] < 1, "no positive 'max_length'"),
+        (costs is not None and (not isinstance(costs, list) or len(costs) != len(labels or {})), "'costs' that do not give one cost per model"),
+        (not isinstance(raw.get("encoder"), dict) or "model_type" not in raw["encoder"], "no 'encoder' config with a model_type"),
+    ]
+    for bad, problem in problems:
+        if bad:
+            raise RouterFolderError(f"{path} has {problem}; {REFETCH}")
+    try:
+        return RouterConfig.from_dict(raw)
+    except (ValueError, TypeError, KeyError) as err:
+        raise RouterFolderError(f"{path} is not a valid router config ({first_line(err)}); {REFETCH}") from None
+
+
+def read_legacy_config(path: Path) -> dict:
+    """A format-1 ``router_config.json``, checked to hold what the old ``save_router`` wrote."""
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as err:
+        raise RouterFolderError(f"{path} is not valid JSON ({first_line(err)}); {REFETCH}") from None
+    config = config if isinstance(config, dict) else {}
+    models, costs = config.get("models"), config.get("costs")
+    problems = [
+        (not isinstance(models, list) or not models, "no 'models' list"),
+        (config.get("pooling") not in ("mean", "cls"), "no 'pooling' (mean or cls)"),
+        (not isinstance(config.get("max_length"), int) or config["max_length"] < 1, "no positive 'max_length'"),
+        (costs is not None and (not isinstance(costs, list) or len(costs) != len(models or [])), "'costs' that do not give one cost per model"),
+    ]
+    for bad, problem in problems:
+        if bad:
+            raise RouterFolderError(f"{path} has {problem}; {REFETCH}")
+    return config
 
 
 def tokenize(tokenizer, queries: Sequence[str], max_length: int, pad: bool = True) -> dict:
@@ -100,52 +172,56 @@ def tokenize(tokenizer, queries: Sequence[str], max_length: int, pad: bool = Tru
 class Router:
     """A loaded router: ``predict`` gives P(correct) per model, ``route`` picks a model per query."""
 
-    def __init__(self, model: RouterModel, tokenizer, config: dict, folder: Path, device: str | torch.device = "cpu"):
+    def __init__(self, model: RouterModel, tokenizer, folder: Path, device: str | torch.device = "cpu"):
         self.model = model.eval().to(device)
         self.tokenizer = tokenizer
-        self.config = config
+        self.config: RouterConfig = model.config
         self.folder = folder
         self.device = torch.device(device)
 
     @property
     def models(self) -> list[str]:
-        return list(self.config["models"])
+        return self.config.models
 
     @property
     def costs(self) -> list[float] | None:
-        return self.config.get("costs")
+        return list(self.config.costs) if self.config.costs is not None else None
 
     @classmethod
-    def from_pretrained(cls, path_or_repo_id: str | os.PathLike, revision: str | None = None, device: str | None = None) -> "Router":
+    def from_pretrained(
+        cls,
+        path_or_repo_id: str | os.PathLike,
+        revision: str | None = None,
+        device: str | None = None,
+        *,
+        cache_dir: str | os.PathLike | None = None,
+        token: str | bool | None = None,
+        local_files_only: bool = False,
+        dtype: torch.dtype | str | None = None,
+    ) -> "Router":
+        """Load a router folder, or a Hub repo (``revision``, ``cache_dir``, ``token``, ``local_files_only`` as
+        in transformers; the Hub's own error passes through when it cannot be fetched). ``dtype``: the
+        weights' dtype here (default: as saved, float32)."""
         folder = Path(path_or_repo_id)
         if not folder.is_dir():
             from huggingface_hub import snapshot_download
 
-            try:
-                folder = Path(snapshot_download(str(path_or_repo_id), revision=revision))
-            except Exception as err:
-                raise OSError(
-                    f"router '{path_or_repo_id}' is not a local folder and could not be fetched from the Hub or the HF cache "
-                    f"({type(err).__name__}); pass the router folder's path"
-                ) from None
-        if not (folder / ROUTER_CONFIG).is_file():
-            raise OSError(f"{folder} is not a router folder (no {ROUTER_CONFIG}); pass the 'router' folder of a run")
+            folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only))
         device = check_device(device)
         missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
         if missing:
             raise RouterFolderError(f"router folder {folder} lacks {', '.join(missing)}; {REFETCH}")
-        config = read_router_config(folder / ROUTER_CONFIG)
-        try:
-            encoder_config = AutoConfig.from_pretrained(folder)
-        except (OSError, ValueError) as err:
-            raise RouterFolderError(f"{folder / 'config.json'} is not a valid encoder config ({first_line(err)}); {REFETCH}") from None
-        model = RouterModel(AutoModel.from_config(encoder_config), len(config["models"]), config["pooling"], dropout=0.0)
+        config = read_config(folder)
+        config.classifier_dropout = 0.0
+        model = RouterModel(config)
         load_weights(model, folder / WEIGHTS)
+        if dtype is not None:
+            model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         try:
             tokenizer = AutoTokenizer.from_pretrained(folder)
         except Exception as err:  # tokenizers raises plain Exceptions for malformed files
             raise RouterFolderError(f"the tokenizer files {', '.join(TOKENIZER_FILES)} in {folder} cannot be loaded ({first_line(err)}); {REFETCH}") from None
-        return cls(model, tokenizer, config, folder, device)
+        return cls(model, tokenizer, folder, device)
 
     @torch.inference_mode()
     def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
@@ -156,9 +232,9 @@ class Router:
         out = np.zeros((len(queries), len(self.models)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            batch = tokenize(self.tokenizer, [queries[i] for i in idx], self.config["max_length"])
+            batch = tokenize(self.tokenizer, [queries[i] for i in idx], self.config.max_length)
             batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            out[idx] = torch.sigmoid(self.model(**batch).float()).cpu().numpy()
+            out[idx] = torch.sigmoid(self.model(**batch).logits.float()).cpu().numpy()
         return out
 
     def route(self, queries: Sequence[str] | str, cost_weight: float = 0.0, max_cost: float | None = None, batch_size: int = 64) -> list[str]:
@@ -228,27 +304,6 @@ def check_device(device: str | torch.device | None) -> torch.device:
     return parsed
 
 
-def read_router_config(path: Path) -> dict:
-    """``router_config.json``, checked to hold what ``save_router`` writes."""
-    try:
-        config = json.loads(path.read_text())
-    except ValueError as err:  # invalid JSON, or not text
-        raise RouterFolderError(f"{path} is not valid JSON ({first_line(err)}); {REFETCH}") from None
-    config = config if isinstance(config, dict) else {}
-    models, costs = config.get("models"), config.get("costs")
-    problems = [
-        (not isinstance(models, list) or not models, "no 'models' list"),
-        (config.get("pooling") not in ("mean", "cls"), "no 'pooling' (mean or cls)"),
-        (not isinstance(config.get("max_length"), int) or config["max_length"] < 1, "no positive 'max_length'"),
-        (costs is not None and (not isinstance(costs, list) or len(costs) != len(models or [])), "'costs' that do not give one cost per model"),
-        (isinstance(costs, list) and not all(isinstance(c, (int, float)) and math.isfinite(c) and c >= 0 for c in costs), "'costs' that are not all finite numbers >= 0"),
-    ]
-    for bad, problem in problems:
-        if bad:
-            raise RouterFolderError(f"{path} has {problem}; {REFETCH}")
-    return config
-
-
 def load_weights(model: RouterModel, path: Path) -> None:
     """Load ``model.safetensors`` into ``model``, refusing a truncated file or one of another shape."""
     try:
@@ -260,7 +315,7 @@ def load_weights(model: RouterModel, path: Path) -> None:
     mismatch += [f"{k} has shape {list(state[k].shape)}, expected {list(v.shape)}" for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if mismatch:
         n = model.head.out_features
-        raise RouterFolderError(f"{path} does not fit {ROUTER_CONFIG} ({n} models) and config.json: {mismatch[0]}; {REFETCH}")
+        raise RouterFolderError(f"{path} does not fit {CONFIG} ({n} models) and its encoder config: {mismatch[0]}; {REFETCH}")
     model.load_state_dict(state, strict=True)
 
 
@@ -279,3 +334,14 @@ def choose(probs: np.ndarray, costs: Sequence[float] | None, cost_weight: float 
                 raise ValueError(f"no model costs at most max_cost={max_cost} (cheapest: {cost.min()}); raise the budget")
             utility[:, ~allowed] = -np.inf
     return utility.argmax(axis=1)
+
+
+def convert_folder(old: str | os.PathLike, new: str | os.PathLike) -> Path:
+    """Rewrite a format-1 router folder (``router_config.json`` + the encoder's ``config.json``) as a
+    transformers model folder at ``new``, keeping its metrics, configs and provenance; weights unchanged."""
+    old = router_folder(old)
+    router = Router.from_pretrained(old, device="cpu")
+    keep = ("metrics.json", "training_config.yaml", "provenance.json", "evaluation.json")
+    extra = {name: (old / name).read_text() for name in keep if (old / name).is_file()}
+    config = router.config
+    return save_router(router.model, router.tokenizer, new, config.models, config.costs, config.max_length, config.base_model or "", extra_files=extra)

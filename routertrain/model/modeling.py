@@ -1,5 +1,8 @@
 """The router network: a pretrained encoder, pooling, and a multi-label head (one logit per model).
 
+``RouterConfig`` / ``RouterModel`` are transformers classes (``model_type`` ``routertrain-router``),
+registered with the Auto classes, so a router folder loads with ``AutoModelForSequenceClassification``
+and ``pipeline("text-classification", ..., function_to_apply="sigmoid", top_k=None)``.
 ``sigmoid(logit[m])`` estimates P(model m answers the query correctly). The loss is computed here
 too (binary cross-entropy with logits, masked where a label is missing) so that training and tests
 share one definition.
@@ -7,13 +10,17 @@ share one definition.
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModel
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedConfig, PreTrainedModel
+from transformers.configuration_utils import SubConfigSpec
+from transformers.modeling_outputs import SequenceClassifierOutput
 
+from routertrain.model.encoders import SOURCES, resolve
 from routertrain.model.kernels import apply_attention_kernel
 
 
@@ -22,14 +29,15 @@ class EncoderNotFound(OSError):
 
 
 def load_encoder(name_or_path: str, attn_implementation: str | None = None, dtype: torch.dtype | None = None):
-    """``AutoModel.from_pretrained`` with an actionable error when the files are not available."""
+    """``AutoModel.from_pretrained`` (a Hub id installed by ``routertrain encoders install`` is read from
+    routertrain's encoder cache) with an actionable error when the files are not available."""
     kwargs = {}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if dtype is not None:
         kwargs["dtype"] = dtype
     try:
-        return AutoModel.from_pretrained(name_or_path, **kwargs)
+        return AutoModel.from_pretrained(resolve(name_or_path), **kwargs)
     except (OSError, ValueError) as err:
         if isinstance(err, ValueError) and not Path(name_or_path).is_dir():  # a ValueError about a loadable model is not "not found"
             raise
@@ -38,12 +46,10 @@ def load_encoder(name_or_path: str, attn_implementation: str | None = None, dtyp
 
 def encoder_fix(name_or_path: str) -> str:
     """How to make an encoder that failed to load available offline: the step that can work for it."""
-    from routertrain.model.encoders import SOURCES
-
     if Path(name_or_path).is_dir():
         return f"the folder {name_or_path} lacks the files save_pretrained writes (config.json, weights, tokenizer); point model.name_or_path at such a folder"
     if name_or_path in SOURCES:
-        return f"install it with python -m routertrain.model.encoders install {name_or_path}"
+        return f"install it with routertrain encoders install {name_or_path}"
     return (f"offline, download it on a connected machine (huggingface-cli download {name_or_path}) and copy the HF cache here, "
             f"or set model.name_or_path to a local folder")
 
@@ -72,19 +78,87 @@ def block_class_names(encoder: nn.Module) -> list[str]:
     return names
 
 
-class RouterModel(nn.Module):
-    """Encoder + pooling + linear head. ``forward`` returns logits of shape (batch, n_models)."""
+MODEL_TYPE = "routertrain-router"
 
-    def __init__(self, encoder: nn.Module, n_models: int, pooling: str = "mean", dropout: float = 0.1):
-        super().__init__()
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"pooling must be mean or cls, got {pooling!r}")
-        self.encoder = encoder
-        self.pooling = pooling
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, n_models)
+
+class RouterConfig(PreTrainedConfig):
+    """A router's configuration: the model pool as ``id2label``/``label2id`` (output order), multi-label
+    classification, and what inference needs (costs, pooling, max length, calibrated settings), with
+    the encoder's own config nested under ``encoder`` (its ``model_type`` picks the encoder class)."""
+
+    model_type = MODEL_TYPE
+    sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+
+    encoder: PreTrainedConfig | dict | None = None  # the encoder's transformers config
+    pooling: str = "mean"  # how token states become one query vector: mean or cls
+    max_length: int = 128  # tokens per query after truncation, as in training
+    costs: list[float] | None = None  # cost per query of each model, in label order; None when unknown
+    base_model: str | None = None  # the encoder the router was fine-tuned from (Hub id or folder)
+    classifier_dropout: float = 0.1  # dropout before the routing head (training only)
+    calibration: dict | None = None  # calibrated routing settings (written by calibration; None = raw probabilities)
+    format_version: int = 2  # router folder format (1: router_config.json beside the encoder's config.json)
+    problem_type: str | None = "multi_label_classification"  # one sigmoid per model: P(that model answers correctly)
+
+    @property
+    def models(self) -> list[str]:
+        """The model pool in output order."""
+        return [self.id2label[i] for i in range(len(self.id2label or {}))]
+
+    def set_pool(self, models: list[str], costs: list[float] | None = None) -> None:
+        """Name the outputs: ``id2label``/``label2id`` from ``models``, and their ``costs``."""
+        self.id2label = dict(enumerate(models))
+        self.label2id = {m: i for i, m in enumerate(models)}
+        self.costs = [float(c) for c in costs] if costs is not None else None
+
+
+class RouterModel(PreTrainedModel):
+    """Encoder + pooling + linear head, a transformers model: ``forward`` returns a
+    ``SequenceClassifierOutput`` whose ``logits`` have shape (batch, n_models) (with ``loss``, the
+    masked BCE, when ``labels`` are given). ``RouterModel(config)`` builds the encoder from
+    ``config.encoder``; ``from_encoder`` wraps a loaded (pretrained, maybe LoRA-wrapped) one."""
+
+    config_class = RouterConfig
+    base_model_prefix = "router"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True  # attention runs in the encoder, with its own implementation
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def __init__(self, config: RouterConfig, encoder: nn.Module | None = None):
+        super().__init__(config)
+        if config.pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be mean or cls, got {config.pooling!r}")
+        self.encoder = encoder if encoder is not None else AutoModel.from_config(config.encoder)
+        self.pooling = config.pooling
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.head = nn.Linear(config.encoder.hidden_size, config.num_labels)
+        self._given_encoder = encoder is not None
+        if self._given_encoder:  # a fresh head, drawn by torch's default init from the global RNG: keep it
+            self.head._is_hf_initialized = True
         # FSDP's transformer-based wrap shards each block of these classes separately (accelerate reads it)
-        self._no_split_modules = block_class_names(encoder)
+        self._no_split_modules = block_class_names(self.encoder)
+        self.post_init()
+
+    @classmethod
+    def from_encoder(cls, encoder: nn.Module, n_models: int, pooling: str = "mean", dropout: float = 0.1, **config) -> RouterModel:
+        """A router around a loaded encoder, with a fresh head of ``n_models`` outputs."""
+        models = config.pop("models", None) or [f"model_{i}" for i in range(n_models)]  # save_router names them
+        router_config = RouterConfig(encoder=copy.deepcopy(encoder.config), pooling=pooling, classifier_dropout=dropout, **config)
+        router_config.set_pool(models, router_config.costs)
+        return cls(router_config, encoder=encoder)
+
+    def initialize_weights(self):
+        """Around a given encoder (pretrained, maybe LoRA-wrapped, whose zero-initialised adapters must stay
+        as peft made them) only the head is initialised; an encoder built from the config (``from_pretrained``)
+        gets transformers' own initialisation of whatever the checkpoint does not hold (e.g. BERT's
+        non-persistent position and token-type buffers)."""
+        if not self._given_encoder:
+            return super().initialize_weights()
+        if not getattr(self.head, "_is_hf_initialized", False):
+            self.head.reset_parameters()
+            self.head._is_hf_initialized = True
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":
@@ -92,13 +166,36 @@ class RouterModel(nn.Module):
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-6)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state
         pooled = self.pool(hidden, attention_mask)
-        return self.head(self.dropout(pooled).to(self.head.weight.dtype))
+        logits = self.head(self.dropout(pooled).to(self.head.weight.dtype))
+        loss = None
+        if labels is not None:  # NaN marks a missing label
+            observed = ~torch.isnan(labels)
+            loss = masked_bce(logits, torch.nan_to_num(labels), observed)
+        if return_dict is False:
+            return (logits,) if loss is None else (loss, logits)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def register_auto_classes() -> None:
+    """Make ``AutoConfig``, ``AutoModel`` and ``AutoModelForSequenceClassification`` (and so
+    ``pipeline``) load router folders. Runs when this module is imported; ``routertrain.model.auto``
+    imports it as soon as transformers' auto classes are, after ``import routertrain``."""
+    AutoConfig.register(MODEL_TYPE, RouterConfig, exist_ok=True)
+    AutoModel.register(RouterConfig, RouterModel, exist_ok=True)
+    AutoModelForSequenceClassification.register(RouterConfig, RouterModel, exist_ok=True)
 
 
 def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> RouterModel:
@@ -129,7 +226,7 @@ def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> Ro
         # DDP also refuses trainable parameters that get no gradient
         if re.search(r"(^|\.)pooler\.", name):
             param.requires_grad_(False)
-    return RouterModel(encoder, n_models, model_cfg.pooling, model_cfg.dropout)
+    return RouterModel.from_encoder(encoder, n_models, model_cfg.pooling, model_cfg.dropout, base_model=model_cfg.name_or_path)
 
 
 def merged(model: RouterModel) -> RouterModel:
@@ -137,3 +234,6 @@ def merged(model: RouterModel) -> RouterModel:
     if hasattr(model.encoder, "merge_and_unload"):
         model.encoder = model.encoder.merge_and_unload()
     return model
+
+
+register_auto_classes()

@@ -48,6 +48,7 @@ from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
 from routertrain.model.encoders import cached_snapshot
+from routertrain.model.encoders import resolve as resolve_encoder
 from routertrain.model.kernels import kernel_backend, padding_multiple
 from routertrain.model.modeling import EncoderNotFound, build_router_model, encoder_fix, masked_bce, merged
 from routertrain.provenance import DONE, atomic_dir, atomic_write_json, atomic_write_text, provenance
@@ -118,7 +119,7 @@ def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.nda
     model.eval()
     logits, rows = [], []
     for batch in loader:
-        out = model(**model_inputs(batch)).float()
+        out = model(**model_inputs(batch)).logits.float()
         out, row = accelerator.gather_for_metrics((out, batch["row"]))
         logits.append(out.cpu())
         rows.append(row.cpu())
@@ -301,6 +302,9 @@ def local_encoder(model_cfg, accelerator: Accelerator):
     """``model_cfg`` naming the HF cache's snapshot folder when the Hub id is fully cached, so loading
     makes no Hub request (offline, from_pretrained would retry for minutes); said once. Otherwise
     unchanged: transformers resolves it (HF_HUB_OFFLINE=1 keeps that local too)."""
+    installed = resolve_encoder(model_cfg.name_or_path)  # routertrain's own encoder cache first
+    if installed != model_cfg.name_or_path:
+        return replace(model_cfg, name_or_path=installed)
     snapshot = None if Path(model_cfg.name_or_path).is_dir() else cached_snapshot(model_cfg.name_or_path)
     if snapshot is None:
         return model_cfg
@@ -377,7 +381,7 @@ def train_epoch(run: Run, progress, on_evaluate) -> bool:
             torch.manual_seed(cfg.run.seed * 1_000_003 + run.step * 101 + accelerator.process_index)
             new_step = False
         with accelerator.accumulate(model):
-            logits = model(**model_inputs(batch))
+            logits = model(**model_inputs(batch)).logits
             share = float(step_labels[run.step - epoch * run.steps_per_epoch]) / spread
             loss = masked_bce(logits, batch["labels"], batch["label_mask"], denominator=share)
             accelerator.backward(loss)

@@ -1,0 +1,104 @@
+"""The package layout the architecture promises, checked on the source with ``ast``: the config layer
+imports nothing of the package, no modules import each other in a cycle (imports inside functions
+included), no two classes share a name, and ``import routertrain`` loads no torch."""
+
+import ast
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "routertrain"
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imported(name: str, path: Path, known: dict) -> set[str]:
+    """The package's modules that ``name`` imports anywhere in its file; ``from pkg import sub`` counts as
+    importing ``pkg.sub`` (the package's ``__init__`` runs first, but it does not import the importer)."""
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            subs = [f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in known]
+            out.update(subs)
+            if len(subs) < len(node.names):
+                out.add(base)
+    return {m for m in out if m in known and m != name}
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imported(name, path, known) for name, path in known.items()}
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_checker_sees_imports_and_cycles():
+    edges = graph()
+    assert "routertrain.evaluation.baselines" in edges["routertrain.evaluation.routers"]  # a function-level or top-level import
+    assert "routertrain.model.modeling" in edges["routertrain.hub.router"]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_config_imports_nothing_of_the_package():
+    edges = graph()
+    config = [m for m in edges if m == "routertrain.config" or m.startswith("routertrain.config.")]
+    assert config
+    outside = {m: sorted(t for t in edges[m] if not t.startswith("routertrain.config")) for m in config}
+    assert not any(outside.values()), outside
+
+
+def test_no_import_cycles():
+    assert cycles(graph()) == []
+
+
+def test_no_two_classes_share_a_name():
+    names = Counter(node.name for path in modules().values() for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef))
+    assert [n for n, count in names.items() if count > 1] == []
+
+
+def test_import_routertrain_loads_no_torch():
+    code = "import sys, routertrain, routertrain.config; routertrain.load_config(['recipe=smoke']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
