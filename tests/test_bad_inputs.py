@@ -83,7 +83,7 @@ PUSH = [
     (["{files}/missing", "--repo-id", "me/router"], "holds no router"),
 ]
 SWEEP = [
-    (["{files}/no-such-sweep.yaml"], "not found"),
+    (["{files}/no-such-sweep.yaml"], "unknown sweep"),
     (["{files}/typo.yaml"], "unknown config key 'train.lrr'"),
 ]
 CASES = [(surface, args, fragment) for surface, cases in

@@ -201,7 +201,7 @@ def test_artifacts_respect_the_umask_and_the_card_names_the_final_folder(referen
     mask = os.umask(0)
     os.umask(mask)
     for path in [reference / "metrics.json", reference / DONE, reference / "log.jsonl", reference / "router" / "model.safetensors",
-                 reference / "router" / "router_config.json", reference / "best" / "state.safetensors", *reference.glob("checkpoints/*/*.json")]:
+                 reference / "router" / "config.json", reference / "best" / "state.safetensors", *reference.glob("checkpoints/*/*.json")]:
         assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
     for path in [reference / "router", reference / "best", *reference.glob("checkpoints/*")]:
         assert path.stat().st_mode & 0o777 == 0o777 & ~mask, path
@@ -222,9 +222,10 @@ sys.exit(main_train(sys.argv[1:]))
 
 def test_a_cached_hub_encoder_loads_without_any_network_request(tiny_encoder, tmp_path):
     """HF_HUB_OFFLINE unset and every connection refused: the cached encoder is found locally, said once."""
-    from routertrain.model.encoders import put_in_cache
-
-    put_in_cache("someorg/tiny-bert", tiny_encoder, cache=tmp_path / "hub")
+    snapshot = tmp_path / "hub" / "models--someorg--tiny-bert" / "snapshots" / ("0" * 40)  # the Hugging Face cache's layout
+    shutil.copytree(tiny_encoder, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
     script = tmp_path / "offline.py"
     script.write_text(OFFLINE_SCRIPT)
     env = {k: v for k, v in ENV.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
@@ -234,4 +235,4 @@ def test_a_cached_hub_encoder_loads_without_any_network_request(tiny_encoder, tm
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("encoder someorg/tiny-bert: loading the local HF cache's copy") == 1
     assert finished(tmp_path / "offline")
-    assert json.loads((tmp_path / "offline" / "router" / "router_config.json").read_text())["base_model"] == "someorg/tiny-bert"
+    assert json.loads((tmp_path / "offline" / "router" / "config.json").read_text())["base_model"] == "someorg/tiny-bert"
