@@ -11,10 +11,12 @@ from routertrain.config import Config, ConfigError, load_config
 
 
 def train(cfg: Config) -> dict:
-    """Fine-tune a router; see ``routertrain.training.loop.train``."""
+    """Fine-tune a router; see ``routertrain.training.loop.train``. The registries check their names
+    (``data.name``, ``model.attention_kernel``) first, as the command line does."""
+    from routertrain.cli.common import check_names
     from routertrain.training.loop import train as _train
 
-    return _train(cfg)
+    return _train(check_names(cfg))
 
 
 def __getattr__(name: str):

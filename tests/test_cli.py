@@ -49,3 +49,16 @@ def test_recipes_cp_copies_a_recipe_that_trains_by_path(tmp_path, capsys):
     assert "exists" in capsys.readouterr().err
     with pytest.raises(ValueError, match="did you mean 'sweeps/smoke'"):
         copy_recipe("sweeps/smok", tmp_path)
+
+
+@pytest.mark.parametrize("module, words", [("routertrain.evaluate", "routertrain evaluate"), ("routertrain.data", "routertrain data summary")])
+def test_the_older_module_commands_still_run(module, words):
+    """python -m routertrain.evaluate and python -m routertrain.data stay as aliases of the subcommands."""
+    out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and words in out.stdout, out.stderr[-1000:]
+
+
+def test_route_to_a_missing_folder_says_so_with_the_hubs_reason_in_one_line(tmp_path, capsys):
+    assert main(["route", str(tmp_path / "absent" / "router"), "hi", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a folder here, and as a Hub repo id it did not load:" in err

@@ -65,6 +65,8 @@ def test_router_from_a_hub_cache_and_the_hubs_own_error(tiny_run, tmp_path):
     fake_hub_cache(tmp_path / "cache", "org/router", tiny_run / "router")
     router = Router.from_pretrained("org/router", cache_dir=tmp_path / "cache", local_files_only=True, dtype="float64", device="cpu")
     np.testing.assert_allclose(router.predict(QUERIES), Router.from_pretrained(tiny_run / "router", device="cpu").predict(QUERIES), atol=1e-5)
+    assert next(router.model.parameters()).dtype == torch.float64
+    assert next(Router.from_pretrained(tiny_run / "router", device="cpu", torch_dtype=torch.bfloat16).model.parameters()).dtype == torch.bfloat16
     with pytest.raises(LocalEntryNotFoundError):  # not wrapped: the Hub says what is missing
         Router.from_pretrained("org/absent", cache_dir=tmp_path / "cache", local_files_only=True)
 

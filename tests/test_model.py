@@ -93,7 +93,7 @@ def test_missing_encoder_says_how_to_provide_it_offline(tmp_path):
         load_encoder("nobody/no-such-encoder")
     message = str(info.value)
     assert "huggingface-cli download nobody/no-such-encoder" in message and "\n" not in message
-    assert "routertrain.model.encoders install" not in message  # it could not install an encoder no package ships
+    assert "encoders install" not in message  # it could not install an encoder no package ships
     with pytest.raises(EncoderNotFound, match="lacks the files save_pretrained writes"):
         load_encoder(str(tmp_path))  # a folder without a model
 

@@ -13,21 +13,19 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from routertrain.cli.common import Parser
+    from routertrain.cli.common import Parser, fail
     from routertrain.hub.router import convert_folder
 
     parser = Parser(prog="routertrain convert", description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path, help="router folder (or run folder) written by an earlier routertrain")
     parser.add_argument("new", type=Path, help="folder to write (must not exist)")
     args = parser.parse_args(argv)
-    if args.new.exists():
-        print(f"error: {args.new} exists; name a new folder", file=sys.stderr)
-        return 2
     try:
+        if args.new.exists():
+            raise ValueError(f"{args.new} exists; name a new folder")
         out = convert_folder(args.old, args.new)
     except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     print(f"converted {args.old} -> {out}")
     return 0
 

@@ -61,7 +61,7 @@ def copy_recipe(name: str, dest: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from routertrain.cli.common import Parser
+    from routertrain.cli.common import Parser, fail
 
     parser = Parser(prog="routertrain recipes", description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -76,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         target = copy_recipe(args.name, args.dest)
     except (ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     prefix = next(p for p, _, _ in reversed(KINDS) if args.name.startswith(p))
     use = next(u for p, _, u in KINDS if p == prefix)
     print(f"copied {args.name} to {target}; use it with: {use.format(target)}")

@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             sys.stdout.write(text)
     except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        message = (str(err).strip().splitlines() or [type(err).__name__])[0]  # the Hub's errors run over several lines
+        if not Path(args.router).exists():
+            message = f"{args.router} is not a folder here, and as a Hub repo id it did not load: {message}"
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -4,7 +4,7 @@
   overlap of solved queries, the task-prior share (on top of ``routertrain.evaluation.decision``).
 - ``cost``: cost-quality curve and AIQ; APGR and CPT for two-model pools.
 - ``bootstrap``: percentile intervals over test queries and paired differences.
-- ``routers`` / ``baselines`` / ``heads``: the router interface, reference routers, frozen-embedding
+- ``interface`` / ``routers`` / ``baselines`` / ``heads``: the router interface (``BaselineRouter``), reference routers, frozen-embedding
   and lexical baselines, the fine-tuned router and the frozen-encoder control.
 - ``embeddings``: frozen-encoder query embeddings, cached on disk.
 - ``compare``: ``evaluate_routers(data, routers, ...) -> dict`` and ``format_table``; the command line

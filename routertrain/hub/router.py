@@ -198,10 +198,12 @@ class Router:
         token: str | bool | None = None,
         local_files_only: bool = False,
         dtype: torch.dtype | str | None = None,
+        torch_dtype: torch.dtype | str | None = None,
     ) -> "Router":
         """Load a router folder, or a Hub repo (``revision``, ``cache_dir``, ``token``, ``local_files_only`` as
         in transformers; the Hub's own error passes through when it cannot be fetched). ``dtype``: the
-        weights' dtype here (default: as saved, float32)."""
+        weights' dtype here (default: as saved, float32); ``torch_dtype`` is its older transformers name."""
+        dtype = dtype if dtype is not None else torch_dtype
         folder = Path(path_or_repo_id)
         if not folder.is_dir():
             from huggingface_hub import snapshot_download

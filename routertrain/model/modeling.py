@@ -137,9 +137,15 @@ class RouterModel(PreTrainedModel):
         self._given_encoder = encoder is not None
         if self._given_encoder:  # a fresh head, drawn by torch's default init from the global RNG: keep it
             self.head._is_hf_initialized = True
-        # FSDP's transformer-based wrap shards each block of these classes separately (accelerate reads it)
-        self._no_split_modules = block_class_names(self.encoder)
         self.post_init()
+        # FSDP's transformer-based wrap shards each block of these classes separately (accelerate reads it);
+        # accelerate's FSDP2 also carves the input embeddings out as their own unit, so a block that
+        # holds them (BERT's BertEmbeddings) is left out: sharding them twice is an error
+        embeddings = self.get_input_embeddings()
+        self._no_split_modules = [
+            name for name in block_class_names(self.encoder)
+            if not any(type(m).__name__ == name and any(c is embeddings for c in m.modules()) for m in self.encoder.modules())
+        ]
 
     @classmethod
     def from_encoder(cls, encoder: nn.Module, n_models: int, pooling: str = "mean", dropout: float = 0.1, **config) -> RouterModel:
@@ -159,6 +165,16 @@ class RouterModel(PreTrainedModel):
         if not getattr(self.head, "_is_hf_initialized", False):
             self.head.reset_parameters()
             self.head._is_hf_initialized = True
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The encoder's token embeddings (FSDP2 shards them as their own unit; resize_token_embeddings uses them)."""
+        return self.encoder.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.encoder.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> None:
+        return None  # a routing head, not a language-model head: nothing to tie
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         if self.pooling == "cls":
