@@ -21,6 +21,9 @@ recipes: {', '.join(available_recipes())} (default {DEFAULT_RECIPE})
 data recipes: {', '.join(available_data_recipes()) or 'none'}
 keys: {', '.join(k for k in valid_keys() if '.' in k)}
 
+exit codes: 0 done (done.json written), 2 bad input or diverged training (one error line),
+75 stopped by SIGTERM/SIGINT after saving a checkpoint (run the same command to resume)
+
 inspect a dataset: python -m routertrain.data summary data=NAME data.path=...
 route with a router: python -m routertrain.cli.route checkpoints/<run> "query"
 """
