@@ -10,13 +10,13 @@ from routertrain import model as _model  # noqa: F401  (registers the router wit
 from routertrain.config import Config, ConfigError, load_config
 
 
-def train(cfg: Config) -> dict:
+def train(cfg: Config, on_evaluate=None) -> dict:
     """Fine-tune a router; see ``routertrain.training.loop.train``. The registries check their names
     (``data.name``, ``model.attention_kernel``) first, as the command line does."""
     from routertrain.cli.common import check_names
     from routertrain.training.loop import train as _train
 
-    return _train(check_names(cfg))
+    return _train(check_names(cfg), on_evaluate)
 
 
 def __getattr__(name: str):

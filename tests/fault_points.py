@@ -1,7 +1,7 @@
 """``train.py`` with a fault at a chosen point (tests/test_faults.py): ``python tests/fault_points.py STAGE STEP key=value ...``.
 
 Stages: ``checkpoint`` (kill -9 when checkpoint STEP has its tensors but not its manifest),
-``before-export`` (after the final evaluation), ``during-export`` (router weights written in the
+``during-export`` (after the final evaluation, the router weights written in the
 temporary folder), ``before-marker`` (router/ and metrics.json in place, done.json not yet),
 ``sigterm`` (SIGTERM to itself at the end of optimizer step STEP).
 """
@@ -29,8 +29,6 @@ def inject(stage: str, step: int) -> None:
             write(path, obj)
 
         checkpoints.atomic_write_json = manifest_then_die
-    elif stage == "before-export":
-        loop.save_router = lambda *a, **k: kill()
     elif stage == "during-export":
         router.render_card = lambda *a, **k: kill()
     elif stage == "before-marker":

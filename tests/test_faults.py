@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from routertrain.cli.common import main_train
 from routertrain.experiments.sweep import Point
@@ -64,7 +65,6 @@ def assert_finished_like(run: Path, reference: Path) -> None:
     "stage, step, left",
     [
         ("checkpoint", 8, "checkpoints/step-000008.tmp"),  # kill -9 with the step-8 tensors written, before its manifest and rename
-        ("before-export", 0, "metrics.json absent"),  # final evaluation done, nothing exported
         ("during-export", 0, "router.tmp-"),  # router weights written into the temporary folder
         ("before-marker", 0, "router/ and metrics.json in place"),  # everything but done.json
     ],
@@ -236,3 +236,65 @@ def test_a_cached_hub_encoder_loads_without_any_network_request(tiny_encoder, tm
     assert proc.stdout.count("encoder someorg/tiny-bert: loading the local HF cache's copy") == 1
     assert finished(tmp_path / "offline")
     assert json.loads((tmp_path / "offline" / "router" / "config.json").read_text())["base_model"] == "someorg/tiny-bert"
+
+
+def wait_for_log(run: Path, proc: subprocess.Popen) -> None:
+    for _ in range(1200):  # until the trainer is inside its loop (a step logged)
+        if (run / "log.jsonl").is_file() and (run / "log.jsonl").read_text().strip():
+            return
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.1)
+    raise AssertionError("the trainer logged no step")
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_the_sweep_runner_its_launcher_and_trainer_live_and_die_together(tiny_encoder, tmp_path):
+    """SIGTERM to the sweep runner reaches its point's trainer, which checkpoints; the runner waits for
+    it and exits 75 (a kill -9 of the runner reaches the trainer too: PDEATHSIG on launcher and trainer)."""
+    sig = signal.SIGTERM
+    common = tiny_args(tiny_encoder, tmp_path, "train.max_steps=100000", "train.save_every=100000", "tracking.log_every=1")
+    spec = {"name": "long", "claim": "more-data", "common": [a for a in common if not a.startswith("run.output_dir")], "groups": [{"kind": "train", "args": ["recipe=smoke"]}]}
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(spec))
+    cmd = [sys.executable, "-m", "routertrain.experiments.sweep", str(tmp_path / "long.yaml"), "--out", str(tmp_path / "out"), "--accelerate-config", str(REPO / "accelerate_config.yaml")]
+    runner = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV)
+    run = tmp_path / "out" / "long" / "train"
+    try:
+        wait_for_log(run, runner)
+        trainer = json.loads((run.parent / ".train.lock.json").read_text())["pid"]
+        runner.send_signal(sig)
+        _, stderr = runner.communicate(timeout=300)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert gone(trainer)
+    saved = list((run / "checkpoints").iterdir())
+    assert len(saved) == 1 and problem(saved[0]) is None and not finished(run)
+    assert runner.returncode == PREEMPTED_EXIT
+    assert "error: sweep stopped by SIGTERM during point train, which saved a checkpoint; rerun the sweep to continue from it" in stderr, stderr[-2000:]
+
+
+def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step_with_one_checkpoint(tiny_encoder, tmp_path):
+    args = tiny_args(tiny_encoder, tmp_path, "run.name=ranks", "train.max_steps=100000", "train.save_every=100000", "tracking.log_every=1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(REPO / "train.py"), *args]
+    agent = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV)
+    run = tmp_path / "ranks"
+    try:
+        wait_for_log(run, agent)
+        rank0 = json.loads((tmp_path / ".ranks.lock.json").read_text())["pid"]
+        rank1 = next(pid for pid in children(agent.pid) if pid != rank0)
+        os.kill(rank1, signal.SIGTERM)
+        _, stderr = agent.communicate(timeout=300)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+    assert gone(rank0) and gone(rank1)
+    stopped = [line for line in stderr.splitlines() if line.startswith("error: stopped by")]
+    assert len(stopped) == 1 and "stopped by a stop signal on another process at step" in stopped[0], stderr[-3000:]
+    saved = list((run / "checkpoints").iterdir())
+    assert len(saved) == 1 and problem(saved[0]) is None and f"saved in {saved[0]}" in stopped[0]

@@ -22,6 +22,9 @@ recipes: {', '.join(available_recipes())} (default {DEFAULT_RECIPE}); or a YAML 
 data recipes: {', '.join(available_data_recipes()) or 'none'}; or a YAML file's path, with or without .yaml
 keys: {', '.join(k for k in valid_keys() if '.' in k)}
 
+exit codes: 0 done (done.json written), 2 bad input or diverged training (one error line),
+75 stopped by SIGTERM/SIGINT after saving a checkpoint (run the same command to resume)
+
 list and copy recipes: routertrain recipes ls; routertrain recipes cp smoke my-recipe.yaml
 inspect a dataset: routertrain data summary data=NAME data.path=...
 route with a router: routertrain route checkpoints/<run> "query"

@@ -4,7 +4,8 @@
 optimizer (safetensors, and tensor-only ``.bin`` files that ``load_state`` reads with
 ``weights_only=True``), then, written last by the main process:
 
-- ``rng_state_<rank>.json``: Python, NumPy and torch RNG states of each process;
+- ``rng_state_<rank>.json``: Python, NumPy and torch RNG states, one file written by each process
+  (as ``save_state`` writes its RNG file per rank);
 - ``trainer_state.json``: step, best step, the learning-rate schedule's state and the size of every
   file of the checkpoint (its manifest).
 

@@ -34,7 +34,6 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, broadcast, parse_flag_from_env, set_seed
-from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.utils.data import DataLoader
@@ -51,23 +50,15 @@ from routertrain.model.encoders import cached_snapshot
 from routertrain.model.encoders import resolve as resolve_encoder
 from routertrain.model.kernels import kernel_backend, padding_multiple
 from routertrain.model.modeling import EncoderNotFound, build_router_model, encoder_fix, masked_bce, merged
-from routertrain.provenance import DONE, atomic_dir, atomic_write_json, atomic_write_text, provenance
-from routertrain.training.checkpoints import checkpoints, find_checkpoint, load_checkpoint, save_checkpoint
+from routertrain.provenance import DONE, atomic_dir, atomic_write_json, provenance
+from routertrain.training.checkpoints import find_checkpoint, load_checkpoint, save_checkpoint
 from routertrain.training.preemption import Preempted, StopSignals, stop_requested
-from routertrain.training.run_folder import RunLock, check_writable, clean_leftovers, clear_stale, cut_log
+from routertrain.training.run_folder import cut_log, lock_run_dir, prepare_run_dir, result_settings
 from routertrain.hub.push import PushError, push
 from routertrain.hub.router import save_router
 
 class Diverged(RuntimeError):
     """A non-finite loss or gradient norm: the run stops, keeping its last good checkpoint."""
-
-
-def result_settings(settings: dict) -> dict:
-    """The config minus what does not change the result (run name, resume, tracking, push)."""
-    settings = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items() if k not in ("tracking", "push")}
-    settings["run"].pop("name", None)
-    settings["train"].pop("resume", None)
-    return settings
 
 
 def run_name(cfg: Config) -> str:
@@ -167,35 +158,6 @@ def save_best(accelerator: Accelerator, model, run_dir: Path, report: dict, step
         with atomic_dir(run_dir / "best") as tmp:
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "state.safetensors"))
             atomic_write_json(tmp / "metrics.json", {"step": step, "validation": report})
-    accelerator.wait_for_everyone()
-
-
-def lock_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> RunLock | None:
-    """The run folder's writer lock (main process), once its folders are known to be writable and an
-    explicit ``train.resume`` checkpoint to be sound: before any data or model is loaded."""
-    check_writable(run_dir, "run.output_dir")
-    if (run_dir / "checkpoints").is_dir():
-        check_writable(run_dir / "checkpoints", "the run's checkpoints folder")
-    if cfg.train.resume not in ("auto", "never"):
-        find_checkpoint(run_dir, cfg.train.resume)  # a broken checkpoint is refused in one line
-    return RunLock(run_dir).acquire() if accelerator.is_main_process else None
-
-
-def prepare_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> None:
-    """Refuse to mix two different configs in one folder; remove what an interrupted run left
-    half-written; start clean when the run starts from step 0 (resume=never, or resume=auto with no
-    complete checkpoint), so no earlier log, weights or marker linger."""
-    if accelerator.is_main_process:
-        config_file = run_dir / "config.yaml"
-        if cfg.train.resume == "auto" and config_file.is_file():
-            previous = OmegaConf.to_container(OmegaConf.load(config_file))
-            if result_settings(previous) != result_settings(to_dict(cfg)):
-                raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        clean_leftovers(run_dir)
-        if find_checkpoint(run_dir, cfg.train.resume, say=lambda _: None) is None:
-            clear_stale(run_dir)
-        atomic_write_text(config_file, to_yaml(cfg))
     accelerator.wait_for_everyone()
 
 
@@ -415,7 +377,8 @@ def end_of_step(run: Run, progress, on_evaluate) -> bool:
     logs, evals = step % cfg.tracking.log_every == 0 or last, step % (cfg.train.eval_every or run.steps_per_epoch) == 0 or last
     save_every = cfg.train.save_every or run.steps_per_epoch
     saves = save_every > 0 and (step % save_every == 0 or last)
-    if logs or evals or saves:
+    preempted = stop_requested(run.accelerator, run.signals)  # SIGTERM / SIGINT on any rank
+    if logs or evals or saves or preempted:
         check_finite(run)  # before anything of a diverged model is logged, kept as best or checkpointed
     if logs:
         # mean over the steps since the last log of each step's full-batch loss (parts summed over processes)
@@ -424,7 +387,6 @@ def end_of_step(run: Run, progress, on_evaluate) -> bool:
         progress.set_postfix(loss=f"{mean_loss:.4f}")
         run.running_loss = []
     stop = evaluate(run, on_evaluate) if evals else False
-    preempted = stop_requested(run.accelerator, run.signals)
     if saves or (stop and save_every > 0) or preempted:
         paused = clock()
         state = {"step": step, "best": run.best, "scheduler": run.scheduler.state_dict()}
@@ -541,7 +503,10 @@ def train(cfg: Config, on_evaluate: Callable[[int, dict], bool] | None = None) -
     ``on_evaluate(step, validation_metrics)`` is called on the main process after each validation
     evaluation; when it returns True, training stops at that step (every rank together), a checkpoint
     is saved there, and the run ends as usual with the best weights so far (``stopped_at`` in the
-    results). A tuner's pruning hook, for instance."""
+    results). A tuner's pruning hook, for instance.
+
+    Raises ``Diverged`` on a non-finite loss or gradient norm and ``Preempted`` after SIGTERM/SIGINT
+    (a checkpoint saved at that step); neither writes a router, metrics.json or done.json."""
     accelerator, run_dir, per_device, accum = setup_accelerator(cfg)
     lock = lock_run_dir(cfg, run_dir, accelerator)
     try:

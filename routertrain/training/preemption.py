@@ -4,8 +4,9 @@ A cluster announces preemption with SIGTERM a little before the kill. While the 
 ``StopSignals`` records the signal instead of dying; at the end of the current optimizer step every
 rank learns whether any rank got one (``stop_requested``), a checkpoint is saved at that step, and
 ``train`` raises ``Preempted``, which ``train.py`` reports in one line before exiting with
-``PREEMPTED_EXIT`` (75). Rerunning the same command resumes from that checkpoint. A second signal
-kills at once (the default handlers are back after the first).
+``PREEMPTED_EXIT`` (75). Rerunning the same command resumes from that checkpoint. A second Ctrl-C
+interrupts at once; repeated SIGTERMs are ignored (the checkpoint is being saved). A launcher that
+kills its workers some seconds after SIGTERM (torchrun: 30 s) bounds the time that saving can take.
 
 ``die_with_parent`` makes a process get SIGTERM when its parent dies (Linux), so a training process
 stops cleanly when its ``accelerate launch`` launcher, or a sweep runner above it, is killed.
@@ -37,9 +38,9 @@ class StopSignals:
         self.previous: dict = {}
 
     def handle(self, signum, frame) -> None:
-        self.received = signal.Signals(signum).name
-        for sig, handler in self.previous.items():  # a second signal acts at once
-            signal.signal(sig, handler)
+        self.received = self.received or signal.Signals(signum).name
+        # a second Ctrl-C acts at once; further SIGTERMs (the launcher's death, a scheduler's repeat) change nothing
+        signal.signal(signal.SIGINT, self.previous.get(signal.SIGINT, signal.default_int_handler))
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():

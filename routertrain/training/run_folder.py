@@ -18,10 +18,13 @@ import socket
 import tempfile
 from pathlib import Path
 
+from accelerate import Accelerator
 from filelock import FileLock, Timeout
+from omegaconf import OmegaConf
 
-from routertrain.config import ConfigError
+from routertrain.config import Config, ConfigError, to_dict, to_yaml
 from routertrain.provenance import DONE, atomic_write_json, atomic_write_text
+from routertrain.training.checkpoints import find_checkpoint
 
 STALE = ("checkpoints", "best", "router", "metrics.json", "log.jsonl", DONE)  # what a run started from step 0 clears
 
@@ -104,3 +107,40 @@ def cut_log(run_dir: Path, step: int) -> None:
         kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
         if len(kept) != len(lines):
             atomic_write_text(log, "".join(line + "\n" for line in kept))
+
+
+def result_settings(settings: dict) -> dict:
+    """The config minus what does not change the result (run name, resume, tracking, push)."""
+    settings = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items() if k not in ("tracking", "push")}
+    settings["run"].pop("name", None)
+    settings["train"].pop("resume", None)
+    return settings
+
+
+def lock_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> RunLock | None:
+    """The run folder's writer lock (main process), once its folders are known to be writable and an
+    explicit ``train.resume`` checkpoint to be sound: before any data or model is loaded."""
+    check_writable(run_dir, "run.output_dir")
+    if (run_dir / "checkpoints").is_dir():
+        check_writable(run_dir / "checkpoints", "the run's checkpoints folder")
+    if cfg.train.resume not in ("auto", "never"):
+        find_checkpoint(run_dir, cfg.train.resume)  # a broken checkpoint is refused in one line
+    return RunLock(run_dir).acquire() if accelerator.is_main_process else None
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> None:
+    """Refuse to mix two different configs in one folder; remove what an interrupted run left
+    half-written; start clean when the run starts from step 0 (resume=never, or resume=auto with no
+    complete checkpoint), so no earlier log, weights or marker linger."""
+    if accelerator.is_main_process:
+        config_file = run_dir / "config.yaml"
+        if cfg.train.resume == "auto" and config_file.is_file():
+            previous = OmegaConf.to_container(OmegaConf.load(config_file))
+            if result_settings(previous) != result_settings(to_dict(cfg)):
+                raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(run_dir)
+        if find_checkpoint(run_dir, cfg.train.resume, say=lambda _: None) is None:
+            clear_stale(run_dir)
+        atomic_write_text(config_file, to_yaml(cfg))
+    accelerator.wait_for_everyone()
