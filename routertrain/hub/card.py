@@ -96,6 +96,15 @@ def with_baseline(metrics: dict, evaluation: dict | None) -> dict:
     return {**metrics, split: {**metrics[split], "best_baseline_acc": routers[best]["accuracy"]["value"], "best_baseline": best}}
 
 
+def _setting(config: dict) -> str:
+    """What ``route()`` does with no arguments: the calibrated setting (``routertrain.hub.calibrate``), if any."""
+    from routertrain.hub.calibrate import describe
+
+    if not config.get("calibration"):
+        return "Not calibrated: `route()` uses cost weight 0 (the most likely correct model). Calibrate with `python -m routertrain.cli.calibrate`."
+    return f"Calibrated: {describe(config['calibration'])}. `route()` uses it unless given `cost_weight` or `max_cost`."
+
+
 def render(folder: str | Path, repo_id: str | None = None) -> str:
     """The card's full text for the router folder ``folder``."""
     folder = Path(folder)
@@ -137,6 +146,10 @@ Command line: `python -m routertrain.cli.route {load_from} "your query"`.
 ## Model pool (output order)
 
 {chr(10).join(pool)}
+
+## Default routing setting
+
+{_setting(config)}
 
 ## Evaluation
 

@@ -153,14 +153,37 @@ class Router:
             out[idx] = torch.sigmoid(self.model(**batch).float()).cpu().numpy()
         return out
 
-    def route(self, queries: Sequence[str] | str, cost_weight: float = 0.0, max_cost: float | None = None, batch_size: int = 64) -> list[str]:
+    def route(self, queries: Sequence[str] | str, cost_weight: float | None = None, max_cost: float | None = None, batch_size: int = 64) -> list[str]:
         """The chosen model per query.
 
         Maximises P(correct) - cost_weight * cost; with ``max_cost``, the most likely correct model
-        among those whose cost is at most ``max_cost``.
+        among those whose cost is at most ``max_cost``. With neither, the setting saved by
+        ``calibrate`` (``config["calibration"]``) if there is one, else cost weight 0.
         """
+        from routertrain.hub.calibrate import decisions
+
         probs = self.predict(queries, batch_size=batch_size)
-        return [self.models[i] for i in choose(probs, self.costs, cost_weight, max_cost)]
+        if cost_weight is None and max_cost is None:
+            return [self.models[i] for i in decisions(probs, self.models, self.costs, self.config.get("calibration"))]
+        return [self.models[i] for i in choose(probs, self.costs, cost_weight or 0.0, max_cost)]
+
+    def calibrate(self, queries: Sequence[str], max_share: dict | None = None, mean_cost: float | None = None,
+                  accuracy_share: float | None = None, labels: np.ndarray | None = None, save: bool = True, batch_size: int = 64) -> dict:
+        """Find the setting that meets one target on ``queries`` (``routertrain.hub.calibrate``) and,
+        with ``save``, make it this router's default (in memory and in its folder).
+
+        ``max_share={"modelA": 0.2}`` or ``{("modelA", "modelB"): 0.2}``: those models get at most that
+        share of calls; ``mean_cost=0.3``: mean cost per query; ``accuracy_share=0.95`` with ``labels``
+        (queries x models, NaN = missing): keep that share of the routing accuracy at cost weight 0.
+        """
+        from routertrain.hub import calibrate as cal
+
+        probs = self.predict(queries, batch_size=batch_size)
+        setting = cal.solve(probs, self.models, self.costs, max_share=max_share, mean_cost=mean_cost, accuracy_share=accuracy_share, labels=labels)
+        if save:
+            cal.save_calibration(self.folder, setting)
+            self.config["calibration"] = setting
+        return setting
 
 
 def first_line(err: BaseException) -> str:
