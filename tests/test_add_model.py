@@ -79,3 +79,17 @@ def test_add_model_refuses_bad_input(tiny_run, tmp_path, capsys):
     bad.write_text('{"query": "a", "score": 2}\n')
     with pytest.raises(ValueError, match=r"row 1: .*score in \[0, 1\]"):
         read_labels(bad)
+
+
+def test_int8_path_keeps_the_head_and_stays_close(tiny_run):
+    import torch
+
+    from routertrain.model.quantize import quantize_int8
+
+    eager = Router.from_pretrained(tiny_run / "router", device="cpu")
+    fast = Router.from_pretrained(tiny_run / "router", device="cpu")
+    quantize_int8(fast.model)
+    assert not any(type(m) is torch.nn.Linear for m in fast.model.encoder.modules())  # every encoder Linear is quantised
+    assert torch.equal(fast.model.head.weight, eager.model.head.weight)
+    queries = synthetic_queries(40)
+    np.testing.assert_allclose(fast.predict(queries), eager.predict(queries), atol=0.05)

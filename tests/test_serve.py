@@ -20,7 +20,7 @@ import yaml
 from routertrain import Router
 from routertrain.serving.backends import BackendConfigError, load_backends
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.conftest import REPO
 TIMEOUT = httpx.Timeout(60.0)
 KEY = "sk-test-not-to-be-logged-7f3a"
 
@@ -275,3 +275,31 @@ def test_backends_file_is_checked(tmp_path, monkeypatch):
     path.write_text("backends: {m1: {base_url: 'http://127.0.0.1:1/v1/', model: x, api_key_env: SECRET_FOR_TEST}}")
     loaded = load_backends(path, pool)
     assert loaded.models["m1"].base_url == "http://127.0.0.1:1/v1" and "s3cr3t" not in repr(loaded)
+
+
+def test_per_request_settings_from_the_model_name():
+    """The model-name grammar, on the hand-computed matrix of test_calibrate (no server needed)."""
+    from types import SimpleNamespace
+
+    from routertrain.serving.app import BadRequest, Routing
+    from routertrain.serving.backends import Backend, Backends
+    from tests.test_calibrate import COSTS, MODELS, PROBS
+
+    router = SimpleNamespace(models=MODELS, costs=COSTS, config={})
+    served = Backends({m: Backend(m, "http://127.0.0.1:1/v1", m) for m in MODELS})
+    routing = Routing(router, served, PROBS)
+    assert routing.setting("router") == (None, None) and routing.setting("b") == (None, 1)
+    assert routing.setting("router-0.3") == ({"cost_weight": 0.3}, None)
+    assert list(routing.decide(PROBS, routing.setting("router-0.3")[0])) == [0, 1, 1, 2]  # hand-computed: rows 2, 3 switch at 0.2
+    mean_cost, _ = routing.setting("router-mean-cost-0.3")
+    assert mean_cost["cost_weight"] == pytest.approx(0.5, abs=1e-9)
+    share, _ = routing.setting("router-max-share-a-0.25")
+    assert share["cost_weight"] == pytest.approx(0.2, abs=1e-9) and share["penalised"] == ["a"]
+    for name, message in (("router-mean-cost-0.1x", "must end in a number"), ("router-max-share-zz-0.1", "not in this router's pool"),
+                          ("router--1", "unknown model"), ("router-mean-cost--1", "cannot be reached")):
+        with pytest.raises(BadRequest, match=message):
+            routing.setting(name)
+    only_c = Routing(router, Backends({"c": Backend("c", "http://127.0.0.1:1/v1", "c")}), None)
+    assert list(only_c.decide(PROBS, None)) == [2, 2, 2, 2]  # models without a backend are never chosen
+    with pytest.raises(BadRequest, match="has no backend"):
+        only_c.setting("a")

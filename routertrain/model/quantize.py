@@ -18,6 +18,8 @@ from routertrain.model.modeling import RouterModel
 def quantize_int8(model: RouterModel) -> RouterModel:
     """``model`` with its encoder's ``nn.Linear`` layers replaced by dynamic int8 ones (in place; CPU only)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization points to torchao; the API still works here
+        # torch.ao.quantization and quantised tensors are deprecated in favour of torchao; they still work in torch 2.13
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
         model.encoder = torch.ao.quantization.quantize_dynamic(model.encoder.to("cpu"), {nn.Linear}, dtype=torch.qint8)
     return model
