@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from routertrain.cli.common import Parser, bounded, device_option
+from routertrain.cli.common import Parser, bounded, device_option, fail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         router = Router.from_pretrained(router_folder(args.router), device=args.device)
         folder = add_model(router, args.name, queries, scores, args.output, cost=args.cost, seed=args.seed, batch_size=args.batch_size)
     except (OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     print(f"router with {len(router.models) + 1} models ({args.name} added from {len(queries)} labels): {folder}")
     return 0
 

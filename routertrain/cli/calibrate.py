@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from routertrain.cli.common import Parser, bounded, device_option
+from routertrain.cli.common import Parser, bounded, device_option, fail
 from routertrain.cli.route import read_queries
 from routertrain.config import ConfigError
 from routertrain.data import DataError
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             labels=labels if args.keep_accuracy is not None else None, batch_size=args.batch_size,
         )
     except (CalibrationError, ConfigError, DataError, OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     print(f"calibrated {folder}: {describe(setting)}")
     return 0
 

@@ -14,7 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-from routertrain.cli.common import Parser, bounded, device_option
+from routertrain.cli.common import Parser, bounded, device_option, fail
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((args.host, args.port))
     except (BackendConfigError, OSError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return fail(err)
     app = create_app(router, backends, ServeOptions(args.score, args.window_ms / 1000, args.max_batch, calibration))
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=args.access_log, timeout_graceful_shutdown=30))
 
