@@ -303,3 +303,14 @@ def test_per_request_settings_from_the_model_name():
     assert list(only_c.decide(PROBS, None)) == [2, 2, 2, 2]  # models without a backend are never chosen
     with pytest.raises(BadRequest, match="has no backend"):
         only_c.setting("a")
+
+
+def test_the_text_scored_is_the_last_user_message_or_the_conversation():
+    from routertrain.serving.app import BadRequest, query_text
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "first"},
+                {"role": "assistant", "content": None}, {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "image_url"}]}]
+    assert query_text(messages, "last") == "second"
+    assert query_text(messages, "conversation") == "Be brief.\nfirst\n\nsecond"
+    with pytest.raises(BadRequest, match="content must be a string or a list"):
+        query_text([{"role": "user", "content": 3}], "last")
