@@ -137,7 +137,7 @@ def main() -> None:
     context = (
         f"Test split: {len(y['test'])} questions; oracle {oracle_accuracy(y['test']):.4f}; best single model on train "
         f"({data.models[best]}) {np.nanmean(y['test'][:, best]):.4f} on test. Head L2 of the full retrain: {full_l2:g}. "
-        f"'all labels' = every training question labelled for that model ({rows[0][-1]}). Cells: test routing accuracy over the 27 models "
+        f"'all labels' = every training question labelled for that model ({', '.join(f'{r[0]} {r[-1]}' for r in rows)}). Cells: test routing accuracy over the 27 models "
         f"(mean ± sd over {len(SEEDS)} label draws), the new row's AUROC for its own model, and the share of test questions routed to it. "
         f"Run time {time.time() - started:.0f}s on this machine."
     )
