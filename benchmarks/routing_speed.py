@@ -5,8 +5,9 @@
 For each path (``serve --fast none`` and ``--fast int8``) a real server runs on 127.0.0.1 in front of a
 fake backend (tests/fake_backend.py, answers at once), and a client measures:
 
-- routing overhead per chat request = latency through the router - latency of the same request sent
-  straight to the backend, at concurrency 1 (sequential) and 32 (32 clients in parallel), p50 and p99;
+- routing overhead per chat request: the server's routing time (its ``x-routertrain-routing-ms``
+  header: micro-batch wait + scoring), and the client-side latency through the router beside the
+  same request sent straight to the backend, at concurrency 1 (sequential) and 32 (32 clients), p50 and p99;
 - ``/v1/route`` throughput: queries per second with 64-query requests from 4 parallel clients.
 
 Accuracy change: both paths score the MMLU-Pro test split in-process; reported are the routing
@@ -60,9 +61,10 @@ def wait_healthy(url: str) -> None:
     raise SystemExit(f"{url} never became healthy")
 
 
-async def latencies(url: str, queries: list[str], concurrency: int, model: str | None) -> np.ndarray:
-    """Seconds per chat request, ``concurrency`` clients each sending its share sequentially."""
-    out = []
+async def latencies(url: str, queries: list[str], concurrency: int, model: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds per chat request and the router's own routing seconds (its header; NaN for a direct
+    call), ``concurrency`` clients each sending its share sequentially."""
+    out, routing = [], []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
         async def worker(part: list[str]):
@@ -72,8 +74,9 @@ async def latencies(url: str, queries: list[str], concurrency: int, model: str |
                 response = await client.post(f"{url}/chat/completions", json=body)
                 out.append(time.perf_counter() - t0)
                 assert response.status_code == 200, response.text
+                routing.append(float(response.headers.get("x-routertrain-routing-ms", "nan")) / 1000)
         await asyncio.gather(*(worker(queries[i::concurrency]) for i in range(concurrency)))
-    return np.array(out)
+    return np.array(out), np.array(routing)
 
 
 async def route_throughput(url: str, queries: list[str]) -> float:
@@ -103,9 +106,9 @@ def measure_server(router: str, fast: str, backend_url: str, model: str, queries
         asyncio.run(latencies(f"{url}/v1", queries[:10], 1, "router"))  # warm-up
         result = {"route_qps": asyncio.run(route_throughput(url, queries))}
         for concurrency, n in ((1, N_SEQUENTIAL), (CONCURRENCY, N_CONCURRENT)):
-            direct = asyncio.run(latencies(backend_url, queries[:n], concurrency, "fake"))
-            routed = asyncio.run(latencies(f"{url}/v1", queries[:n], concurrency, "router"))
-            result[concurrency] = {"direct": percentiles(direct), "routed": percentiles(routed)}
+            direct, _ = asyncio.run(latencies(backend_url, queries[:n], concurrency, "fake"))
+            routed, routing = asyncio.run(latencies(f"{url}/v1", queries[:n], concurrency, "router"))
+            result[concurrency] = {"direct": percentiles(direct), "routed": percentiles(routed), "routing": percentiles(routing)}
     finally:
         proc.terminate()
         proc.wait(timeout=60)
@@ -163,21 +166,20 @@ def main() -> None:
         backend.kill()
     change = accuracy_change(args.router, queries, labels)
 
-    lines = ["| path | overhead p50 / p99, concurrency 1 (ms) | overhead p50 / p99, concurrency 32 (ms) | /v1/route queries/s | in-process queries/s | test routing accuracy |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| path | clients | routing time p50 / p99 (ms) | routed request p50 / p99 (ms) | same request straight to the backend p50 / p99 (ms) |",
+             "|---|---|---|---|---|"]
     for fast, label in (("none", "eager fp32"), ("int8", "dynamic int8 (`serve --fast int8`)")):
-        r = servers[fast]
-        cells = []
         for c in (1, CONCURRENCY):
-            (d50, d99), (r50, r99) = r[c]["direct"], r[c]["routed"]
-            cells.append(f"{r50 - d50:.1f} / {r99 - d99:.1f} (routed {r50:.1f} / {r99:.1f}, direct {d50:.1f} / {d99:.1f})")
-        qps = change["qps_eager"] if fast == "none" else change["qps_int8"]
-        acc = change["acc_eager"] if fast == "none" else change["acc_int8"]
-        lines.append(f"| {label} | {cells[0]} | {cells[1]} | {r['route_qps']:.0f} | {qps:.0f} | {acc:.4f} |")
+            cells = [f"{a:.1f} / {b:.1f}" for a, b in (servers[fast][c]["routing"], servers[fast][c]["routed"], servers[fast][c]["direct"])]
+            lines.append(f"| {label} | {c} | " + " | ".join(cells) + " |")
+    lines += ["", "| path | /v1/route queries/s | in-process Router.predict queries/s | test routing accuracy |", "|---|---|---|---|"]
+    for fast, label, key in (("none", "eager fp32", "eager"), ("int8", "dynamic int8", "int8")):
+        lines.append(f"| {label} | {servers[fast]['route_qps']:.0f} | {change['qps_' + key]:.0f} | {change['acc_' + key]:.4f} |")
     text = "\n".join(lines) + (
         f"\n\nint8 vs eager on the {change['n']} MMLU-Pro test questions: same model chosen for {change['agreement']:.2%} of them, "
         f"largest probability change {change['max_prob_diff']:.4f}, routing accuracy {change['acc_int8'] - change['acc_eager']:+.4f}. "
-        f"Overhead = routed latency - direct latency to the same fake backend, at the same percentile ({N_SEQUENTIAL} sequential requests; "
+        f"Routing time = the server's own time from a request's arrival to its decision (x-routertrain-routing-ms: micro-batch wait and scoring); "
+        f"routed vs direct = client-side latency through the router vs straight to the same fake backend ({N_SEQUENTIAL} sequential requests; "
         f"{N_CONCURRENT} requests from {CONCURRENCY} parallel clients). /v1/route: {ROUTE_REQUESTS} requests of {ROUTE_BATCH} queries from "
         f"{ROUTE_CLIENTS} clients. In-process: Router.predict over the test split, {change['threads']} torch threads. Run time {time.time() - started:.0f}s.\n"
     )

@@ -133,6 +133,7 @@ def test_chat_goes_to_the_backend_its_query_routes_to(setup):
         assert response.status_code == 200, response.text
         body = response.json()
         assert response.headers["x-routertrain-model"] == body["model"] == model
+        assert 0 < float(response.headers["x-routertrain-routing-ms"]) < 60_000
         assert body["backend"] == setup["backend"][model] and body["choices"][0]["message"]["content"].endswith(query)
     other = setup["models"][1]
     forced = httpx.post(f"{url}/v1/chat/completions", json=chat(setup["queries"][0], model=other), timeout=TIMEOUT).json()

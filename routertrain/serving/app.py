@@ -5,6 +5,8 @@
   response's ``model`` field and its ``x-routertrain-model`` header name the chosen pool model.
 - ``POST /v1/route``: ``{"queries": [...], "model": "router-0.1"}`` -> the decision and the
   probabilities per query, calling no backend.
+- Each chat answer carries ``x-routertrain-routing-ms``: the time its routing took (micro-batch wait
+  included), the router's own overhead before the backend is called.
 - ``GET /health``, ``GET /metrics`` (Prometheus text).
 
 The request's ``model`` picks the routing setting: ``router`` (the router's calibrated default,
@@ -36,6 +38,7 @@ from routertrain.serving.metrics import Metrics
 
 PREFIX = "router"
 HEADER = "x-routertrain-model"
+TIMING = "x-routertrain-routing-ms"  # this request's routing time: micro-batch wait + scoring
 MAX_QUERIES = 1024  # per /v1/route request
 
 
@@ -185,14 +188,16 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
         metrics.inc("routertrain_bad_requests_total", endpoint=request.url.path)
         return error(exc.status, str(exc))
 
-    async def route_one(text: str, setting, forced) -> tuple[str, np.ndarray | None]:
+    async def route_one(text: str, setting, forced) -> tuple[str, float]:
+        """(chosen model, seconds spent routing: micro-batch wait and scoring)."""
         start = time.perf_counter()
         if forced is not None:
-            return routing.models[forced], None
+            return routing.models[forced], 0.0
         probs = await batcher.submit([text])
         index = int(routing.decide(probs, setting)[0])
-        metrics.observe_routing(time.perf_counter() - start)
-        return routing.models[index], probs[0]
+        spent = time.perf_counter() - start
+        metrics.observe_routing(spent)
+        return routing.models[index], spent
 
     @app.get("/health")
     async def health():
@@ -262,12 +267,12 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
         if not isinstance(stream, bool):
             raise BadRequest("'stream' must be true or false")
         setting, forced = routing.setting(body.get("model"))
-        chosen, _ = await route_one(text, setting, forced)
+        chosen, spent = await route_one(text, setting, forced)
         answered, response, failed = await call(chosen, body, stream)
         if isinstance(response, JSONResponse):
             metrics.inc("routertrain_requests_total", endpoint="chat", model=chosen, status=response.status_code)
             return response
-        headers = {HEADER: answered, **({"x-routertrain-fallback-from": failed} if failed else {})}
+        headers = {HEADER: answered, TIMING: f"{spent * 1000:.3f}", **({"x-routertrain-fallback-from": failed} if failed else {})}
         metrics.inc("routertrain_requests_total", endpoint="chat", model=answered, status=response.status_code)
         if response.status_code >= 400:  # the backend refused the request itself: pass its status on
             await response.aread()
