@@ -35,10 +35,23 @@ def test_max_share_of_a_set_and_of_the_whole_pool():
     assert setting["cost_weight"] == pytest.approx(0.6, abs=1e-9)
     assert list(decisions(PROBS, MODELS, COSTS, setting)) == [2, 2, 2, 2]
     assert solve(PROBS, MODELS, None, max_share={("a", "b"): 0.5})["cost_weight"] == pytest.approx(0.5, abs=1e-9)  # rows leave at 0.5, 0.6, 0.6, 0.2
-    with pytest.raises(CalibrationError, match="whole pool.*name fewer models"):
+    with pytest.raises(CalibrationError, match=r"cannot be reached: a, b, c take at least 100.0% .*name fewer models"):
         solve_max_share(PROBS, MODELS, MODELS, 0.5)
     with pytest.raises(CalibrationError, match="not in this router's pool; choose from a, b, c"):
         solve_max_share(PROBS, MODELS, ["gpt-9"], 0.5)
+
+
+def test_choosing_only_among_served_models():
+    # without c: row 0 leaves a at 0.4 (for b), row 2 at 0.1, row 3 at 0.3 (b's 0.2, not c's 0.3): two rows out at 0.3
+    setting = solve(PROBS, MODELS, None, max_share={"a": 0.25}, allowed=["a", "b"])
+    assert setting["cost_weight"] == pytest.approx(0.3, abs=1e-9) and setting["models"] == ["a", "b"]
+    assert list(decisions(PROBS, MODELS, None, setting)) == [0, 1, 1, 1]  # c is never chosen, now or later
+    assert solve(PROBS, MODELS, None, max_share={"a": 0.25})["cost_weight"] == pytest.approx(0.2, abs=1e-9)
+    with pytest.raises(CalibrationError, match=r"a take at least 100.0% of these calls"):
+        solve(PROBS, MODELS, None, max_share={"a": 0.5}, allowed=["a"])
+    # mean cost among a, b: 0.875, then 0.75 from 0.2 (row 2 to b), 0.625 from 0.6 (row 3), 0.5 from 0.8 (row 0)
+    cheap = solve(PROBS, MODELS, COSTS, mean_cost=0.7, allowed=["a", "b"])
+    assert cheap["cost_weight"] == pytest.approx(0.6, abs=1e-9) and cheap["reached"]["mean_cost"] == pytest.approx(0.625)
 
 
 @pytest.mark.parametrize("target, switch, reached", [(0.9, 0.0, 0.875), (0.5, 0.2, 0.5), (0.3, 0.5, 0.25), (0.1, 1.2, 0.0), (0.0, 1.2, 0.0)])
@@ -116,5 +129,11 @@ def test_calibrate_command_line(router_copy, tmp_path, capsys):
         calibrate_main([str(router_copy), "--queries", str(queries), "--max-share", "nobody"])
     assert exit_.value.code == 2
     assert "MODEL=SHARE" in capsys.readouterr().err
+    served = router.models[:2]
+    backends = tmp_path / "backends.yaml"
+    backends.write_text("backends:\n" + "".join(f"  {m}: {{base_url: 'http://127.0.0.1:9/v1', api_key_env: UNSET_KEY_FOR_CALIBRATION}}\n" for m in served))
+    assert calibrate_main([str(router_copy), "--queries", str(queries), "--max-share", f"{served[0]}=0", "--backends", str(backends)]) == 0
+    assert f"choosing among {', '.join(served)}" in capsys.readouterr().out
+    assert set(Router.from_pretrained(router_copy, device="cpu").route(QUERIES)) == {served[1]}
     assert calibrate_main([str(router_copy), "--clear"]) == 0
     assert "calibration" not in json.loads((router_copy / "router_config.json").read_text())

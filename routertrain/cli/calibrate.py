@@ -7,7 +7,8 @@
 
 Queries come from ``--queries`` (one per line, unlabelled) or from a dataset split (the run's own data
 config unless ``data=...`` arguments are given); ``--keep-accuracy`` needs the split's labels.
-``--clear`` removes a saved setting. See ``routertrain.hub.calibrate`` for how each target is solved.
+``--backends FILE`` (serve's) solves it choosing only among the models that have a backend, as the
+server will. ``--clear`` removes a saved setting. See ``routertrain.hub.calibrate`` for how each target is solved.
 """
 
 from __future__ import annotations
@@ -60,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--mean-cost", type=bounded(float, 0), help="at most this mean cost per query (the router's cost units)")
     target.add_argument("--keep-accuracy", type=bounded(float, 0, 1, low_open=True), help="keep this share of the routing accuracy at cost weight 0 (needs labels)")
     target.add_argument("--clear", action="store_true", help="remove the saved setting (route() goes back to cost weight 0)")
+    parser.add_argument("--backends", type=Path, help="serve's backends file: choose only among the models it has backends for")
     parser.add_argument("--batch-size", type=bounded(int, 1), default=64)
     parser.add_argument("--device", type=device_option, default=None, help="cpu, cuda, ...; default: cuda when available")
     args = parser.parse_intermixed_args(argv)
 
     from routertrain.hub.calibrate import CalibrationError, describe, save_calibration
     from routertrain.hub.router import Router, router_folder
+    from routertrain.serving.backends import load_backends
 
     try:
         folder = router_folder(args.router)
@@ -78,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.queries and args.data_args:
             raise ConfigError("give either --queries or data= arguments, not both")
         router = Router.from_pretrained(folder, device=args.device)
+        served = list(load_backends(args.backends, router.models, keys=False).models) if args.backends else None
         labels = None
         if args.queries:
             queries = read_queries(args.queries)
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             queries, labels = split_data(router, args.split, args.data_args)
         setting = router.calibrate(
             queries, max_share=args.max_share, mean_cost=args.mean_cost, accuracy_share=args.keep_accuracy,
-            labels=labels if args.keep_accuracy is not None else None, batch_size=args.batch_size,
+            labels=labels if args.keep_accuracy is not None else None, models=served, batch_size=args.batch_size,
         )
     except (CalibrationError, ConfigError, DataError, OSError, ValueError) as err:
         return fail(err)

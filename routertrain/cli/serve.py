@@ -56,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
         sock.bind((args.host, args.port))
     except (BackendConfigError, OSError, ValueError) as err:
         return fail(err)
+    saved = router.config.get("calibration")
+    served = [m for m in router.models if m in backends.models]
+    if saved and saved.get("models", router.models) != served:
+        print(f"warning: the saved calibration chose among {len(saved.get('models', router.models))} models but this server has backends for {len(served)}: "
+              f"its target may not hold here; calibrate again with --backends {args.backends}", file=sys.stderr, flush=True)
     app = create_app(router, backends, ServeOptions(args.score, args.window_ms / 1000, args.max_batch, calibration))
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=args.access_log, timeout_graceful_shutdown=30))
 

@@ -15,7 +15,9 @@ Three targets, each solved by a monotone (bisection) search on ``w``:
   treated as non-increasing in ``w``, as it is in expectation under the router's own probabilities;
   the returned ``w`` is checked to meet the target).
 
-A target that cannot be met raises a one-line ``CalibrationError`` saying what can be reached.
+A target that cannot be met raises a one-line ``CalibrationError`` saying what can be reached. With
+``allowed`` models (a server's backends), only those can be chosen, during the search and after:
+a setting solved over the whole pool does not hold for a server that serves part of it.
 ``save_calibration`` stores the setting in ``router_config.json`` (key ``calibration``) and the card.
 """
 
@@ -49,6 +51,7 @@ def setting_costs(setting: dict | None, models: Sequence[str], costs: Sequence[f
 def decisions(probs: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, setting: dict | None) -> np.ndarray:
     """Index of the chosen model per row under a saved setting (``None``: no cost weight)."""
     setting = setting or {}
+    probs = only(probs, models, setting.get("models"))
     return choose(probs, setting_costs(setting, models, costs), float(setting.get("cost_weight", 0.0)))
 
 
@@ -79,8 +82,19 @@ def cheapest_weight(probs: np.ndarray, costs: Sequence[float]) -> float:
     distinct = np.unique(np.asarray(costs, dtype=np.float64))
     if len(distinct) < 2:
         return 1.0
-    span = float(np.ptp(probs)) if np.size(probs) else 0.0
+    finite = probs[np.isfinite(probs)]
+    span = float(np.ptp(finite)) if finite.size else 0.0
     return 2.0 * max(span, 1e-6) / float(np.diff(distinct).min())
+
+
+def only(probs: np.ndarray, models: Sequence[str], allowed: Sequence[str] | None) -> np.ndarray:
+    """``probs`` with the models outside ``allowed`` (e.g. those without a backend) made unchoosable."""
+    if allowed is None:
+        return np.asarray(probs, dtype=np.float64)
+    unknown = [m for m in allowed if m not in models]
+    if unknown or not allowed:
+        raise CalibrationError(f"{', '.join(unknown) or 'no model'} is not in this router's pool; choose from {', '.join(models)}")
+    return np.where(np.isin(np.asarray(models), list(allowed)), np.asarray(probs, dtype=np.float64), -np.inf)
 
 
 def check_probs(probs: np.ndarray, models: Sequence[str]) -> np.ndarray:
@@ -110,8 +124,11 @@ def solve_max_share(probs: np.ndarray, models: Sequence[str], members: Sequence[
     def reached(w: float) -> float:
         return float(inside[decisions(probs, models, None, {**setting, "cost_weight": w})].mean())
 
-    if inside.all() and share < 1.0:
-        raise CalibrationError(f"max-share: {', '.join(members)} is the whole pool, so it takes 100% of calls at any setting; name fewer models")
+    if reached(2.0) > share:  # a handicap above 1 moves every query that has a choice outside the set
+        raise CalibrationError(
+            f"max-share {share:g} cannot be reached: {', '.join(members)} take at least {reached(2.0):.1%} of these calls at any setting "
+            f"(no other model can be chosen for those queries); name fewer models or allow at least {reached(2.0):.3g}"
+        )
     w = smallest_weight(lambda w: reached(w) <= share, high=2.0)
     return {**setting, "cost_weight": w, "reached": {"share": reached(w)}, "n_queries": len(probs)}
 
@@ -144,6 +161,8 @@ def solve_accuracy_share(probs: np.ndarray, labels: np.ndarray, models: Sequence
     if not 0.0 < share <= 1.0:
         raise CalibrationError(f"accuracy share {share} cannot be reached: the most accurate setting keeps 100% (share 1); give a value in (0, 1]")
     observed = np.where(np.isfinite(labels), probs, -np.inf)  # choose among the models with a label, as the metrics do
+    keep = np.isfinite(observed).any(axis=1)  # queries where some choosable model has a label
+    observed, labels = observed[keep], labels[keep]
 
     def accuracy(w: float) -> float:
         return chosen_accuracy(choose(observed, cost, w), labels)
@@ -172,7 +191,8 @@ def describe(setting: dict | None) -> str:
         goal = (f"keep {target['accuracy_share']:.1%} of the routing accuracy at cost weight 0 "
                 f"(reached {reached.get('accuracy', float('nan')):.4f} of {reached.get('accuracy_at_zero', float('nan')):.4f}, mean cost {reached.get('mean_cost', float('nan')):g})")
     on = "the named models priced 1, the others 0" if setting.get("penalised") else "the router's model costs"
-    return f"{goal}: cost weight {setting['cost_weight']:.6g} on {on}, calibrated on {setting.get('n_queries', '?')} queries"
+    among = f" choosing among {', '.join(setting['models'])}" if setting.get("models") else ""
+    return f"{goal}: cost weight {setting['cost_weight']:.6g} on {on}, calibrated on {setting.get('n_queries', '?')} queries{among}"
 
 
 def save_calibration(folder: str | os.PathLike, setting: dict | None) -> None:
@@ -191,8 +211,15 @@ def save_calibration(folder: str | os.PathLike, setting: dict | None) -> None:
 
 
 def solve(probs: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, max_share: dict | None = None,
-          mean_cost: float | None = None, accuracy_share: float | None = None, labels: np.ndarray | None = None) -> dict:
-    """The setting for exactly one target (see the module docstring)."""
+          mean_cost: float | None = None, accuracy_share: float | None = None, labels: np.ndarray | None = None,
+          allowed: Sequence[str] | None = None) -> dict:
+    """The setting for exactly one target (see the module docstring), choosing only among ``allowed``
+    models when given (the models a server has backends for); the setting records them."""
+    setting = solve_target(only(probs, models, allowed), models, costs, max_share, mean_cost, accuracy_share, labels)
+    return setting if allowed is None else {**setting, "models": list(allowed)}
+
+
+def solve_target(probs, models, costs, max_share, mean_cost, accuracy_share, labels) -> dict:
     given = [name for name, value in (("max_share", max_share), ("mean_cost", mean_cost), ("accuracy_share", accuracy_share)) if value is not None]
     if len(given) != 1:
         raise CalibrationError(f"give exactly one target (max_share, mean_cost or accuracy_share), got {', '.join(given) or 'none'}")

@@ -168,18 +168,20 @@ class Router:
         return [self.models[i] for i in choose(probs, self.costs, cost_weight or 0.0, max_cost)]
 
     def calibrate(self, queries: Sequence[str], max_share: dict | None = None, mean_cost: float | None = None,
-                  accuracy_share: float | None = None, labels: np.ndarray | None = None, save: bool = True, batch_size: int = 64) -> dict:
+                  accuracy_share: float | None = None, labels: np.ndarray | None = None, models: Sequence[str] | None = None,
+                  save: bool = True, batch_size: int = 64) -> dict:
         """Find the setting that meets one target on ``queries`` (``routertrain.hub.calibrate``) and,
         with ``save``, make it this router's default (in memory and in its folder).
 
         ``max_share={"modelA": 0.2}`` or ``{("modelA", "modelB"): 0.2}``: those models get at most that
         share of calls; ``mean_cost=0.3``: mean cost per query; ``accuracy_share=0.95`` with ``labels``
         (queries x models, NaN = missing): keep that share of the routing accuracy at cost weight 0.
+        ``models``: choose only among these (the models a server has backends for).
         """
         from routertrain.hub import calibrate as cal
 
         probs = self.predict(queries, batch_size=batch_size)
-        setting = cal.solve(probs, self.models, self.costs, max_share=max_share, mean_cost=mean_cost, accuracy_share=accuracy_share, labels=labels)
+        setting = cal.solve(probs, self.models, self.costs, max_share=max_share, mean_cost=mean_cost, accuracy_share=accuracy_share, labels=labels, allowed=models)
         if save:
             cal.save_calibration(self.folder, setting)
             self.config["calibration"] = setting

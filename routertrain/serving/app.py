@@ -93,7 +93,8 @@ class Routing:
         self.router = router
         self.models = router.models
         self.available = np.array([m in backends.models for m in self.models])
-        self.calibration_probs = calibration_probs
+        # per-request targets are solved over the served models only
+        self.calibration_probs = None if calibration_probs is None else np.where(self.available, calibration_probs, -np.inf)
         self.setting = lru_cache(maxsize=256)(self._setting)
 
     def usage(self) -> str:

@@ -42,8 +42,8 @@ class Backends:
     timeout_s: float = 60.0
 
 
-def load_backends(path: str | os.PathLike, pool: Sequence[str]) -> Backends:
-    """Read and check ``path`` against the router's model pool."""
+def load_backends(path: str | os.PathLike, pool: Sequence[str], keys: bool = True) -> Backends:
+    """Read and check ``path`` against the router's model pool (``keys=False``: leave API keys unread)."""
     path = Path(path)
     if not path.is_file():
         raise BackendConfigError(f"backends file {path} does not exist; write a YAML file with a 'backends:' mapping (see routertrain.serving.backends)")
@@ -64,7 +64,7 @@ def load_backends(path: str | os.PathLike, pool: Sequence[str]) -> Backends:
             raise BackendConfigError(f"backends file {path}: {name} needs base_url: http(s)://host[:port]/v1")
         key_env = entry.get("api_key_env")
         key = None
-        if key_env:
+        if key_env and keys:
             key = os.environ.get(str(key_env))
             if not key:
                 raise BackendConfigError(f"backends file {path}: {name} reads its API key from ${key_env}, which is not set; export it or drop api_key_env")
