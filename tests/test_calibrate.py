@@ -9,6 +9,7 @@ import pytest
 
 from routertrain import Router
 from routertrain.cli.calibrate import main as calibrate_main
+from routertrain.cli.route import main as route_main
 from routertrain.hub.calibrate import CalibrationError, decisions, solve, solve_accuracy_share, solve_max_share, solve_mean_cost
 
 MODELS = ["a", "b", "c"]
@@ -99,7 +100,7 @@ QUERIES = ["Explain the binary search briefly.", "Why does the Cold War matter? 
            "Prove the theorem about primes.", "Summarise the history of Rome."]
 
 
-def test_saved_setting_is_the_default_of_route(router_copy):
+def test_saved_setting_is_the_default_of_route(router_copy, tmp_path):
     router = Router.from_pretrained(router_copy, device="cpu")
     free = router.route(QUERIES, cost_weight=0.0)
     top = max(set(free), key=free.count)
@@ -111,6 +112,11 @@ def test_saved_setting_is_the_default_of_route(router_copy):
     saved = json.loads((router_copy / "router_config.json").read_text())["calibration"]
     assert saved["target"] == {"max_share": {"models": [top], "share": 0.0}}
     assert f"at most 0.0% of calls to {top}" in (router_copy / "README.md").read_text()
+    routes = tmp_path / "routes.jsonl"
+    assert route_main([str(router_copy), *QUERIES, "--output", str(routes)]) == 0  # the route command line uses it too
+    assert top not in {json.loads(line)["model"] for line in routes.read_text().splitlines()}
+    assert route_main([str(router_copy), *QUERIES, "--output", str(routes), "--cost-weight", "0"]) == 0
+    assert [json.loads(line)["model"] for line in routes.read_text().splitlines()] == free
 
 
 def test_calibrate_command_line(router_copy, tmp_path, capsys):

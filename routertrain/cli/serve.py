@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         except FileNotFoundError:
             location = args.router  # a Hub repo id
         router = Router.from_pretrained(location, device=args.device)
+        if args.fast == "int8" and router.device.type != "cpu":
+            raise ValueError(f"--fast int8 is a CPU path; drop it or use --device cpu (got {router.device})")
         if args.fast == "int8":
             from routertrain.model.quantize import quantize_int8
 

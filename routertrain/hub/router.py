@@ -160,12 +160,16 @@ class Router:
         among those whose cost is at most ``max_cost``. With neither, the setting saved by
         ``calibrate`` (``config["calibration"]``) if there is one, else cost weight 0.
         """
+        probs = self.predict(queries, batch_size=batch_size)
+        return [self.models[i] for i in self.decide(probs, cost_weight, max_cost)]
+
+    def decide(self, probs: np.ndarray, cost_weight: float | None = None, max_cost: float | None = None) -> np.ndarray:
+        """The chosen model's index per row of ``probs``, by the rule of ``route``."""
         from routertrain.hub.calibrate import decisions
 
-        probs = self.predict(queries, batch_size=batch_size)
         if cost_weight is None and max_cost is None:
-            return [self.models[i] for i in decisions(probs, self.models, self.costs, self.config.get("calibration"))]
-        return [self.models[i] for i in choose(probs, self.costs, cost_weight or 0.0, max_cost)]
+            return decisions(probs, self.models, self.costs, self.config.get("calibration"))
+        return choose(probs, self.costs, cost_weight or 0.0, max_cost)
 
     def calibrate(self, queries: Sequence[str], max_share: dict | None = None, mean_cost: float | None = None,
                   accuracy_share: float | None = None, labels: np.ndarray | None = None, models: Sequence[str] | None = None,
