@@ -2,7 +2,8 @@
 
 Folder layout (written atomically by ``save_router``)::
 
-    router_config.json   the model pool in label order, costs, pooling, max length, base encoder
+    router_config.json   the model pool in label order, costs, pooling, max length, base encoder, and
+                         optionally ``calibration``: route()'s default setting (routertrain.hub.calibrate)
     config.json          the encoder's transformers config (weights are built from it, no download)
     model.safetensors    encoder + head weights (LoRA already merged)
     tokenizer.json       the tokenizer used in training, with tokenizer_config.json
