@@ -15,7 +15,7 @@ from pathlib import Path
 
 from routertrain.cli.common import Parser, bounded, device_option
 from routertrain.provenance import atomic_write_text
-from routertrain.hub.router import Router, choose, router_folder
+from routertrain.hub.router import Router, router_folder
 
 
 def output_file(text: str) -> Path:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("queries", nargs="*", default=[], help="queries to route")
     parser.add_argument("--file", type=Path, help="read queries from this file, one per line")
     parser.add_argument("--output", type=output_file, help="write JSONL here instead of standard output")
-    parser.add_argument("--cost-weight", type=bounded(float, 0), default=0.0, help="maximise P(correct) - weight x cost (>= 0)")
+    parser.add_argument("--cost-weight", type=bounded(float, 0), default=None, help="maximise P(correct) - weight x cost (>= 0); default: the router's calibrated setting, else 0")
     parser.add_argument("--max-cost", type=float, default=None, help="only models costing at most this")
     parser.add_argument("--batch-size", type=bounded(int, 1), default=64)
     parser.add_argument("--device", type=device_option, default=None, help="cpu, cuda, ...; default: cuda when available")
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             location = args.router  # a Hub repo id, resolved by from_pretrained
         router = Router.from_pretrained(location, device=args.device)
         probs = router.predict(queries, batch_size=args.batch_size)
-        chosen = choose(probs, router.costs, args.cost_weight, args.max_cost)
+        chosen = router.decide(probs, args.cost_weight, args.max_cost)
         lines = [
             json.dumps({"query": q, "model": router.models[c], "probabilities": {m: round(float(p), 6) for m, p in zip(router.models, row)}})
             for q, c, row in zip(queries, chosen, probs)

@@ -124,6 +124,13 @@ def per_query_accuracy(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.divide(value, mass, out=np.full(len(y), np.nan), where=mass > 0)
 
 
+def chosen_accuracy(choice: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro") -> float:
+    """Routing accuracy of explicit choices (one model index per query, e.g. a cost-aware rule's);
+    a chosen model without a label leaves its query out."""
+    labels = np.asarray(labels, dtype=np.float64)
+    return average(labels[np.arange(len(labels)), np.asarray(choice, dtype=np.int64)], tasks, how)
+
+
 def accuracy(weights: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro") -> float:
     """Routing accuracy of a decision, averaged ``how`` over ``tasks``."""
     return average(per_query_accuracy(weights, labels), tasks, how)

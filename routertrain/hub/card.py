@@ -130,6 +130,15 @@ def with_baseline(metrics: dict, evaluation: dict | None) -> dict:
     return {**metrics, split: {**metrics[split], "best_baseline_acc": routers[best]["accuracy"]["value"], "best_baseline": best}}
 
 
+def _setting(config: dict) -> str:
+    """What ``route()`` does with no arguments: the calibrated setting (``routertrain.hub.calibrate``), if any."""
+    from routertrain.hub.calibrate import describe
+
+    if not config.get("calibration"):
+        return "Not calibrated: `route()` uses cost weight 0 (the most likely correct model). Calibrate with `python -m routertrain.cli.calibrate`."
+    return f"Calibrated: {describe(config['calibration'])}. `route()` uses it unless given `cost_weight` or `max_cost`."
+
+
 def render(folder: str | Path, repo_id: str | None = None, final: str | Path | None = None) -> str:
     """The card's full text for the router folder ``folder`` (being written as ``final``, when given)."""
     folder = Path(folder)
@@ -180,6 +189,10 @@ print(classify("Prove that the square root of 2 is irrational."))  # P(correct) 
 ## Model pool (output order)
 
 {chr(10).join(pool)}
+
+## Default routing setting
+
+{_setting(config)}
 
 ## Evaluation
 

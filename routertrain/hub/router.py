@@ -3,7 +3,8 @@
 Folder layout (written atomically by ``save_router``)::
 
     config.json          RouterConfig (model_type routertrain-router): the model pool as id2label in
-                         output order, costs, pooling, max length, base encoder, calibrated settings,
+                         output order, costs, pooling, max length, base encoder, ``calibration``
+                         (route()'s default setting, routertrain.hub.calibrate),
                          and the encoder's own config nested under "encoder"
     model.safetensors    encoder + head weights (LoRA already merged)
     tokenizer.json       the tokenizer used in training, with tokenizer_config.json
@@ -239,15 +240,44 @@ class Router:
             out[idx] = torch.sigmoid(self.model(**batch).logits.float()).cpu().numpy()
         return out
 
-    def route(self, queries: Sequence[str] | str, cost_weight: float = 0.0, max_cost: float | None = None, batch_size: int = 64) -> list[str]:
+    def route(self, queries: Sequence[str] | str, cost_weight: float | None = None, max_cost: float | None = None, batch_size: int = 64) -> list[str]:
         """The chosen model per query.
 
         Maximises P(correct) - cost_weight * cost; with ``max_cost``, the most likely correct model
-        among those whose cost is at most ``max_cost``.
+        among those whose cost is at most ``max_cost``. With neither, the setting saved by
+        ``calibrate`` (``config.calibration``) if there is one, else cost weight 0.
         """
         check_cost_options(cost_weight, max_cost)  # before the work of predict
         probs = self.predict(queries, batch_size=batch_size)
-        return [self.models[i] for i in choose(probs, self.costs, cost_weight, max_cost)]
+        return [self.models[i] for i in self.decide(probs, cost_weight, max_cost)]
+
+    def decide(self, probs: np.ndarray, cost_weight: float | None = None, max_cost: float | None = None) -> np.ndarray:
+        """The chosen model's index per row of ``probs``, by the rule of ``route``."""
+        from routertrain.hub.calibrate import decisions
+
+        if cost_weight is None and max_cost is None:
+            return decisions(probs, self.models, self.costs, getattr(self.config, "calibration", None))
+        return choose(probs, self.costs, cost_weight or 0.0, max_cost)
+
+    def calibrate(self, queries: Sequence[str], max_share: dict | None = None, mean_cost: float | None = None,
+                  accuracy_share: float | None = None, labels: np.ndarray | None = None, models: Sequence[str] | None = None,
+                  save: bool = True, batch_size: int = 64) -> dict:
+        """Find the setting that meets one target on ``queries`` (``routertrain.hub.calibrate``) and,
+        with ``save``, make it this router's default (in memory and in its folder).
+
+        ``max_share={"modelA": 0.2}`` or ``{("modelA", "modelB"): 0.2}``: those models get at most that
+        share of calls; ``mean_cost=0.3``: mean cost per query; ``accuracy_share=0.95`` with ``labels``
+        (queries x models, NaN = missing): keep that share of the routing accuracy at cost weight 0.
+        ``models``: choose only among these (the models a server has backends for).
+        """
+        from routertrain.hub import calibrate as cal
+
+        probs = self.predict(queries, batch_size=batch_size)
+        setting = cal.solve(probs, self.models, self.costs, max_share=max_share, mean_cost=mean_cost, accuracy_share=accuracy_share, labels=labels, allowed=models)
+        if save:
+            cal.save_calibration(self.folder, setting)
+            self.config.calibration = setting
+        return setting
 
 
 def check_queries(queries) -> list[str]:
@@ -269,7 +299,9 @@ def check_batch_size(batch_size) -> None:
 
 
 def check_cost_options(cost_weight, max_cost) -> None:
-    check_number("cost_weight", cost_weight)
+    """``cost_weight`` and ``max_cost``, each None (the saved setting decides) or a finite number >= 0."""
+    if cost_weight is not None:
+        check_number("cost_weight", cost_weight)
     if max_cost is not None:
         check_number("max_cost", max_cost)
 

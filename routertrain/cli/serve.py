@@ -1,0 +1,82 @@
+"""Serve a router as an OpenAI-compatible endpoint in front of its pool's models.
+
+    python -m routertrain.cli.serve ROUTER --backends backends.yaml [--host 127.0.0.1] [--port 8000]
+
+Clients point their OpenAI base URL at http://HOST:PORT/v1 and send ``model: router`` (or
+``router-0.1``: cost weight 0.1; see ``routertrain.serving.app``). Stop it with Ctrl-C or SIGTERM:
+requests in flight finish, then it exits with status 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from routertrain.cli.common import Parser, bounded, device_option, fail
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = Parser(prog="python -m routertrain.cli.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("router", help="router folder, run folder, or Hub repo id")
+    parser.add_argument("--backends", type=Path, required=True, help="YAML file: pool model -> base_url, model, api_key_env (see routertrain.serving.backends)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=bounded(int, 0, 65535), default=8000, help="port (default 8000; 0: any free port, printed at start)")
+    parser.add_argument("--score", choices=("last", "conversation"), default="last", help="route on the last user message (default) or the whole conversation")
+    parser.add_argument("--window-ms", type=bounded(float, 0), default=5.0, help="micro-batch window in milliseconds (default 5)")
+    parser.add_argument("--max-batch", type=bounded(int, 1), default=64, help="queries per micro-batch (default 64)")
+    parser.add_argument("--calibration-queries", type=Path, help="queries (one per line) on which per-request targets such as router-mean-cost-0.3 are solved")
+    parser.add_argument("--fast", choices=("none", "int8"), default="none", help="int8: dynamic int8 quantisation of the encoder's linear layers (see BENCHMARKS.md)")
+    parser.add_argument("--device", type=device_option, default="cpu", help="cpu (default), cuda, ...")
+    parser.add_argument("--access-log", action="store_true", help="log every request line")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    from routertrain.cli.route import read_queries
+    from routertrain.hub.router import Router, router_folder
+    from routertrain.serving.app import ServeOptions, create_app
+    from routertrain.serving.backends import BackendConfigError, load_backends
+
+    try:
+        try:
+            location = router_folder(args.router)
+        except FileNotFoundError:
+            location = args.router  # a Hub repo id
+        router = Router.from_pretrained(location, device=args.device)
+        if args.fast == "int8" and router.device.type != "cpu":
+            raise ValueError(f"--fast int8 is a CPU path; drop it or use --device cpu (got {router.device})")
+        if args.fast == "int8":
+            from routertrain.model.quantize import quantize_int8
+
+            quantize_int8(router.model)
+        backends = load_backends(args.backends, router.models)
+        calibration = router.predict(read_queries(args.calibration_queries)) if args.calibration_queries else None
+        sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
+    except (BackendConfigError, OSError, ValueError) as err:
+        return fail(err)
+    saved = getattr(router.config, "calibration", None)
+    served = [m for m in router.models if m in backends.models]
+    if saved and saved.get("models", router.models) != served:
+        print(f"warning: the saved calibration chose among {len(saved.get('models', router.models))} models but this server has backends for {len(served)}: "
+              f"its target may not hold here; calibrate again with --backends {args.backends}", file=sys.stderr, flush=True)
+    app = create_app(router, backends, ServeOptions(args.score, args.window_ms / 1000, args.max_batch, calibration))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=args.access_log, timeout_graceful_shutdown=30))
+
+    def stop(signum, frame):  # uvicorn re-raises the signal it caught once it has shut down cleanly
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    host, port = sock.getsockname()[:2]
+    served = ", ".join(f"{name} -> {b.base_url} ({b.model})" for name, b in backends.models.items())
+    print(f"routertrain serve: {router.folder} on http://{host}:{port}/v1 | backends: {served}" + (f" | fallback {backends.fallback}" if backends.fallback else ""), flush=True)
+    server.run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
