@@ -80,3 +80,19 @@ def task_prior_scores(train_tasks, train_labels: np.ndarray, tasks) -> np.ndarra
     fallback = np.nan_to_num(model_means(train_labels), nan=-np.inf)
     means = {t: np.nan_to_num(model_means(train_labels[train_tasks == t]), nan=-np.inf) for t in np.unique(train_tasks)}
     return np.stack([means.get(t, fallback) for t in tasks])
+
+
+REFERENCES = (("best_single_acc", "the best single model"), ("task_prior_acc", "the task-prior router"))
+
+
+def shortfalls(report: dict, split: str = "validation") -> list[str]:
+    """One sentence per reference router (best single, task prior; both chosen on train) that the
+    router's routing accuracy in ``report`` does not beat, with the numbers; empty when it beats all."""
+    acc = report.get("routing_acc")
+    if acc is None:
+        return []
+    return [
+        f"on {split}, this router ({acc:.4f}) does not beat {label} ({report[key]:.4f}): {acc - report[key]:+.4f}"
+        for key, label in REFERENCES
+        if key in report and not acc > report[key]
+    ]

@@ -83,6 +83,7 @@ class RouterModel(nn.Module):
         self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.config.hidden_size, n_models)
+        self.task_head: nn.Linear | None = None  # optional auxiliary task classifier, training only (add_task_head)
         # FSDP's transformer-based wrap shards each block of these classes separately (accelerate reads it)
         self._no_split_modules = block_class_names(encoder)
 
@@ -92,13 +93,16 @@ class RouterModel(nn.Module):
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-6)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None, with_task_logits: bool = False):
+        """Routing logits; with ``with_task_logits``, ``(logits, task logits)`` of the auxiliary task head."""
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state
-        pooled = self.pool(hidden, attention_mask)
-        return self.head(self.dropout(pooled).to(self.head.weight.dtype))
+        pooled = self.dropout(self.pool(hidden, attention_mask)).to(self.head.weight.dtype)
+        if with_task_logits:
+            return self.head(pooled), self.task_head(pooled)
+        return self.head(pooled)
 
 
 def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> RouterModel:
@@ -130,6 +134,26 @@ def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> Ro
         if re.search(r"(^|\.)pooler\.", name):
             param.requires_grad_(False)
     return RouterModel(encoder, n_models, model_cfg.pooling, model_cfg.dropout)
+
+
+def init_prior_bias(model: RouterModel, train_means, eps: float = 1e-3) -> None:
+    """Set each model's head bias to the logit of its training mean label (clipped to [eps, 1 - eps];
+    a model with no training label gets 0), so an untrained head already ranks the models as the
+    best-single router does and training learns the deviations."""
+    means = torch.as_tensor(train_means, dtype=torch.float64).nan_to_num(0.5).clamp(eps, 1 - eps)
+    with torch.no_grad():
+        model.head.bias.copy_(torch.logit(means).to(model.head.bias.dtype))
+
+
+def add_task_head(model: RouterModel, n_tasks: int) -> None:
+    """Give the router an auxiliary task classifier on its pooled query (``train.task_loss_weight``)."""
+    model.task_head = nn.Linear(model.head.in_features, n_tasks).to(model.head.weight.device, model.head.weight.dtype)
+
+
+def drop_task_head(model: RouterModel) -> RouterModel:
+    """The router without its auxiliary task head: the shipped router needs no task label."""
+    model.task_head = None
+    return model
 
 
 def merged(model: RouterModel) -> RouterModel:
