@@ -10,7 +10,8 @@ import torch
 from routertrain.config import ConfigError, load_config
 from routertrain.evaluation import decision as M
 from routertrain.model.modeling import RouterModel, add_task_head, drop_task_head, init_prior_bias
-from routertrain.training.losses import UNKNOWN_TASK, listwise_loss, pairwise_loss, rank_loss, task_ids, task_loss, task_vocabulary
+from routertrain.training.batching import UNKNOWN_TASK
+from routertrain.training.losses import listwise_loss, pairwise_loss, rank_loss, task_ids, task_loss, task_vocabulary
 
 
 def test_listwise_loss_is_cross_entropy_toward_the_correct_models_and_ignores_unobserved_ones():
@@ -124,3 +125,26 @@ def test_a_losing_router_says_so_in_the_final_lines_and_in_the_card(tmp_path):
     results["validation"]["routing_acc"] = 0.65
     (tmp_path / "metrics.json").write_text(json.dumps(results))
     assert "does not beat" not in render(tmp_path) and "warning" not in summary(results)
+
+
+def test_step_loss_adds_the_weighted_extras_that_are_switched_on():
+    from datasets import Dataset
+
+    from routertrain.model.modeling import masked_bce
+    from routertrain.training.losses import step_loss, with_task_ids
+
+    torch.manual_seed(0)
+    model = RouterModel(_Encoder(), n_models=3, dropout=0.0)
+    split, n_tasks = with_task_ids(Dataset.from_dict({"task": ["law", "math", "law", "code"]}), 0.5)
+    assert n_tasks == 3 and split["task_id"] == [1, 2, 1, 0]
+    add_task_head(model, n_tasks)
+    ids = torch.randint(0, 20, (4, 5))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.tensor([[1.0, 0, 0], [0, 1, 1], [0, 0, 0], [1, 1, 0]]),
+             "label_mask": torch.ones(4, 3), "task_id": torch.tensor(split["task_id"])}
+    logits, task_logits = model(ids, torch.ones_like(ids), with_task_logits=True)
+    bce = masked_bce(logits, batch["labels"], batch["label_mask"], denominator=12)
+    base = load_config([])
+    assert step_loss(base.train, model, batch, 12, 4).item() == pytest.approx(bce.item(), rel=1e-6)  # defaults: BCE only
+    cfg = load_config(["train.rank_loss=listwise", "train.rank_loss_weight=0.5", "train.task_loss_weight=0.25"])
+    expected = bce + 0.5 * listwise_loss(logits, batch["labels"], batch["label_mask"], 4) + 0.25 * task_loss(task_logits, batch["task_id"], 4)
+    assert step_loss(cfg.train, model, batch, 12, 4).item() == pytest.approx(expected.item(), rel=1e-6)

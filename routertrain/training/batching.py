@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from routertrain.training.losses import UNKNOWN_TASK
-
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+UNKNOWN_TASK = -100  # task_id of a query whose task train never saw (cross_entropy's ignore_index)
 
 
 def tokenize_split(dataset, tokenizer, max_length: int):

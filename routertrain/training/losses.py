@@ -12,7 +12,9 @@ models on a query. ``train.rank_loss`` adds a loss on that order:
 ``train.task_loss_weight`` adds cross-entropy of an auxiliary head that predicts the query's task
 (``routertrain.model.modeling.add_task_head``); queries of a task unseen in train are left out.
 
-Every function returns a sum over the batch's queries divided by ``denominator`` (the training loop
+``step_loss`` is what the training loop calls: BCE plus the weighted extras that are switched on.
+
+Every loss function returns a sum over the batch's queries divided by ``denominator`` (the training loop
 passes the step's real queries over all micro-batches and processes, as it does for BCE's labels),
 or the mean over the batch's queries when ``denominator`` is None.
 """
@@ -24,8 +26,8 @@ import torch
 from torch import nn
 
 from routertrain.config import ConfigError
-
-UNKNOWN_TASK = -100  # cross_entropy's ignore_index: a query whose task train never saw
+from routertrain.model.modeling import masked_bce
+from routertrain.training.batching import UNKNOWN_TASK, model_inputs
 
 
 def _reduce(per_query: torch.Tensor, denominator: float | None) -> torch.Tensor:
@@ -87,3 +89,28 @@ def task_ids(tasks, vocabulary: list[str]) -> np.ndarray:
     """Class index of each query's task in ``vocabulary``; ``UNKNOWN_TASK`` where it is not in it."""
     index = {name: i for i, name in enumerate(vocabulary)}
     return np.asarray([index.get(str(t), UNKNOWN_TASK) for t in tasks], dtype=np.int64)
+
+
+def with_task_ids(train_split, task_loss_weight: float):
+    """The training split with a ``task_id`` column (the task head's target) and the number of tasks."""
+    columns = train_split.column_names
+    vocabulary = task_vocabulary(train_split["task"] if "task" in columns else None, task_loss_weight)
+    return train_split.add_column("task_id", task_ids(train_split["task"], vocabulary).tolist()), len(vocabulary)
+
+
+def step_loss(train_cfg, model, batch: dict, label_share: float, query_share: float) -> torch.Tensor:
+    """One micro-batch's training loss: masked BCE over its labels (summed, divided by ``label_share``,
+    the step's observed labels per micro-batch and process), plus ``train.rank_loss_weight`` x the
+    routing-aware loss and ``train.task_loss_weight`` x the task loss (each summed over queries,
+    divided by ``query_share``, the step's real queries per micro-batch and process)."""
+    labels, mask = batch["labels"], batch["label_mask"]
+    if train_cfg.task_loss_weight > 0:
+        logits, task_logits = model(**model_inputs(batch), with_task_logits=True)
+    else:
+        logits = model(**model_inputs(batch))
+    loss = masked_bce(logits, labels, mask, denominator=label_share)
+    if train_cfg.rank_loss != "none" and train_cfg.rank_loss_weight > 0:
+        loss = loss + train_cfg.rank_loss_weight * rank_loss(train_cfg, logits, labels, mask, query_share)
+    if train_cfg.task_loss_weight > 0:
+        loss = loss + train_cfg.task_loss_weight * task_loss(task_logits, batch["task_id"], query_share)
+    return loss
