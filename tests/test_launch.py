@@ -164,3 +164,23 @@ def test_two_processes_with_accumulation_train_the_one_process_router(tmp_path):
     assert json.loads((tmp_path / "two" / "provenance.json").read_text())["gradient_accumulation_steps"] == 2
     assert two["train"]["samples_seen"] == single["train"]["samples_seen"] == 122
     assert_same_weights(tmp_path / "two" / "router" / "model.safetensors", tmp_path / "one" / "router" / "model.safetensors", atol=1e-6)
+
+
+STOP_SCRIPT = """
+import sys
+from routertrain.config import load_config
+from routertrain.training.loop import train
+from accelerate import PartialState
+calls = []
+results = train(load_config(sys.argv[1:]), on_evaluate=lambda step, metrics: calls.append(step) or step >= 2)
+print(f"rank {PartialState().process_index} calls {calls} stopped_at {results.get('stopped_at')}", flush=True)
+"""
+
+
+def test_on_evaluate_runs_on_the_main_process_and_its_stop_reaches_every_rank(tiny_encoder, tmp_path):
+    script = tmp_path / "stop.py"
+    script.write_text(STOP_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), *tiny_args(tiny_encoder, tmp_path, "run.name=stop", *PARALLEL)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(line for line in proc.stdout.splitlines() if line.startswith("rank")) == ["rank 0 calls [2] stopped_at 2", "rank 1 calls [] stopped_at 2"]

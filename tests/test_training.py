@@ -265,3 +265,19 @@ def test_deberta_v3_code_path_trains_in_bf16(tmp_path):
     results = training.train(cfg)
     router = Router.from_pretrained(tmp_path / "deb" / "router", device="cpu")
     assert router.predict(["Explain the tort briefly."]).shape == (1, len(results["models"]))
+
+
+def test_on_evaluate_sees_each_validation_and_its_true_stops_training(tiny_encoder, tmp_path):
+    seen = []
+
+    def prune(step, metrics):
+        seen.append((step, metrics["routing_acc"]))
+        return step >= 8
+
+    results = training.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=pruned", "train.max_steps=16")), on_evaluate=prune)
+    assert [step for step, _ in seen] == [4, 8]
+    assert results["stopped_at"] == 8 and results["total_steps"] == 16
+    steps = [json.loads(line)["step"] for line in (tmp_path / "pruned" / "log.jsonl").read_text().splitlines()]
+    assert max(steps) == 8
+    assert (tmp_path / "pruned" / "checkpoints" / "step-000008").is_dir()  # the stop step can be resumed
+    assert (tmp_path / "pruned" / "router" / "model.safetensors").is_file()

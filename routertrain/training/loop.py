@@ -22,13 +22,15 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
-from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, parse_flag_from_env, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, broadcast, parse_flag_from_env, set_seed
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
@@ -85,20 +87,21 @@ def observed_labels(dataset, n_models: int) -> np.ndarray:
     return np.full(len(dataset), float(n_models))
 
 
-def make_loader(dataset, tokenizer, n_models: int, batch_size: int, seed: int, shuffle: bool, group: bool, workers: int, processes: int = 1, pad_to: int = 1, accumulation: int = 1):
-    """Loader of ``batch_size`` examples per forward pass. The sampler orders whole optimizer steps
-    (``batch_size x processes x accumulation`` examples), so which examples share a step depends on
-    the global batch only: trading per-device batch for accumulation or processes changes memory use,
-    not the training trajectory."""
-    lengths = list(dataset["length"])
-    step = batch_size * processes * accumulation
-    # a short last step is padded (masked copies) when it would be split over processes or micro-batches
-    sampler = EpochSampler(lengths, seed, shuffle=shuffle, group_size=step * 32 if group else None, step_size=step, pad_last_step=shuffle and step > batch_size)
+def make_loader(dataset, collate: Collator, batch_size: int, sampler: EpochSampler, workers: int):
+    """(loader of ``batch_size`` examples per forward pass in ``sampler``'s order, the sampler)."""
     loader = DataLoader(
-        StepPadded(dataset), batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer, n_models, pad_to), num_workers=workers,
+        StepPadded(dataset), batch_size=batch_size, sampler=sampler, collate_fn=collate, num_workers=workers,
         pin_memory=torch.cuda.is_available(), persistent_workers=workers > 0,
     )
     return loader, sampler
+
+
+def train_sampler(dataset, seed: int, group: bool, step: int, batch_size: int) -> EpochSampler:
+    """The training order. It orders whole optimizer steps (``step`` = batch x processes x accumulation
+    examples), so which examples share a step depends on the global batch only: trading per-device
+    batch for accumulation or processes changes memory use, not the training trajectory. A short last
+    step is padded (masked copies) when it would be split over processes or micro-batches."""
+    return EpochSampler(list(dataset["length"]), seed, shuffle=True, group_size=step * 32 if group else None, step_size=step, pad_last_step=step > batch_size)
 
 
 @torch.no_grad()
@@ -208,8 +211,43 @@ def log(accelerator: Accelerator, run_dir: Path, values: dict, step: int) -> Non
             fh.write(json.dumps({"step": step, **values}) + "\n")
 
 
-def train(cfg: Config) -> dict:
-    """Fine-tune a router as configured; returns the final metrics (also in ``<run>/metrics.json``)."""
+@dataclass
+class Run:
+    """What the steps of one training run share: set up once, then advanced step by step."""
+
+    cfg: Config
+    accelerator: Accelerator
+    run_dir: Path
+    data: RoutingData
+    tokenizer: Any
+    model: Any
+    splits: dict  # tokenized train, validation and test
+    accum: int  # gradient accumulation steps
+    optimizer: Any = None
+    scheduler: Any = None
+    train_loader: Any = None
+    sampler: EpochSampler | None = None
+    eval_loaders: dict = field(default_factory=dict)
+    steps_per_epoch: int = 0
+    total_steps: int = 0
+    step: int = 0  # optimizer steps done
+    best: dict = field(default_factory=lambda: {"routing_acc": -1.0, "step": 0})
+    excluded: float = 0.0  # seconds spent evaluating and checkpointing, left out of the throughput
+    running_loss: list = field(default_factory=list)  # each step's part of the loss since the last log
+    counts: Any = None  # samples, real tokens, padded tokens (on the device)
+    stopped_at: int | None = None  # the step at which on_evaluate stopped training
+
+    @property
+    def n_models(self) -> int:
+        return len(self.data.models)
+
+    @property
+    def train_means(self) -> np.ndarray:
+        return M.model_means(self.data.labels("train"))
+
+
+def setup_accelerator(cfg: Config) -> tuple[Accelerator, Path, int, int]:
+    """(accelerator, run folder, per-device batch, accumulation steps), refusing fp16 off CUDA first."""
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:
         # one process: forget the settings of an earlier train() in this interpreter (tests, notebooks)
         AcceleratorState._reset_state(reset_partial_state=True)
@@ -228,19 +266,21 @@ def train(cfg: Config) -> dict:
         dataloader_config=DataLoaderConfiguration(non_blocking=True),  # with pinned memory, copy the next batch while the GPU works
     )
     set_seed(cfg.run.seed)
+    return accelerator, run_dir, per_device, accum
 
-    # everything that can fail on bad input happens before the run folder is touched
+
+def setup_data_and_model(cfg: Config) -> Run:
+    """Data, tokenizer and model (everything that can fail on bad input), then the run folder."""
+    accelerator, run_dir, per_device, accum = setup_accelerator(cfg)
     data = load_routing_data(cfg.data)
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
     except (OSError, ValueError):
         raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; {encoder_fix(cfg.model.name_or_path)}") from None
     model = build_router_model(cfg.model, len(data.models), accelerator.device.type)
-    n_models = len(data.models)
     with accelerator.main_process_first():
         splits = {s: tokenize_split(data.splits[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
-    train_means = M.model_means(data.labels("train"))
-    best_index = M.best_single_index(data.labels("train"))
+    run = Run(cfg, accelerator, run_dir, data, tokenizer, model, splits, accum)
 
     prepare_run_dir(cfg, run_dir, accelerator)
     if accelerator.is_main_process:
@@ -250,12 +290,21 @@ def train(cfg: Config) -> dict:
         accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})
 
     pad_to = cfg.train.pad_to_multiple_of or padding_multiple(model.encoder)
-    train_loader, train_sampler = make_loader(splits["train"], tokenizer, n_models, per_device, cfg.run.seed, True, cfg.train.group_by_length, cfg.train.num_workers, accelerator.num_processes, pad_to, accum)
-    eval_loaders = {s: make_loader(splits[s], tokenizer, n_models, cfg.eval.batch_size, 0, False, True, cfg.train.num_workers, pad_to=pad_to)[0] for s in ("validation", "test")}
+    collate = Collator(tokenizer, run.n_models, pad_to)
+    step_size = per_device * accelerator.num_processes * accum
+    run.train_loader, run.sampler = make_loader(splits["train"], collate, per_device, train_sampler(splits["train"], cfg.run.seed, cfg.train.group_by_length, step_size, per_device), cfg.train.num_workers)
+    for s in ("validation", "test"):
+        by_length = EpochSampler(list(splits[s]["length"]), 0, shuffle=False, group_size=cfg.eval.batch_size * 32)
+        run.eval_loaders[s] = make_loader(splits[s], collate, cfg.eval.batch_size, by_length, cfg.train.num_workers)[0]
+    return run
 
+
+def setup_optimizer(run: Run) -> None:
+    """AdamW (no decay on biases, norms and the head), the linear schedule, and ``accelerator.prepare``."""
+    cfg, accelerator = run.cfg, run.accelerator
     head_lr = cfg.train.head_lr or cfg.train.lr
     no_decay = lambda name: name.endswith("bias") or "norm" in name.lower()  # noqa: E731
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [(n, p) for n, p in run.model.named_parameters() if p.requires_grad]
     groups = [
         {"params": [p for n, p in params if not n.startswith("head.") and not no_decay(n)], "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay},
         {"params": [p for n, p in params if not n.startswith("head.") and no_decay(n)], "lr": cfg.train.lr, "weight_decay": 0.0},
@@ -264,108 +313,134 @@ def train(cfg: Config) -> dict:
     fused = accelerator.device.type in ("cuda", "cpu")  # one kernel for all parameters (as the Trainer's default adamw_torch_fused)
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.train.lr, fused=fused or None)
 
-    model, optimizer, train_loader, *eval_list = accelerator.prepare(model, optimizer, train_loader, *eval_loaders.values())
-    eval_loaders = dict(zip(eval_loaders, eval_list))
-    steps_per_epoch = math.ceil(len(train_loader) / accum)
-    total_steps = cfg.train.max_steps if cfg.train.max_steps > 0 else math.ceil(cfg.train.epochs * steps_per_epoch)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.train.warmup_ratio * total_steps), total_steps)
-    accelerator.register_for_checkpointing(scheduler)
-    eval_every = cfg.train.eval_every or steps_per_epoch
-    save_every = cfg.train.save_every or steps_per_epoch
+    run.model, run.optimizer, run.train_loader, *eval_list = accelerator.prepare(run.model, optimizer, run.train_loader, *run.eval_loaders.values())
+    run.eval_loaders = dict(zip(run.eval_loaders, eval_list))
+    run.steps_per_epoch = math.ceil(len(run.train_loader) / run.accum)
+    run.total_steps = cfg.train.max_steps if cfg.train.max_steps > 0 else math.ceil(cfg.train.epochs * run.steps_per_epoch)
+    run.scheduler = get_linear_schedule_with_warmup(run.optimizer, int(cfg.train.warmup_ratio * run.total_steps), run.total_steps)
+    accelerator.register_for_checkpointing(run.scheduler)
+    run.counts = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
 
-    step, best = 0, {"routing_acc": -1.0, "step": 0}
-    checkpoint = find_checkpoint(run_dir, cfg.train.resume)
-    if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))
-        saved = json.loads((checkpoint / "trainer_state.json").read_text())
-        step, best = saved["step"], saved["best"]
-        accelerator.print(f"resumed from {checkpoint} at step {step}")
-        kept = run_dir / "best" / "metrics.json"
-        if best["step"] and not (kept.is_file() and json.loads(kept.read_text()).get("step") == best["step"]):
-            # e.g. train.resume=<another run's checkpoint>: that run's best weights are not in this folder
-            accelerator.print(f"the best weights (step {best['step']}) are not in {kept.parent}: the best step is chosen again from step {step} on")
-            best = {"routing_acc": -1.0, "step": 0}
 
-    progress = tqdm(total=total_steps, initial=step, disable=not accelerator.is_local_main_process, desc="train")
-    started, excluded, running_loss, unlogged, new_step = clock(), 0.0, [], 0, True
-    counts = torch.zeros(3, dtype=torch.float64, device=accelerator.device)  # samples, real tokens, padded tokens
-    observed = observed_labels(splits["train"], n_models)
+def resume(run: Run) -> None:
+    """Continue from the run's latest checkpoint (or ``train.resume``), when there is one."""
+    checkpoint = find_checkpoint(run.run_dir, run.cfg.train.resume)
+    if checkpoint is None:
+        return
+    run.accelerator.load_state(str(checkpoint))
+    saved = json.loads((checkpoint / "trainer_state.json").read_text())
+    run.step, run.best = saved["step"], saved["best"]
+    run.accelerator.print(f"resumed from {checkpoint} at step {run.step}")
+    kept = run.run_dir / "best" / "metrics.json"
+    if run.best["step"] and not (kept.is_file() and json.loads(kept.read_text()).get("step") == run.best["step"]):
+        # e.g. train.resume=<another run's checkpoint>: that run's best weights are not in this folder
+        run.accelerator.print(f"the best weights (step {run.best['step']}) are not in {kept.parent}: the best step is chosen again from step {run.step} on")
+        run.best = {"routing_acc": -1.0, "step": 0}
+
+
+def train_epoch(run: Run, progress, on_evaluate) -> bool:
+    """Optimizer steps until the epoch or the run ends; True when ``on_evaluate`` asked to stop."""
+    cfg, accelerator, model = run.cfg, run.accelerator, run.model
+    epoch, done_in_epoch = divmod(run.step, run.steps_per_epoch)
+    run.sampler.epoch = epoch
+    step_labels = run.sampler.step_weights(epoch, observed_labels(run.splits["train"], run.n_models))
     # the step's loss is its full batch's mean: each micro-batch's masked sum over the observed labels of the
     # whole step, times the factors that accelerate (1 / accumulation) and DDP/FSDP (1 / processes) divide by
-    spread = accum * accelerator.num_processes
-    model.train()
-    while step < total_steps:
-        epoch, done_in_epoch = divmod(step, steps_per_epoch)
-        train_sampler.epoch = epoch
-        step_labels = train_sampler.step_weights(epoch, observed)
-        loader = accelerator.skip_first_batches(train_loader, done_in_epoch * accum) if done_in_epoch else train_loader
-        for batch in loader:
-            if new_step:
-                # dropout noise depends only on (seed, step, rank): resuming reproduces it exactly
-                torch.manual_seed(cfg.run.seed * 1_000_003 + step * 101 + accelerator.process_index)
-                new_step = False
-            with accelerator.accumulate(model):
-                logits = model(**model_inputs(batch))
-                share = float(step_labels[step - epoch * steps_per_epoch]) / spread
-                loss = masked_bce(logits, batch["labels"], batch["label_mask"], denominator=share)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
-                optimizer.step()
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                optimizer.zero_grad()
-            running_loss.append(loss.detach() / spread)  # its part of the step's mean loss
-            counts[0] += batch["real"].sum()  # stays on the device: no synchronisation per batch
-            counts[1] += (batch["attention_mask"] * batch["real"][:, None]).sum()  # step padding rows are not real tokens
-            counts[2] += batch["input_ids"].numel()
-            if not accelerator.sync_gradients:
-                continue
-            step += 1
-            new_step = True
-            progress.update(1)
-            unlogged += 1
-            if step % cfg.tracking.log_every == 0 or step == total_steps:
-                # mean over the steps since the last log of each step's full-batch loss (parts summed over processes)
-                mean_loss = accelerator.reduce(torch.stack(running_loss).sum(), reduction="sum").item() / unlogged
-                log(accelerator, run_dir, {"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0], "train/epoch": step / steps_per_epoch}, step)
-                progress.set_postfix(loss=f"{mean_loss:.4f}")
-                running_loss, unlogged = [], 0
-            if step % eval_every == 0 or step == total_steps:
-                paused = clock()
-                logits, rows = predict(model, eval_loaders["validation"], accelerator)
-                report = split_report(logits, rows, data, "validation", train_means)
-                log(accelerator, run_dir, {f"eval/{k}": v for k, v in report.items()}, step)
-                if report["routing_acc"] > best["routing_acc"]:
-                    best = {"routing_acc": report["routing_acc"], "step": step}
-                    save_best(accelerator, model, run_dir, report, step)
-                excluded += clock() - paused
-            if save_every > 0 and (step % save_every == 0 or step == total_steps):
-                paused = clock()
-                save_checkpoint(accelerator, run_dir, step, {"step": step, "best": best}, cfg.train.keep_checkpoints)
-                excluded += clock() - paused
-            if step >= total_steps:
-                break
-    progress.close()
-    runtime = clock() - started - excluded  # training steps only: evaluation and checkpointing excluded
-    samples, real_tokens, padded_tokens = accelerator.reduce(counts, reduction="sum").tolist()
+    spread = run.accum * accelerator.num_processes
+    loader = accelerator.skip_first_batches(run.train_loader, done_in_epoch * run.accum) if done_in_epoch else run.train_loader
+    new_step = True
+    for batch in loader:
+        if new_step:
+            # dropout noise depends only on (seed, step, rank): resuming reproduces it exactly
+            torch.manual_seed(cfg.run.seed * 1_000_003 + run.step * 101 + accelerator.process_index)
+            new_step = False
+        with accelerator.accumulate(model):
+            logits = model(**model_inputs(batch))
+            share = float(step_labels[run.step - epoch * run.steps_per_epoch]) / spread
+            loss = masked_bce(logits, batch["labels"], batch["label_mask"], denominator=share)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+            run.optimizer.step()
+            if accelerator.sync_gradients:
+                run.scheduler.step()
+            run.optimizer.zero_grad()
+        run.running_loss.append(loss.detach() / spread)  # its part of the step's mean loss
+        run.counts[0] += batch["real"].sum()  # stays on the device: no synchronisation per batch
+        run.counts[1] += (batch["attention_mask"] * batch["real"][:, None]).sum()  # step padding rows are not real tokens
+        run.counts[2] += batch["input_ids"].numel()
+        if not accelerator.sync_gradients:
+            continue
+        run.step += 1
+        new_step = True
+        progress.update(1)
+        if end_of_step(run, progress, on_evaluate) or run.step >= run.total_steps:
+            return run.stopped_at is not None
+    return False
 
-    # final: the best validation weights, evaluated on every split, saved as a router folder
+
+def end_of_step(run: Run, progress, on_evaluate) -> bool:
+    """Log, evaluate and checkpoint as scheduled after optimizer step ``run.step``; True to stop now."""
+    cfg, step, last = run.cfg, run.step, run.step == run.total_steps
+    if step % cfg.tracking.log_every == 0 or last:
+        # mean over the steps since the last log of each step's full-batch loss (parts summed over processes)
+        mean_loss = run.accelerator.reduce(torch.stack(run.running_loss).sum(), reduction="sum").item() / (len(run.running_loss) // run.accum)
+        log(run.accelerator, run.run_dir, {"train/loss": mean_loss, "train/lr": run.scheduler.get_last_lr()[0], "train/epoch": step / run.steps_per_epoch}, step)
+        progress.set_postfix(loss=f"{mean_loss:.4f}")
+        run.running_loss = []
+    stop = False
+    if step % (cfg.train.eval_every or run.steps_per_epoch) == 0 or last:
+        stop = evaluate(run, on_evaluate)
+    save_every = cfg.train.save_every or run.steps_per_epoch
+    if save_every > 0 and (step % save_every == 0 or last or stop):
+        paused = clock()
+        save_checkpoint(run.accelerator, run.run_dir, step, {"step": step, "best": run.best}, cfg.train.keep_checkpoints)
+        run.excluded += clock() - paused
+    return stop
+
+
+def evaluate(run: Run, on_evaluate) -> bool:
+    """Validation metrics, logged; the best weights so far kept; True when ``on_evaluate`` says stop
+    (asked on the main process, the answer broadcast so that every rank stops at the same step)."""
+    paused = clock()
+    logits, rows = predict(run.model, run.eval_loaders["validation"], run.accelerator)
+    report = split_report(logits, rows, run.data, "validation", run.train_means)
+    log(run.accelerator, run.run_dir, {f"eval/{k}": v for k, v in report.items()}, run.step)
+    if report["routing_acc"] > run.best["routing_acc"]:
+        run.best = {"routing_acc": report["routing_acc"], "step": run.step}
+        save_best(run.accelerator, run.model, run.run_dir, report, run.step)
+    stop = False
+    if on_evaluate is not None:
+        wants = bool(on_evaluate(run.step, report)) if run.accelerator.is_main_process else False
+        stop = bool(broadcast(torch.tensor([wants], device=run.accelerator.device)).item())
+        if stop:
+            run.stopped_at = run.step
+    run.excluded += clock() - paused
+    return stop
+
+
+def final_evaluate(run: Run, runtime: float) -> dict:
+    """The best validation weights back in the model, scored on ``eval.splits``; throughput figures."""
+    accelerator, model = run.accelerator, run.model
     sharded = accelerator.distributed_type == DistributedType.FSDP  # parameters are shards (DTensors) on each rank
     unwrapped = accelerator.unwrap_model(model, keep_torch_compile=False)  # plain names, as the best weights have
-    if (run_dir / "best" / "state.safetensors").is_file():
-        best_state = load_file(str(run_dir / "best" / "state.safetensors"))
+    if (run.run_dir / "best" / "state.safetensors").is_file():
+        best_state = load_file(str(run.run_dir / "best" / "state.safetensors"))
         if sharded:
             set_model_state_dict(unwrapped, best_state, options=StateDictOptions(full_state_dict=True))
         else:
             unwrapped.load_state_dict(best_state)
-    results = {"best_step": best["step"], "total_steps": total_steps, "models": data.models, "best_single_model": data.models[best_index]}
+    models = run.data.models
+    results = {"best_step": run.best["step"], "total_steps": run.total_steps, "models": models, "best_single_model": models[M.best_single_index(run.data.labels("train"))]}
+    if run.stopped_at is not None:
+        results["stopped_at"] = run.stopped_at
     # the exported router runs in fp32: score the final splits without the mixed-precision autocast
     # wrapper (training is over), so metrics.json describes the router that ships with it
-    final = accelerator.unwrap_model(model, keep_fp32_wrapper=False) if cfg.train.mixed_precision != "no" else model
-    for split in [s.strip() for s in cfg.eval.splits.split(",") if s.strip()]:
-        logits, rows = predict(final, eval_loaders[split], accelerator)
-        results[split] = split_report(logits, rows, data, split, train_means)
+    final = accelerator.unwrap_model(model, keep_fp32_wrapper=False) if run.cfg.train.mixed_precision != "no" else model
+    for split in [s.strip() for s in run.cfg.eval.splits.split(",") if s.strip()]:
+        logits, rows = predict(final, run.eval_loaders[split], accelerator)
+        results[split] = split_report(logits, rows, run.data, split, run.train_means)
+    samples, real_tokens, padded_tokens = accelerator.reduce(run.counts, reduction="sum").tolist()
     results["train"] = {
         "runtime_s": runtime,
         "samples_seen": int(samples),
@@ -375,16 +450,25 @@ def train(cfg: Config) -> dict:
     }
     if torch.cuda.is_available():
         results["train"]["peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-    full_state = full_weights(accelerator, model) if sharded else None  # every rank takes part in the gather
+    return results
+
+
+def export(run: Run, results: dict) -> None:
+    """metrics.json and the router folder (merged, fp32), then the optional push to the Hub."""
+    accelerator, cfg, run_dir = run.accelerator, run.cfg, run.run_dir
+    sharded = accelerator.distributed_type == DistributedType.FSDP
+    full_state = full_weights(accelerator, run.model) if sharded else None  # every rank takes part in the gather
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(run_dir / "metrics.json", results)
         if sharded:  # a whole copy for export, built like the trained one and given the gathered weights
-            unwrapped = build_router_model(cfg.model, n_models, "cpu")
+            unwrapped = build_router_model(cfg.model, run.n_models, "cpu")
             unwrapped.load_state_dict(full_state)
+        else:
+            unwrapped = accelerator.unwrap_model(run.model, keep_torch_compile=False)
         router = merged(unwrapped).to(torch.float32)
         save_router(
-            router, tokenizer, run_dir / "router", data.models, data.costs, cfg.data.max_length, cfg.model.name_or_path,
+            router, run.tokenizer, run_dir / "router", run.data.models, run.data.costs, cfg.data.max_length, cfg.model.name_or_path,
             extra_files={
                 "metrics.json": json.dumps(results, indent=2),
                 "training_config.yaml": to_yaml(cfg),
@@ -397,6 +481,29 @@ def train(cfg: Config) -> dict:
             except PushError as err:
                 results["push"] = {"error": str(err)}
     accelerator.wait_for_everyone()
-    accelerator.end_training()
-    results["run_dir"] = str(run_dir)
+
+
+def train(cfg: Config, on_evaluate: Callable[[int, dict], bool] | None = None) -> dict:
+    """Fine-tune a router as configured; returns the final metrics (also in ``<run>/metrics.json``).
+
+    ``on_evaluate(step, validation_metrics)`` is called on the main process after each validation
+    evaluation; when it returns True, training stops at that step (every rank together), a checkpoint
+    is saved there, and the run ends as usual with the best weights so far (``stopped_at`` in the
+    results). A tuner's pruning hook, for instance."""
+    run = setup_data_and_model(cfg)
+    setup_optimizer(run)
+    resume(run)
+
+    progress = tqdm(total=run.total_steps, initial=run.step, disable=not run.accelerator.is_local_main_process, desc="train")
+    started = clock()
+    run.model.train()
+    while run.step < run.total_steps and not train_epoch(run, progress, on_evaluate):
+        pass
+    progress.close()
+    runtime = clock() - started - run.excluded  # training steps only: evaluation and checkpointing excluded
+
+    results = final_evaluate(run, runtime)
+    export(run, results)
+    run.accelerator.end_training()
+    results["run_dir"] = str(run.run_dir)
     return results
