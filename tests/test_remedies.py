@@ -148,3 +148,48 @@ def test_step_loss_adds_the_weighted_extras_that_are_switched_on():
     cfg = load_config(["train.rank_loss=listwise", "train.rank_loss_weight=0.5", "train.task_loss_weight=0.25"])
     expected = bce + 0.5 * listwise_loss(logits, batch["labels"], batch["label_mask"], 4) + 0.25 * task_loss(task_logits, batch["task_id"], 4)
     assert step_loss(cfg.train, model, batch, 12, 4).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def _first_losses(run_dir):
+    import json
+
+    return [json.loads(line)["train/loss"] for line in (run_dir / "log.jsonl").read_text().splitlines() if "train/loss" in line]
+
+
+def test_remedies_in_the_training_loop(tiny_encoder, tmp_path):
+    """Prior bias starts the head at the training means; the rank and task losses add to BCE from
+    the first step; the task head trains but is not shipped."""
+    from safetensors.torch import load_file
+
+    from routertrain.hub.router import Router
+    from routertrain.training import loop
+    from tests.conftest import tiny_args
+
+    common = ["train.max_steps=2", "tracking.log_every=1", "train.eval_every=2", "train.save_every=-1"]
+    still = loop.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=prior", "model.prior_bias=true", "train.lr=1e-12", "train.head_lr=1e-12", *common)))
+    data = loop.load_routing_data(load_config(tiny_args(tiny_encoder, tmp_path)).data)
+    bias = load_file(str(tmp_path / "prior" / "router" / "model.safetensors"))["head.bias"]
+    assert torch.sigmoid(bias).numpy() == pytest.approx(M.model_means(data.labels("train")), abs=1e-4)
+    assert still["models"] == data.models
+
+    loop.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=bce", *common)))
+    extra = loop.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=extra", "train.rank_loss=pairwise", "train.task_loss_weight=0.5", *common)))
+    assert _first_losses(tmp_path / "extra")[0] > _first_losses(tmp_path / "bce")[0] + 0.05  # same weights and batch at step 1: the extras add
+    best = load_file(str(tmp_path / "extra" / "best" / "state.safetensors"))
+    shipped = load_file(str(tmp_path / "extra" / "router" / "model.safetensors"))
+    assert {"task_head.weight", "task_head.bias"} <= set(best) and not any(k.startswith("task_head.") for k in shipped)
+    assert Router.from_pretrained(tmp_path / "extra" / "router", device="cpu").predict(["Explain the binary search briefly."]).shape == (1, len(extra["models"]))
+
+
+def test_a_task_loss_on_data_without_tasks_is_refused_in_one_line(tiny_encoder, tmp_path):
+    from routertrain.data import build_synthetic
+    from routertrain.training import loop
+    from tests.conftest import tiny_args
+
+    data = build_synthetic(load_config(["data.synthetic.n_train=40", "data.synthetic.n_validation=8", "data.synthetic.n_test=8"]).data)
+    data.splits = data.splits.remove_columns("task")
+    data.save_to_disk(tmp_path / "notask")
+    cfg = load_config(tiny_args(tiny_encoder, tmp_path, "run.name=t", "data.name=disk", f"data.path={tmp_path / 'notask'}", "train.task_loss_weight=0.3"))
+    with pytest.raises(ConfigError, match="needs a task column in the data.*set train.task_loss_weight=0"):
+        loop.train(cfg)
+    assert not (tmp_path / "t").exists()

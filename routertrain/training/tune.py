@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -127,12 +128,14 @@ def public_url(url: str) -> str:
 def open_study(cfg, folder: Path) -> optuna.Study:
     """Create the study at its storage, or load it (a rerun, another worker)."""
     url = cfg.tune.storage or f"sqlite:///{folder.resolve() / 'study.db'}"
-    storage = optuna.storages.RDBStorage(
-        url,
-        heartbeat_interval=cfg.tune.heartbeat_s,
-        grace_period=2 * cfg.tune.heartbeat_s,
-        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True),
-    )
+    with warnings.catch_warnings():  # heartbeats and their retry callback are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=cfg.tune.heartbeat_s,
+            grace_period=2 * cfg.tune.heartbeat_s,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True),
+        )
     seed = cfg.run.seed if cfg.tune.seed is None else cfg.tune.seed
     return optuna.create_study(
         study_name=folder.name,
@@ -154,7 +157,9 @@ def objective(args: list[str], folder: Path, space: dict):
     def run_trial(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
         frozen = next(t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
-        number = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            number = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
         name = f"trial-{trial.number if number is None else number:04d}"  # a retried trial resumes in its first folder
         trial_args = [*args, *(as_override(k, v) for k, v in params.items()), f"run.output_dir={folder / 'trials'}", f"run.name={name}",
                       "eval.splits=validation", "push.repo_id=null", "train.resume=auto"]
