@@ -125,6 +125,23 @@ optimistic; the test split, scored once on this router only, is the unbiased est
 """
 
 
+def _ensemble_section(ensemble: dict | None) -> str:
+    """The members of an ensemble folder (ensemble.json) and their own validation accuracy."""
+    if not ensemble:
+        return ""
+    rows = "\n".join(f"| `{m['folder']}` | {m['source']} | {m['validation_routing_acc'] if m['validation_routing_acc'] is not None else '-'} |" for m in ensemble["members"])
+    return f"""## Ensemble
+
+This router is an ensemble: {ensemble['combine']}, over {len(ensemble['members'])} routers of the same pool
+(the training configuration below is the first member's).
+
+| member | trained as | its validation routing accuracy |
+|---|---|---|
+{rows}
+
+"""
+
+
 def render(folder: str | Path, repo_id: str | None = None) -> str:
     """The card's full text for the router folder ``folder``."""
     folder = Path(folder)
@@ -186,7 +203,7 @@ Recipe `{training.get('recipe') or 'none'}`; resolved config:
 
 Provenance: git revision `{prov.get('git_revision', 'unknown')}`; {packages or 'package versions not recorded'}.
 
-{_search_section(_read(folder, "study.json"))}## Limitations
+{_search_section(_read(folder, "study.json"))}{_ensemble_section(_read(folder, "ensemble.json"))}## Limitations
 
 - The router only knows the models of its pool, in the order above; a model outside it cannot be chosen.
 - Its probabilities are learnt from the training data's queries and labels: on queries unlike those

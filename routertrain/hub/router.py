@@ -123,6 +123,10 @@ class Router:
                 ) from None
         if not (folder / ROUTER_CONFIG).is_file():
             raise OSError(f"{folder} is not a router folder (no {ROUTER_CONFIG}); pass the 'router' folder of a run")
+        if (folder / "ensemble.json").is_file():  # several routers shipped as one (routertrain.hub.ensemble)
+            from routertrain.hub.ensemble import EnsembleRouter
+
+            return EnsembleRouter.from_folder(folder, device)
         device = check_device(device)
         missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
         if missing:

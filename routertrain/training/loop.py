@@ -136,6 +136,13 @@ def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split:
     return report
 
 
+def router_report(router, data: RoutingData, split: str) -> dict:
+    """``split_report`` of a saved router (``Router`` or ``EnsembleRouter``) on ``split``: how tune and
+    ensembles score the folders they ship."""
+    probs = router.predict(list(data.splits[split]["query"]))
+    return split_report(probs, np.arange(len(probs)), data, split, M.model_means(data.labels("train")))
+
+
 def clock() -> float:
     """Wall time, after the GPU has finished queued work (so intervals measure real work)."""
     if torch.cuda.is_available():

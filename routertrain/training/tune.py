@@ -29,7 +29,6 @@ import shutil
 import warnings
 from pathlib import Path
 
-import numpy as np
 import optuna
 import yaml
 from optuna.trial import TrialState
@@ -38,11 +37,10 @@ from routertrain.config import ConfigError, did_you_mean, load_config, to_dict, 
 from routertrain.config.schema import RECIPES_DIR
 from routertrain.data import load_routing_data
 from routertrain.data.dataset import fingerprint
-from routertrain.evaluation import decision as M
 from routertrain.hub.card import render as render_card
 from routertrain.hub.router import Router
 from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text
-from routertrain.training.loop import result_settings, split_report, train
+from routertrain.training.loop import result_settings, router_report, train
 
 SEARCH_DIR = RECIPES_DIR / "search"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -205,9 +203,7 @@ def export_best(study: optuna.Study, folder: Path, cfg, space: dict) -> Path | N
     source = Path(best.user_attrs["run_dir"]) / "router"
     metrics = json.loads((source / "metrics.json").read_text())
     data = load_routing_data(load_config(best.user_attrs["args"]).data)
-    router = Router.from_pretrained(source, device="cpu")
-    scores = router.predict(list(data.splits["test"]["query"]))
-    metrics["test"] = split_report(scores, np.arange(len(scores)), data, "test", M.model_means(data.labels("train")))
+    metrics["test"] = router_report(Router.from_pretrained(source, device="cpu"), data, "test")
     counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
     record = {
         "study": study.study_name,
