@@ -127,3 +127,22 @@ def test_search_space_and_study_mistakes_are_one_line(tiny_encoder, tmp_path, ca
     assert main(tiny_args(tiny_encoder, tmp_path, "tune.space=nope")) == 2
     assert capsys.readouterr().err.count("\n") == 1
     assert main(["--help"]) == 0 and "tune.trials" in capsys.readouterr().out
+
+
+def test_workers_share_a_study_through_its_storage_and_one_with_other_settings_is_refused(tiny_encoder, tmp_path):
+    """Two workers (each its own output folder, as on two machines) run the same command against one
+    storage URL: the second adds its trial to the first one's study. A worker with other settings
+    under the same study name is refused before it trains."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "c").mkdir()
+    first = tuning.tune(tune_args(tiny_encoder, tmp_path / "a", f"tune.storage={url}", "tune.trials=1"))
+    second = tuning.tune(tune_args(tiny_encoder, tmp_path / "b", f"tune.storage={url}", "tune.trials=2"))
+    assert first["trials"]["complete"] == 1 and second["trials"]["complete"] == 2 and second["finished_before"] == 1
+    study = optuna.load_study(study_name="s", storage=url)
+    assert [t.user_attrs["run_dir"] for t in study.trials] == [str(tmp_path / "a" / "s" / "trials" / "trial-0000"), str(tmp_path / "b" / "s" / "trials" / "trial-0001")]
+    assert not (tmp_path / "b" / "s" / "study.db").exists()
+    with pytest.raises(ConfigError, match="study s at sqlite:///.*shared.db searches with other settings"):
+        tuning.tune(tune_args(tiny_encoder, tmp_path / "c", f"tune.storage={url}", "tune.trials=3", "train.lr=0.5"))
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 2

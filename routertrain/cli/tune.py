@@ -33,11 +33,12 @@ def main(argv: list[str]) -> int:
         return fail(err)
     trials = out["trials"]
     print(f"study {out['study']}: {trials['complete']} complete, {trials['pruned']} pruned, {trials['fail']} failed trials ({out['folder']})")
-    if "note" in out:
-        print(f"note: {out['note']}")
+    for note in out["notes"]:
+        print(f"note: {note}")
     if "best" not in out:
-        print("no trial completed yet: nothing exported")
-        return 1
+        if not out["notes"]:
+            print("no trial completed: nothing exported")
+        return 0 if out["trials"]["complete"] else 1
     best = out["best_trial"]
     print(f"best trial {best['trial']}: {', '.join(f'{k}={v}' for k, v in best['params'].items())}")
     print("\n".join([*score_lines(out["metrics"]), f"router:  {out['best']} (its README.md names the study and the search)", *verdict_lines(out["metrics"])]))

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import warnings
 from pathlib import Path
 
@@ -116,6 +117,11 @@ def study_folder(cfg, identity: dict) -> Path:
     return Path(cfg.run.output_dir) / (cfg.tune.study or f"tune-{cfg.recipe or 'default'}-{fingerprint(identity)[:8]}")
 
 
+def storage_url(cfg, folder: Path) -> str:
+    """``tune.storage``, or SQLite in the study folder."""
+    return cfg.tune.storage or f"sqlite:///{folder.resolve() / 'study.db'}"
+
+
 def public_url(url: str) -> str:
     """The storage URL without its password (for files and cards)."""
     from sqlalchemy.engine import make_url
@@ -125,7 +131,7 @@ def public_url(url: str) -> str:
 
 def open_study(cfg, folder: Path) -> optuna.Study:
     """Create the study at its storage, or load it (a rerun, another worker)."""
-    url = cfg.tune.storage or f"sqlite:///{folder.resolve() / 'study.db'}"
+    url = storage_url(cfg, folder)
     with warnings.catch_warnings():  # heartbeats and their retry callback are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = optuna.storages.RDBStorage(
@@ -164,6 +170,7 @@ def objective(args: list[str], folder: Path, space: dict):
         cfg = load_config(trial_args)
         trial.set_user_attr("run_dir", str(folder / "trials" / name))
         trial.set_user_attr("args", trial_args)
+        trial.set_user_attr("host", socket.gethostname())
         stopped = []
 
         def on_evaluate(step: int, metrics: dict) -> bool:
@@ -186,11 +193,15 @@ def check_search(folder: Path, identity: dict) -> None:
     path = folder / "search.json"
     if path.is_file():
         recorded = json.loads(path.read_text())
-        if fingerprint(recorded) != fingerprint(json.loads(json.dumps(identity, default=str))):
+        if fingerprint(recorded) != fingerprint(json.loads(json.dumps(identity, default=str))):  # as written to the file
             raise ConfigError(f"study folder {folder} holds a search with other settings or another space; set tune.study=<new name> or rerun with the same arguments")
     else:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(path, identity)
+
+
+class BestElsewhere(FileNotFoundError):
+    """The best trial's router is on another worker's machine (a shared storage)."""
 
 
 def export_best(study: optuna.Study, folder: Path, cfg, space: dict) -> Path | None:
@@ -201,13 +212,15 @@ def export_best(study: optuna.Study, folder: Path, cfg, space: dict) -> Path | N
         return None
     best = max(complete, key=lambda t: (t.value, -t.number))  # ties: the earlier trial
     source = Path(best.user_attrs["run_dir"]) / "router"
+    if not source.is_dir():  # a shared storage: the best trial ran on another machine
+        raise BestElsewhere(f"the best trial ({best.number}) ran on {best.user_attrs.get('host', 'another worker')}: its router {source} is not on this machine; rerun this command there to export it")
     metrics = json.loads((source / "metrics.json").read_text())
     data = load_routing_data(load_config(best.user_attrs["args"]).data)
     metrics["test"] = router_report(Router.from_pretrained(source, device="cpu"), data, "test")
     counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
     record = {
         "study": study.study_name,
-        "storage": public_url(cfg.tune.storage or f"sqlite:///{folder.resolve() / 'study.db'}"),
+        "storage": public_url(storage_url(cfg, folder)),
         "trial": best.number,
         "validation_routing_acc": best.value,
         "params": best.params,
@@ -237,14 +250,18 @@ def tune(args: list[str], default_recipe: str | None = None) -> dict:
         base_args.insert(0, f"recipe={default_recipe}")
     space = load_space(cfg.tune.space, base_args)
     data = load_routing_data(cfg.data)
-    note = None
-    if "task" not in data.splits["train"].column_names and any(v for v in space.get("train.task_loss_weight", {}).get("choices", [1])):
+    notes = []
+    if "task" not in data.splits["train"].column_names and "train.task_loss_weight" in space:
         space = {k: v for k, v in space.items() if k != "train.task_loss_weight"}
-        note = "this dataset has no task column: train.task_loss_weight is not searched (stays at its configured value)"
+        notes.append("this dataset has no task column: train.task_loss_weight is not searched (stays at its configured value)")
     identity = search_identity(cfg, space)
     folder = study_folder(cfg, identity)
     check_search(folder, identity)
     study = open_study(cfg, folder)
+    searched = fingerprint(json.loads(json.dumps(identity, default=str)))
+    if study.user_attrs.setdefault("search", searched) != searched:  # another machine's worker with other arguments
+        raise ConfigError(f"study {study.study_name} at {public_url(storage_url(cfg, folder))} searches with other settings or another space; set tune.study=<new name> or run the same arguments")
+    study.set_user_attr("search", searched)
     done = len(finished_trials(study))
     if done < cfg.tune.trials:
         study.optimize(
@@ -252,11 +269,13 @@ def tune(args: list[str], default_recipe: str | None = None) -> dict:
             callbacks=[optuna.study.MaxTrialsCallback(cfg.tune.trials, states=FINISHED)],
             gc_after_trial=True,
         )
-    best = export_best(study, folder, cfg, space)
+    try:
+        best = export_best(study, folder, cfg, space)
+    except BestElsewhere as err:
+        best = None
+        notes.append(str(err))
     states = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in (*FINISHED, TrialState.FAIL)}
-    out = {"study": study.study_name, "folder": str(folder), "trials": states, "resumed_with": done}
-    if note:
-        out["note"] = note
+    out = {"study": study.study_name, "folder": str(folder), "trials": states, "finished_before": done, "notes": notes}
     if best is not None:
         out["best"] = str(best)
         out["metrics"] = json.loads((best / "metrics.json").read_text())
