@@ -97,12 +97,15 @@ def test_a_killed_study_continues_where_it_stopped(tiny_encoder, tmp_path, monke
     assert out["trials"]["complete"] == 3 and len(second) == 2  # the retried trial and one new one
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{folder / 'study.db'}")
     assert study.trials[2].params == study.trials[1].params
+    assert study.trials[3].params["train.lr"] != study.trials[0].params["train.lr"]  # the continued study does not replay its first proposals
     assert second[0]["run_dir"] == str(folder / "trials" / "trial-0001")
     assert second[0]["train"]["samples_seen"] == 8 * 8  # resumed at step 4: steps 5..12 only
     assert (folder / "trials" / "trial-0000" / "metrics.json").stat().st_mtime_ns == done_before  # trial 0 not trained again
-    # a third run has nothing left to do
+    # a third run has nothing left to do, and the exported best is not scored on test again
     third = scripted(monkeypatch, lambda call, step, real: real)
-    assert tuning.tune(args)["trials"]["complete"] == 3 and third == []
+    monkeypatch.setattr(tuning, "router_report", lambda *a: pytest.fail("the test split was scored again"))
+    again = tuning.tune(args)
+    assert again["trials"]["complete"] == 3 and third == [] and again["metrics"]["test"] == out["metrics"]["test"]
 
 
 def test_search_space_and_study_mistakes_are_one_line(tiny_encoder, tmp_path, capsys):

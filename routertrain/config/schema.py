@@ -152,7 +152,7 @@ class TuneConfig:
     space: str = "default"  # search space: routertrain/recipes/search/<space>.yaml, or a path to such a file
     study: Optional[str] = None  # study name and folder under run.output_dir; null = tune-<recipe>-<hash of the search>
     storage: Optional[str] = None  # SQLAlchemy URL of the study (a shared database lets many workers run it); null = sqlite under the study folder
-    seed: Optional[int] = None  # TPE sampler seed (give each worker its own); null = run.seed
+    seed: Optional[int] = None  # TPE sampler seed, offset by the trials already in the study (workers started together: give each its own); null = run.seed
     startup_trials: int = 5  # random trials before TPE proposes and before trials are pruned
     warmup_steps: int = 0  # optimizer steps of a trial before it can be pruned
     heartbeat_s: int = 60  # a running trial's heartbeat; one silent for 2x this (a killed worker) is failed and retried

@@ -140,15 +140,18 @@ def open_study(cfg, folder: Path) -> optuna.Study:
             grace_period=2 * cfg.tune.heartbeat_s,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(inherit_intermediate_values=True),
         )
-    seed = cfg.run.seed if cfg.tune.seed is None else cfg.tune.seed
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=folder.name,
         storage=storage,
         direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.tune.startup_trials),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=cfg.tune.startup_trials, n_warmup_steps=cfg.tune.warmup_steps),
         load_if_exists=True,
     )
+    # the seed moves on with the trials already in the study: a continued study (or a later worker)
+    # does not replay the random start-up proposals of the first run
+    seed = (cfg.run.seed if cfg.tune.seed is None else cfg.tune.seed) + len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=cfg.tune.startup_trials)
+    return study
 
 
 def finished_trials(study: optuna.Study) -> list:
@@ -215,8 +218,12 @@ def export_best(study: optuna.Study, folder: Path, cfg, space: dict) -> Path | N
     if not source.is_dir():  # a shared storage: the best trial ran on another machine
         raise BestElsewhere(f"the best trial ({best.number}) ran on {best.user_attrs.get('host', 'another worker')}: its router {source} is not on this machine; rerun this command there to export it")
     metrics = json.loads((source / "metrics.json").read_text())
-    data = load_routing_data(load_config(best.user_attrs["args"]).data)
-    metrics["test"] = router_report(Router.from_pretrained(source, device="cpu"), data, "test")
+    kept = folder / "best" / STUDY_FILE
+    if kept.is_file() and json.loads(kept.read_text())["trial"] == best.number:  # exported before: test is not scored again
+        metrics["test"] = json.loads((folder / "best" / "metrics.json").read_text())["test"]
+    else:
+        data = load_routing_data(load_config(best.user_attrs["args"]).data)
+        metrics["test"] = router_report(Router.from_pretrained(source, device="cpu"), data, "test")
     counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
     record = {
         "study": study.study_name,
