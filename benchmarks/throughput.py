@@ -221,7 +221,7 @@ def run_trainer(args, preset: dict, encoder: Path, data, out: Path) -> dict:
     samples = preset["steps"] * preset["batch"]
     mean_len = float(np.mean([len(x) for x in train_ds["input_ids"]]))
     logits = trainer.predict(val_ds).predictions
-    acc = M.routing_accuracy(logits, data.labels("validation"))
+    acc = M.score_accuracy(logits, data.labels("validation"))
     return {"samples_per_s": samples / stats["train_runtime"], "real_tokens_per_s": samples * mean_len / stats["train_runtime"],
             "validation_routing_acc": acc, "runtime_s": stats["train_runtime"]}
 

@@ -278,35 +278,82 @@ def test_routerbench_bad_prompt_names_file_row_column(tmp_path, rb_frames):
 
 # ---------------------------------------------------------------- RouterDC
 
-def test_routerdc_respects_source_split_and_matches_files(tmp_path_factory):
+def test_routerdc_is_the_papers_in_distribution_setting(tmp_path_factory):
     data = build(tmp_path_factory, "data=routerdc", f"data.path={ROUTERDC}")
     b = data.info["build"]
-    assert b["rows_read"] == 20600 and len(data.models) == 7  # SOURCE.md
-    files = sorted((ROUTERDC / "datasets" / "split2_model7").glob("*.json"))
-    n_train = sum(len(json.loads(p.read_text())) for p in files if "train" in p.stem)
-    assert n_train == 7598
-    assert b["kept"]["test"] == 20600 - 7598
+    folder = ROUTERDC / "datasets" / "split2_model7"
+    count = {p.stem: len(json.loads(p.read_text())) for p in folder.glob("*.json")}
+    n_train = sum(count[f] for f in ("mmlu_train", "gsm8k-train", "cmmlu_train", "arc_challenge_train", "humaneval_train"))
+    n_test = sum(count[f] for f in ("mmlu_test", "gsm8k-test", "cmmlu_test", "arc_challenge_test", "humaneval_test"))
+    assert (n_train, n_test) == (5935, 9408) and b["rows_read"] == n_train + n_test and len(data.models) == 7
+    assert b["kept"]["test"] == n_test
     assert b["kept"]["train"] + b["kept"]["validation"] == n_train - b["dropped"].get("duplicate_of_test_query", 0)
-    assert set(b["dropped"]) <= {"duplicate_of_test_query"}
-    assert 0.08 < b["kept"]["validation"] / n_train < 0.12
-    records = json.loads((ROUTERDC / "datasets" / "split2_model7" / "gsm8k-test.json").read_text())
+    assert set(b["dropped"]) <= {"duplicate_of_test_query"} and 0.08 < b["kept"]["validation"] / n_train < 0.12
+    for split in ("train", "validation", "test"):
+        assert set(data.splits[split]["task"]) == {"mmlu", "gsm8k", "cmmlu", "arc_challenge", "humaneval"}
     test = data.splits["test"]
-    rows = {q: lab for q, lab, t in zip(test["query"], data.labels("test"), test["task"]) if t == "gsm8k"}
-    assert len(rows) == 1319
+    tasks = np.asarray(test["task"])
+    # multiple choice: correctness 1/0 (score > 0); generation: the share of passing samples, as stored
+    mmlu = {q: lab for q, lab, t in zip(test["query"], data.labels("test"), tasks) if t == "mmlu"}
+    for r in json.loads((folder / "mmlu_test.json").read_text())[:200]:
+        assert mmlu[r["question"]].tolist() == [float(r["scores"][m] > 0) for m in data.models]
+    assert set(np.unique(data.labels("test")[np.isin(tasks, ["mmlu", "cmmlu", "arc_challenge"])])) == {0.0, 1.0}
+    gsm = {q: lab for q, lab, t in zip(test["query"], data.labels("test"), tasks) if t == "gsm8k"}
+    records = json.loads((folder / "gsm8k-test.json").read_text())
+    assert len(gsm) == 1319
     for r in records[:50]:
-        assert rows[r["question"]].tolist() == pytest.approx([r["scores"][m] for m in data.models])
-    gsm = np.array([rows[r["question"]] for r in records])
-    means = dict(zip(data.models, gsm.mean(axis=0)))
-    # SOURCE.md says "MetaMath 0.70, Llama-3-8B 0.70, Mistral-7B 0.33"; the file gives MetaMath 0.696,
-    # dolphin-2.9-llama3-8b 0.698, Meta-Llama-3-8B 0.478, Mistral-7B 0.367 and zephyr 0.330 (names swapped there)
-    assert abs(means["meta-math/MetaMath-Mistral-7B"] - 0.70) < 0.01
-    assert abs(means["cognitivecomputations/dolphin-2.9-llama3-8b"] - 0.70) < 0.01
-    test_mmlu = data.labels("test")[np.asarray(test["task"]) == "mmlu"]
-    assert len(test_mmlu) == 4213  # SOURCE.md: mmlu_test per-model means 0.38 to 0.55
-    assert 0.375 < test_mmlu.mean(axis=0).min() and test_mmlu.mean(axis=0).max() < 0.555
+        assert gsm[r["question"]].tolist() == pytest.approx([r["scores"][m] for m in data.models])
+    means = dict(zip(data.models, np.array([gsm[r["question"]] for r in records]).mean(axis=0)))
+    assert abs(means["meta-math/MetaMath-Mistral-7B"] - 0.70) < 0.01 and abs(means["cognitivecomputations/dolphin-2.9-llama3-8b"] - 0.70) < 0.01
     assert_no_query_in_two_splits(data)
+
+
+def test_routerdc_ood_tests_the_same_routers_on_unseen_tasks(tmp_path_factory):
+    ind = build(tmp_path_factory, "data=routerdc", f"data.path={ROUTERDC}")
+    ood = build(tmp_path_factory, "data=routerdc-ood", f"data.path={ROUTERDC}")
+    assert set(ood.splits["test"]["task"]) == {"MATH_prealgebra", "mbpp", "ceval"} and len(ood.splits["test"]) == 871 + 500 + 1346
+    # trained on the in-distribution training files (less any row repeating an OOD test query); the
+    # in-distribution build also drops the few that repeat its own test queries
+    for split in ("train", "validation"):
+        assert set(ood.splits[split]["task"]) == set(ind.splits[split]["task"]) == {"mmlu", "gsm8k", "cmmlu", "arc_challenge", "humaneval"}
+    n_ind = len(ind.splits["train"]) + len(ind.splits["validation"])
+    assert n_ind <= len(ood.splits["train"]) + len(ood.splits["validation"]) <= 5935
+    assert "warning_test_lacks_train_tasks" in ood.info["build"]["issues"]
+
+
+def test_routerdc_graded_option_and_other_tasks(tmp_path_factory):
+    graded = build(tmp_path_factory, "data=routerdc", f"data.path={ROUTERDC}", "data.labels=graded", "data.subset=arc_challenge")
+    records = json.loads((ROUTERDC / "datasets" / "split2_model7" / "arc_challenge_test.json").read_text())
+    rows = dict(zip(graded.splits["test"]["query"], graded.labels("test")))
+    assert [rows[r["question"]].tolist() for r in records[:30]] == [pytest.approx([r["scores"][m] for m in graded.models]) for r in records[:30]]
     subset = build(tmp_path_factory, "data=routerdc", f"data.path={ROUTERDC}", "data.subset=humaneval,mbpp")
     assert set(subset.splits["test"]["task"]) == {"humaneval", "mbpp"} and set(subset.splits["train"]["task"]) == {"humaneval"}
+    easy = build(tmp_path_factory, "data=routerdc", f"data.path={ROUTERDC}", "data.subset=arc_easy", "data.test_subset=javascript")
+    assert set(easy.splits["train"]["task"]) == {"arc_easy"} and set(easy.splits["test"]["task"]) == {"javascript"}
+
+
+def test_routerdc_labels_from_hand_made_files(tmp_path):
+    """A multiple-choice probability becomes 1, a 0 stays 0, a generation share stays as it is."""
+    models = ["m1", "m2"]
+    folder = tmp_path / "datasets" / "split2_model7"
+    folder.mkdir(parents=True)
+    files = {
+        "mmlu_train.json": [{"question": f"mc train {i}", "scores": {"m1": 0.35 * (i % 2), "m2": 0.9}} for i in range(20)],
+        "mmlu_test.json": [{"question": "mc test", "scores": {"m1": 0.35, "m2": 0.0}}],
+        "gsm8k-train.json": [{"question": f"gen train {i}", "scores": {"m1": 0.3, "m2": 1.0}} for i in range(20)],
+        "gsm8k-test.json": [{"question": "gen test", "scores": {"m1": 0.3, "m2": 0.0}}],
+    }
+    for name, rows in files.items():
+        (folder / name).write_text(json.dumps(rows))
+    args = ["data=routerdc", f"data.path={tmp_path}", "data.subset=mmlu,gsm8k", f"data.cache_dir={tmp_path / 'cache'}"]
+    data = load_routing_data(load_config(args).data)
+    test = dict(zip(data.splits["test"]["query"], data.labels("test").tolist()))
+    assert data.models == models
+    assert test["mc test"] == [1.0, 0.0] and test["gen test"] == pytest.approx([0.3, 0.0])
+    graded = load_routing_data(load_config([*args, "data.labels=graded"]).data)
+    assert dict(zip(graded.splits["test"]["query"], graded.labels("test").tolist()))["mc test"] == pytest.approx([0.35, 0.0])
+    with pytest.raises(DataError, match="data.subset names tasks"):
+        load_routing_data(load_config([*args[:2], "data.subset=mmlu,gsmk8", f"data.cache_dir={tmp_path / 'cache'}"]).data)
 
 
 # ---------------------------------------------------------------- RouteLLM

@@ -1,12 +1,13 @@
 """Reference and baseline routers, the embedding cache, ``evaluate_routers`` and the command line."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 
-from routertrain.data import RoutingData, synthetic
+from routertrain.data import RoutingData, load_routing_data, synthetic
 from routertrain.evaluation import embeddings
 from routertrain.evaluation.baselines import Knn
 from routertrain.evaluation.compare import evaluate_routers, format_table, to_json
@@ -125,7 +126,7 @@ def test_every_router_records_validation_accuracy_and_tuned_splits_are_flagged()
     routers = ["oracle", "best-single", "task-prior"]
     ctx = Context(data)
     result = evaluate_routers(data, routers, n_boot=20)
-    from routertrain.evaluation.metrics import score_accuracy
+    from routertrain.evaluation.decision import score_accuracy
 
     y_val = ctx.labels("validation")
     assert result["routers"]["oracle"]["validation_acc"] == pytest.approx(score_accuracy(y_val, y_val))
@@ -178,3 +179,54 @@ def test_cli_on_a_trained_run(tiny_run, tmp_path, monkeypatch, capsys):
     result = json.loads(out.read_text())
     assert set(result["routers"]) == {"best-single", "finetuned", "frozen"} and result["warnings"] == []
     assert result["data"]["n_queries"] == 11 and result["routers"]["finetuned"]["calibration"]["log_loss"] > 0
+
+
+def tied_sparse_data(folder):
+    """The synthetic benchmark with tasks, about half of the rows keeping one label (missing labels),
+    and model 1 a copy of model 0 (exact ties in every mean: best single, task prior)."""
+    import numpy as np
+    from datasets import DatasetDict
+
+    from routertrain.data import RoutingData
+    from tests.conftest import sparse_label_data
+
+    sparse_label_data(folder)
+    data = RoutingData.load_from_disk(folder)
+    splits = {}
+    for name, ds in data.splits.items():
+        labels, mask = np.asarray(ds["labels"]), np.asarray(ds["label_mask"])
+        labels[:, 1], mask[:, 1] = labels[:, 0], mask[:, 0]
+        splits[name] = ds.remove_columns(["labels", "label_mask"]).add_column("labels", labels.tolist()).add_column("label_mask", mask.tolist())
+    data.splits = DatasetDict(splits)
+    out = folder.parent / (folder.name + "-tied")
+    data.save_to_disk(out)
+    return out
+
+
+@pytest.mark.parametrize("average", ["micro", "macro"])
+def test_metrics_json_and_the_evaluator_agree(tiny_encoder, tmp_path, average):
+    """The same router on the same split: training's metrics.json and routertrain.evaluate give the
+    same routing accuracy, best single, task prior and oracle (one decision core), with ties and
+    missing labels, under either average."""
+    import json
+
+    from routertrain.config import load_config
+    from routertrain.training.loop import train
+    from tests.conftest import tiny_args
+
+    data_dir = tied_sparse_data(tmp_path / "data")
+    args = tiny_args(tiny_encoder, tmp_path / "runs", "data.name=disk", f"data.path={data_dir}", "train.max_steps=4", f"eval.average={average}")
+    results = train(load_config(args))
+    metrics = json.loads((Path(results["run_dir"]) / "metrics.json").read_text())["test"]
+    data = load_routing_data(load_config(args).data)
+    labels = data.labels("test")
+    assert np.isnan(labels).any() and (labels[:, 0] == labels[:, 1])[~np.isnan(labels[:, 0])].all()
+    evaluated = evaluate_routers(data, ["oracle", "best-single", "task-prior", "finetuned"], run=results["run_dir"], n_boot=10, average=average)
+    routers, reference = evaluated["routers"], evaluated["reference"]
+    assert metrics["average"] == evaluated["settings"]["average"] == average
+    assert metrics["routing_acc"] == pytest.approx(routers["finetuned"]["accuracy"]["value"], abs=1e-6)
+    assert metrics["best_single_acc"] == pytest.approx(reference["best_single_acc"], abs=1e-12)
+    assert metrics["best_single_acc"] == pytest.approx(routers["best-single"]["accuracy"]["value"], abs=1e-12)
+    assert metrics["task_prior_acc"] == pytest.approx(routers["task-prior"]["accuracy"]["value"], abs=1e-12)
+    assert metrics["oracle_acc"] == pytest.approx(routers["oracle"]["accuracy"]["value"], abs=1e-12)
+    assert metrics["per_task"] == pytest.approx(routers["finetuned"]["per_task"], abs=1e-6)

@@ -191,6 +191,24 @@ def test_encoder_rule():
     assert "chosen on TEST accuracy" in detail  # these fakes have no validation_acc
 
 
+def test_encoder_claim_adds_the_finetuned_ladder():
+    """Fine-tuned routers form a ladder of their own (rung = their base encoder); a fine-tuned step that
+    loses makes the claim fail even when the frozen ladder holds."""
+    def tuned(base, acc, val):
+        return {"finetuned": {"info": {"base_model": base}, "validation_acc": val}}
+
+    l3 = fake({"tfidf": 0.40, "knn": 0.45, "finetuned": 0.50}, encoder="sentence-transformers/paraphrase-MiniLM-L3-v2", noise=0.02,
+              **tuned("sentence-transformers/paraphrase-MiniLM-L3-v2", 0.50, 0.5))
+    l6 = fake({"tfidf": 0.40, "knn": 0.50, "finetuned": 0.55}, encoder="sentence-transformers/all-MiniLM-L6-v2", noise=0.02,
+              **tuned("sentence-transformers/all-MiniLM-L6-v2", 0.55, 0.5))
+    status, detail, rows = encoders([l3, l6])
+    assert status == "holds" and "MiniLM-L3 -> MiniLM-L6 (fine-tuned) +0.050" in detail
+    assert [r[0] for r in rows] == ["TF-IDF", "MiniLM-L3", "MiniLM-L6", "MiniLM-L3 fine-tuned", "MiniLM-L6 fine-tuned"]
+    worse = fake({"tfidf": 0.40, "knn": 0.50, "finetuned": 0.45}, encoder="sentence-transformers/all-MiniLM-L6-v2", noise=0.02,
+                 **tuned("sentence-transformers/all-MiniLM-L6-v2", 0.45, 0.5))
+    assert encoders([l3, worse])[0] == "does not hold"
+
+
 def test_encoder_rung_router_is_chosen_on_validation_not_test():
     """knn is better on validation, mlp (by luck) on test: the rung is knn, judged on its test accuracy."""
     l6 = fake({"tfidf": 0.40, "knn": 0.42, "mlp": 0.47}, encoder="sentence-transformers/all-MiniLM-L6-v2", noise=0.02,
@@ -198,3 +216,24 @@ def test_encoder_rung_router_is_chosen_on_validation_not_test():
     status, detail, rows = encoders([l6])
     assert [(r[0], r[2]) for r in rows] == [("TF-IDF", "tfidf"), ("MiniLM-L6", "knn")]
     assert "+0.020" in detail and "chosen on validation accuracy" in detail
+
+
+def test_report_has_per_task_rows_and_the_finetuned_router_against_the_references(evaluated, tmp_path):
+    """The main table gains a per-task table and says which average it uses; a fine-tuned router gets
+    paired lines against the task prior, best single and the frozen baseline best on validation."""
+    one = copy.deepcopy(evaluated)
+    one["routers"]["finetuned"] = copy.deepcopy(one["routers"]["knn"])
+    one["routers"]["finetuned"]["accuracy_boot"] = [a - 0.5 for a in one["routers"]["knn"]["accuracy_boot"]]  # far below everything
+    one["routers"]["finetuned"]["accuracy"] = {k: v - 0.5 for k, v in one["routers"]["knn"]["accuracy"].items()}
+    main = write_sweep(tmp_path, "main", ["plateau"], [{"kind": "evaluate", "label": "all"}], {"evaluate-all": one})
+    out = tmp_path / "REPORT.md"
+    assert report.main([str(main), "--output", str(out), "--figures", str(tmp_path / "fig")]) == 0
+    text = out.read_text()
+    assert "Accuracies are micro averages (over queries)." in text
+    tasks = list(evaluated["reference"]["per_task"]["oracle"])
+    assert f"| router | {' | '.join(tasks)} |" in text
+    knn_row = next(line for line in text.splitlines() if line.startswith("| knn |") and "[" not in line)
+    assert knn_row == "| knn | " + " | ".join(fmt(evaluated["routers"]["knn"]["per_task"][t]) for t in tasks) + " |"
+    lines = [line for line in text.splitlines() if line.startswith("- finetuned - ")]
+    assert [line.split(":")[0] for line in lines][:2] == ["- finetuned - task-prior", "- finetuned - best-single"]
+    assert "best frozen baseline on validation (" in lines[2] and all("(does not hold)" in line for line in lines)

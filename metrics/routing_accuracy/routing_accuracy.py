@@ -5,14 +5,14 @@ Inputs, one row per query: ``predictions`` = the router's scores per model (high
 accuracy of argmax(predictions) over the models with a label (exactly tied top models share the
 query evenly), the per-query oracle, the best single model (where it has no label, the next best) and
 the share of the gap between them that the router closes, plus the random router's expected
-accuracy. The definitions are those of ``routertrain.evaluation.metrics``, which this module calls.
+accuracy. The definitions are those of ``routertrain.evaluation.decision``, which this module calls.
 """
 
 import datasets
 import evaluate
 import numpy as np
 
-from routertrain.evaluation.metrics import (
+from routertrain.evaluation.decision import (
     best_single_per_query,
     gap_closed,
     model_means,

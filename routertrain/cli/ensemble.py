@@ -22,6 +22,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--device", type=device_option, default=None, help="where the members run while scoring (default cuda when available)")
     args = parser.parse_args(argv)
     from routertrain.cli.evaluate import data_config
+    from routertrain.config import headline_average
     from routertrain.data import load_routing_data
     from routertrain.hub.ensemble import EnsembleRouter, member_folders, save_ensemble
     from routertrain.hub.router import Router, RouterFolderError
@@ -32,7 +33,7 @@ def main(argv: list[str]) -> int:
         ensemble = EnsembleRouter([Router.from_pretrained(p, device=args.device) for p in paths], configs[0], args.out)
         cfg, _ = data_config(paths[0], [])
         data = load_routing_data(cfg.data)
-        metrics = {"models": configs[0]["models"], **{split: router_report(ensemble, data, split) for split in ("validation", "test")}}
+        metrics = {"models": configs[0]["models"], **{split: router_report(ensemble, data, split, headline_average(cfg)) for split in ("validation", "test")}}
         save_ensemble(paths, args.out, metrics=metrics)
     except (*USER_ERRORS, RouterFolderError, FileNotFoundError, ValueError) as err:
         return fail(err)

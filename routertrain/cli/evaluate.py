@@ -14,7 +14,7 @@ from pathlib import Path
 
 from routertrain.hub.card import render as render_card
 from routertrain.cli.common import Parser, bounded, device_option
-from routertrain.config import ConfigError, available_data_recipes, load_config
+from routertrain.config import ConfigError, available_data_recipes, headline_average, load_config
 from routertrain.data import DataError, load_routing_data
 from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, to_json
 from routertrain.evaluation.routers import ALL, DESCRIPTIONS, RouterUnavailable
@@ -31,6 +31,7 @@ key=value arguments:
   encoder=ID|FOLDER frozen encoder of the embedding baselines (default: the run's base encoder, else the config's model)
   data=NAME, data.*=...  the dataset, as in training (data recipes: {', '.join(available_data_recipes()) or 'none'});
                     with run= and no data arguments, the run's own data config is used
+  eval.average=micro|macro  headline average (default: the data recipe's data.average; RouterDC: macro)
 """
 
 
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate_routers(
             data, routers, run=run, encoder=encoder, split=opts.split, n_boot=opts.n_boot, seed=opts.seed,
             max_length=cfg.data.max_length, batch_size=opts.batch_size, device=opts.device, hard_k=opts.hard_k, solved_at=opts.solved_at,
+            average=headline_average(cfg),
         )
     except (ConfigError, DataError, EncoderNotFound, RouterUnavailable, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

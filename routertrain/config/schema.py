@@ -50,6 +50,7 @@ class TableConfig:
     query_column: str = "query"  # column holding the query text
     score_columns: Optional[str] = None  # comma-separated model score columns (the column names become model names)
     score_pattern: Optional[str] = None  # regex selecting score columns; group 1, if any, is the model name
+    scores_field: Optional[str] = None  # one field holding each query's {model: score} mapping (JSON object or JSON text), e.g. scores
     cost_pattern: Optional[str] = None  # cost column per model, with {model} standing for the model name
     task_column: Optional[str] = None  # optional task / category column
     id_column: Optional[str] = None  # optional id column (duplicates are reported)
@@ -59,6 +60,9 @@ class TableConfig:
     score_min: float = 0.0  # lowest possible score (label_map=rescale)
     score_max: float = 1.0  # highest possible score (label_map=rescale)
     strip_shared_prefix: bool = False  # remove the few-shot prefix every query of a task starts with (cut at a blank line)
+    join_file: Optional[str] = None  # a side table under data.path (csv, json, jsonl, parquet) whose columns are added to each row, matched on join_on
+    join_on: Optional[str] = None  # the join key: a column of both tables, or main_column=side_column (e.g. question=prompt)
+    join_columns: Optional[str] = None  # comma-separated side-table columns to add (e.g. task); null = all but the key
 
 
 @dataclass
@@ -76,7 +80,11 @@ class DataConfig:
     validation_size: float = 0.1  # share of train carved out as validation when the source has none
     test_size: float = 0.2  # share held out as test when the source has no test split
     split_seed: int = 0  # salt of the query-hash split (changing it gives a different split)
-    subset: Optional[str] = None  # source-specific part to load (routellm: mmlu, gsm8k, mt_bench; routerdc: comma-separated tasks)
+    subset: Optional[str] = None  # source-specific part to load (routellm: mmlu, gsm8k, mt_bench; routerdc: comma-separated tasks to train and test on, default its 5 in-distribution tasks)
+    test_subset: Optional[str] = None  # routerdc: comma-separated tasks whose test files form the test split (routerdc-ood: MATH_prealgebra,mbpp,ceval); null = data.subset
+    labels: str = "correctness"  # routerdc: correctness (the paper's: multiple choice 1/0, generation the share of passing samples) or graded (the source's scores as they are)
+    keep_test_duplicates: bool = False  # keep train/validation rows whose query is also in test (only to reproduce someone else's split: they leak)
+    average: str = "micro"  # how this dataset's accuracies are averaged: micro (over queries) or macro (plain mean of per-task accuracies); data recipes set their paper's
     table: TableConfig = field(default_factory=TableConfig)  # the generic table loader's column mapping
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)  # the embedded demo benchmark
 
@@ -130,6 +138,7 @@ class TrainConfig:
 class EvalConfig:
     batch_size: int = 64  # examples per forward pass at evaluation, per process
     splits: str = "validation,test"  # splits evaluated by the final router
+    average: Optional[str] = None  # headline average of every accuracy (and of checkpoint choice): micro or macro; null = data.average
 
 
 @dataclass
@@ -174,6 +183,8 @@ class Config:
 CHOICES = {
     "data.missing": ("mask", "drop", "fail"),
     "data.table.label_map": ("as-is", "threshold", "rescale"),
+    "data.labels": ("correctness", "graded"),
+    "data.average": ("micro", "macro"),
     "model.pooling": ("mean", "cls"),
     "model.attention_kernel": KERNELS,
     "train.mixed_precision": ("no", "bf16", "fp16"),
@@ -290,10 +301,21 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
                 override = OmegaConf.from_dotlist([item])
         except OmegaConfBaseException as err:
             raise ConfigError(f"cannot parse override '{item}': {str(err).splitlines()[0]}") from None
+        _check_mapping(item, override)
         cfg = _merge(cfg, override, f"override '{item}'")
     config: Config = OmegaConf.to_object(cfg)  # type: ignore[assignment]
     validate(config)
     return config
+
+
+def _check_mapping(item: str, override: DictConfig) -> None:
+    """``key={a:0.2}`` reads as the key 'a:0.2' with no value (YAML needs a space after the colon): say so."""
+    node: Any = override
+    while isinstance(node, DictConfig) and len(node) == 1 and not any(":" in str(k) for k in node.keys()):
+        node = node[next(iter(node.keys()))]
+    if isinstance(node, DictConfig) and any(":" in str(k) and node[k] is None for k in node.keys()):
+        key = item.split("=", 1)[0]
+        raise ConfigError(f"cannot read the mapping in override '{item}': put a space after each colon, e.g. {key}={{a: 0.2, b: 1.0}}")
 
 
 def _nest(parts: list[str], value: object) -> dict:
@@ -326,6 +348,8 @@ def validate(cfg: Config) -> None:
         value = get_key(cfg, key)
         if value not in allowed:
             raise ConfigError(f"bad value '{value}' for '{key}': choose one of {', '.join(allowed)}{did_you_mean(str(value), list(allowed))}")
+    if cfg.eval.average not in (None, "micro", "macro"):
+        raise ConfigError(f"bad value '{cfg.eval.average}' for 'eval.average': choose micro, macro or null (= data.average){did_you_mean(str(cfg.eval.average), ['micro', 'macro'])}")
     checks = [
         ("data.fraction", 0 < cfg.data.fraction <= 1, "must be in (0, 1]"),
         ("data.max_length", cfg.data.max_length >= 4, "must be at least 4"),
@@ -367,6 +391,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.resume='{cfg.train.resume}' is neither auto, never nor a checkpoint folder (<run>/checkpoints/step-NNNNNN with trainer_state.json)")
     if Path(cfg.run.output_dir).exists() and not Path(cfg.run.output_dir).is_dir():
         raise ConfigError(f"run.output_dir='{cfg.run.output_dir}' is a file, not a folder; name a folder for the run folders")
+
+
+def headline_average(cfg: Config) -> str:
+    """How accuracies are averaged for this run: ``eval.average``, else the data recipe's ``data.average``."""
+    return cfg.eval.average or cfg.data.average
 
 
 def get_key(cfg: Any, dotted: str) -> Any:

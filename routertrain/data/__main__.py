@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(USAGE, file=sys.stderr)
         return 2
-    from routertrain.config import ConfigError, did_you_mean, load_config
+    from routertrain.config import ConfigError, did_you_mean, headline_average, load_config
 
     if argv[0] not in COMMANDS:
         print(f"error: unknown command '{argv[0]}'{did_you_mean(argv[0], list(COMMANDS)) or '; use summary or build (see --help)'}", file=sys.stderr)
@@ -47,7 +47,7 @@ def main(argv: list[str]) -> int:
     if command == "build":
         print(data.info.get("cache_path", "(not cached: built in memory)"))
         return 0
-    summary = summarize(data)
+    summary = summarize(data, headline_average(cfg))
     print(json.dumps(summary, indent=None if as_json else 2) if as_json else format_summary(summary))
     return 0
 

@@ -39,7 +39,7 @@ from typing import Callable, Optional, Sequence, Union
 from routertrain.data.dataset import META_FILE, RoutingData, fingerprint, validate
 
 FORMAT_VERSION = "sources-v1"  # bump when a builder's output changes for the same files and config
-NOT_IN_KEY = ("fraction", "subsample_seed", "max_length", "cache_dir", "path", "synthetic")
+NOT_IN_KEY = ("fraction", "subsample_seed", "max_length", "cache_dir", "path", "synthetic", "average")
 _DIGESTS: dict[tuple, str] = {}
 
 

@@ -1,6 +1,10 @@
 """What a routing dataset holds: per split, the queries, each model's mean label, the oracle and the
 best single model (chosen on train), with a per-task breakdown.
 
+``average`` (the dataset's ``data.average`` unless ``eval.average`` says otherwise) decides the
+split-level numbers: micro = over queries, macro = the plain mean of per-task numbers (each task
+weighs the same), and so which model is the best single one.
+
 ``summarize(data)`` returns a JSON-ready dict (NaN becomes null); ``format_summary`` renders it as
 plain-text tables. Labels missing for a model (``label_mask`` 0) are left out of that model's mean;
 the oracle is the mean over queries of the best observed label.
@@ -22,25 +26,26 @@ def _num(x) -> Optional[float]:
     return None if math.isnan(x) else round(x, 6)
 
 
-def split_stats(labels: np.ndarray, models: list[str], best: int) -> dict:
-    means = M.model_means(labels) if len(labels) else np.full(len(models), np.nan)
+def split_stats(labels: np.ndarray, models: list[str], best: int, tasks=None, average: str = "micro") -> dict:
+    means = M.model_means(labels, tasks, average) if len(labels) else np.full(len(models), np.nan)
     observed = np.isfinite(means)
     top = int(np.nanargmax(means)) if observed.any() else None
     return {
         "n_queries": int(len(labels)),
         "n_missing_labels": int(np.isnan(labels).sum()),
         "model_means": {m: _num(v) for m, v in zip(models, means)},
-        "oracle": _num(M.oracle_accuracy(labels)) if len(labels) else None,
+        "oracle": _num(M.oracle_accuracy(labels, tasks, average)) if len(labels) else None,
         "best_single": {"model": models[best], "mean": _num(means[best])},
         "best_on_split": {"model": models[top], "mean": _num(means[top])} if top is not None else None,
     }
 
 
-def summarize(data: RoutingData) -> dict:
+def summarize(data: RoutingData, average: str = "micro") -> dict:
     train = data.labels("train")
-    best = M.best_single_index(train)
+    best = M.best_single_index(train, _tasks(data, "train"), average)
     out = {
         "name": data.name,
+        "average": average if _tasks(data, "train") is not None else "micro",
         "fingerprint": data.fingerprint,
         "models": list(data.models),
         "costs": data.costs,
@@ -49,10 +54,9 @@ def summarize(data: RoutingData) -> dict:
     }
     for split in SPLITS:
         labels = data.labels(split)
-        stats = split_stats(labels, data.models, best)
-        ds = data.splits[split]
-        if "task" in ds.column_names:
-            tasks = np.asarray(ds["task"])
+        tasks = _tasks(data, split)
+        stats = split_stats(labels, data.models, best, tasks, average)
+        if tasks is not None:
             stats["tasks"] = {
                 str(t): {k: v for k, v in split_stats(labels[tasks == t], data.models, best).items() if k != "model_means"}
                 for t in sorted(set(tasks.tolist()))
@@ -63,13 +67,19 @@ def summarize(data: RoutingData) -> dict:
     return out
 
 
+def _tasks(data: RoutingData, split: str) -> Optional[np.ndarray]:
+    ds = data.splits[split]
+    return np.asarray(ds["task"]) if "task" in ds.column_names else None
+
+
 def _fmt(x: Optional[float]) -> str:
     return "   -  " if x is None else f"{x:.4f}"
 
 
 def format_summary(s: dict) -> str:
     lines = [f"{s['name']}  fingerprint {s['fingerprint']}  {len(s['models'])} models  "
-             f"best single (chosen on train): {s['best_single_model']}", ""]
+             f"best single (chosen on train): {s['best_single_model']}",
+             f"averages: {s.get('average', 'micro')} ({'plain mean of per-task numbers' if s.get('average') == 'macro' else 'over queries'})", ""]
     lines.append(f"{'split':<12}{'queries':>8}  {'oracle':>7}  {'best single':>11}  best on the split")
     for split, st in s["splits"].items():
         top = st["best_on_split"] or {"model": "-", "mean": None}

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from routertrain.evaluation import heads
-from routertrain.evaluation.metrics import model_means, nanmean_rows, score_accuracy
+from routertrain.evaluation.decision import model_means, nanmean_rows
 from routertrain.evaluation.routers import Context, Router
 
 K_GRID = (1, 3, 5, 10, 20, 50, 100, 200)
@@ -31,8 +31,7 @@ BLOCK = 1024  # query rows per similarity block (bounds memory: BLOCK x n_train 
 
 def pick(candidates: dict, ctx: Context, score) -> tuple:
     """The candidate whose ``score(candidate, 'validation')`` routes best on validation, and all accuracies."""
-    y = ctx.labels("validation")
-    acc = {k: score_accuracy(score(c, "validation"), y) for k, c in candidates.items()}
+    acc = {k: ctx.accuracy(score(c, "validation"), "validation") for k, c in candidates.items()}
     best = max(acc, key=lambda k: (np.nan_to_num(acc[k], nan=-1.0)))
     return best, {str(k): v for k, v in acc.items()}
 

@@ -8,6 +8,12 @@ same queries instead of letting two independent noises add up. Intervals are per
 Statistics take an index array of shape (B, n) (B resamples at a time) and return B values; the
 helpers ``mean_of`` and ``gap_closed_of`` build the ones used by the evaluator. NaN per-query values
 (queries without a label for the routed model) are left out of each resample's mean.
+
+Macro averages (each task weighs the same) resample within each task: ``strata`` gives each query's
+task, and a resample replaces every query by a random query of the same task, so each task keeps
+its count and column j of a resample always belongs to query j's task. ``mean_of(values, groups)``
+then averages per task within each resample, and the identity resample gives the macro average of
+the full split.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from routertrain.evaluation.metrics import nanmean_rows
+from routertrain.evaluation.decision import nanmean_rows
 
 N_BOOT = 1000
 CHUNK = 100  # resamples drawn and evaluated at a time (bounds memory: CHUNK x n indices)
@@ -24,18 +30,27 @@ CHUNK = 100  # resamples drawn and evaluated at a time (bounds memory: CHUNK x n
 Statistic = Callable[[np.ndarray], np.ndarray]
 
 
-def resamples(n: int, n_boot: int = N_BOOT, seed: int = 0):
-    """Yield (B, n) index arrays, ``n_boot`` rows in all, the same for the same arguments."""
+def resamples(n: int, n_boot: int = N_BOOT, seed: int = 0, strata=None):
+    """Yield (B, n) index arrays, ``n_boot`` rows in all, the same for the same arguments; with
+    ``strata`` (one label per query), each query is replaced by a query of its own stratum."""
     if n < 1:
         raise ValueError("the bootstrap needs at least one query")
     rng = np.random.default_rng(seed)
+    members = None if strata is None else [np.flatnonzero(np.asarray(strata) == s) for s in np.unique(strata)]
     for start in range(0, n_boot, CHUNK):
-        yield rng.integers(0, n, size=(min(CHUNK, n_boot - start), n), dtype=np.int64)
+        b = min(CHUNK, n_boot - start)
+        if members is None:
+            yield rng.integers(0, n, size=(b, n), dtype=np.int64)
+            continue
+        idx = np.empty((b, n), dtype=np.int64)
+        for rows in members:
+            idx[:, rows] = rows[rng.integers(0, len(rows), size=(b, len(rows)))]
+        yield idx
 
 
-def distribution(statistic: Statistic, n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+def distribution(statistic: Statistic, n: int, n_boot: int = N_BOOT, seed: int = 0, strata=None) -> np.ndarray:
     """The statistic on each of the ``n_boot`` resamples."""
-    return np.concatenate([np.asarray(statistic(idx), dtype=np.float64) for idx in resamples(n, n_boot, seed)])
+    return np.concatenate([np.asarray(statistic(idx), dtype=np.float64) for idx in resamples(n, n_boot, seed, strata)])
 
 
 def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
@@ -48,14 +63,14 @@ def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def ci(statistic: Statistic, n: int, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95) -> dict:
+def ci(statistic: Statistic, n: int, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95, strata=None) -> dict:
     """``{'value', 'low', 'high'}``: the statistic on all queries and its bootstrap interval."""
     value = float(np.asarray(statistic(np.arange(n)[None, :]))[0])
-    low, high = interval(distribution(statistic, n, n_boot, seed), level)
+    low, high = interval(distribution(statistic, n, n_boot, seed, strata), level)
     return {"value": value, "low": low, "high": high}
 
 
-def paired_difference(stat_a: Statistic, stat_b: Statistic, n: int, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95) -> dict:
+def paired_difference(stat_a: Statistic, stat_b: Statistic, n: int, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95, strata=None) -> dict:
     """A - B on the same resamples: ``{'value', 'low', 'high', 'p_value'}``.
 
     ``p_value`` is the two-sided bootstrap p-value of "no difference": twice the share of resamples
@@ -63,22 +78,26 @@ def paired_difference(stat_a: Statistic, stat_b: Statistic, n: int, n_boot: int 
     """
     full = np.arange(n)[None, :]
     value = float(np.asarray(stat_a(full))[0] - np.asarray(stat_b(full))[0])
-    diffs = distribution(lambda idx: np.asarray(stat_a(idx)) - np.asarray(stat_b(idx)), n, n_boot, seed)
+    diffs = distribution(lambda idx: np.asarray(stat_a(idx)) - np.asarray(stat_b(idx)), n, n_boot, seed, strata)
     diffs = diffs[np.isfinite(diffs)]
     low, high = interval(diffs, level)
     p = min(1.0, 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())) if diffs.size else float("nan")
     return {"value": value, "low": low, "high": high, "p_value": float(p)}
 
 
-def mean_of(values: np.ndarray) -> Statistic:
-    """The NaN-ignoring mean of per-query ``values`` over each resample."""
+def mean_of(values: np.ndarray, groups=None) -> Statistic:
+    """The NaN-ignoring mean of per-query ``values`` over each resample; with ``groups`` (each
+    query's task, for resamples drawn with ``strata=groups``) the plain mean of per-group means."""
     values = np.asarray(values, dtype=np.float64)
-    return lambda idx: nanmean_rows(values[idx], axis=1)
+    if groups is None:
+        return lambda idx: nanmean_rows(values[idx], axis=1)
+    columns = [np.flatnonzero(np.asarray(groups) == g) for g in np.unique(groups)]
+    return lambda idx: nanmean_rows(np.stack([nanmean_rows(values[idx[:, c]], axis=1) for c in columns], axis=1), axis=1)
 
 
-def gap_closed_of(router: np.ndarray, single: np.ndarray, oracle: np.ndarray) -> Statistic:
+def gap_closed_of(router: np.ndarray, single: np.ndarray, oracle: np.ndarray, groups=None) -> Statistic:
     """(router - best single) / (oracle - best single) of per-query values, per resample."""
-    means = [mean_of(v) for v in (router, single, oracle)]
+    means = [mean_of(v, groups) for v in (router, single, oracle)]
 
     def statistic(idx: np.ndarray) -> np.ndarray:
         r, s, o = (m(idx) for m in means)

@@ -5,8 +5,17 @@ default). Per router: routing accuracy and gap closed with 95% bootstrap interva
 bootstrap difference to a reference router (best single by default), accuracy on hard queries,
 calibration (probabilistic routers), the task-prior share, and, when the data has costs, the mean
 routed cost, normalised cost and AIQ; for two-model pools APGR and CPT(50%) / CPT(80%). Then the
-Jaccard overlap of the queries each router solves. Definitions: ``routertrain.evaluation.metrics``
-and ``routertrain.evaluation.cost``. The best single model is always the one best on train.
+Jaccard overlap of the queries each router solves. Definitions: ``routertrain.evaluation.decision``
+(the routing rule and accuracy), ``routertrain.evaluation.metrics`` and ``routertrain.evaluation.cost``.
+The best single model is always the one best on train.
+
+``average`` decides every headline number: ``micro`` (the mean over queries) or ``macro`` (the plain
+mean of per-task accuracies, as multi-benchmark routing papers report; data recipes set their
+paper's, e.g. RouterDC: macro). With macro, bootstrap intervals resample within each task (each
+task keeps its count), the best single model is the one best on train by the same average, and
+every choice made on validation (k, L2 weight, clusters, the frozen head) uses it too. Hard-query
+accuracy, calibration and cost stay per-query quantities. With tasks, every router also gets its
+accuracy on each task (``per_task``).
 
 For the claims report (``routertrain.experiments.report``) the result also holds, per router, the paired bootstrap
 difference to the task-prior router (``vs_task-prior``) and the accuracy on each bootstrap resample
@@ -30,9 +39,9 @@ import numpy as np
 
 from routertrain.evaluation import bootstrap as bs
 from routertrain.evaluation import cost as cq
+from routertrain.evaluation import decision as d
 from routertrain.evaluation import metrics as m
 from routertrain.evaluation.routers import ALL, Context, RouterUnavailable
-from routertrain.evaluation.decision import best_single_index
 from routertrain.hub.router import router_folder
 
 DEFAULT_ROUTERS = ("oracle", "best-single", "random", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf")
@@ -76,8 +85,10 @@ def evaluate_routers(
     hard_k: int = 1,
     solved_at: float = 0.5,
     reference: str = "best-single",
+    average: str = "micro",
 ) -> dict:
     """Fit, score and measure ``routers`` on ``data`` (a ``RoutingData``); a JSON-ready dict."""
+    d.check_average(average)
     unknown = [r for r in routers if r not in ALL]
     if unknown:
         raise ValueError(f"unknown router(s) {unknown}: choose from {', '.join(ALL)}")
@@ -88,11 +99,19 @@ def evaluate_routers(
         warnings += fingerprint_warnings(run, data.fingerprint)
     if split in TUNED_ON:
         warnings.append(TUNED_ON[split])
-    ctx = Context(data, encoder=encoder, max_length=max_length, batch_size=batch_size, device=device, cache_root=cache_root, seed=seed)
+    tasks = Context(data).tasks(split)
+    if average == "macro" and tasks is None:
+        warnings.append(f"average=macro needs a task column, which split '{split}' lacks: reporting micro averages")
+        average = "micro"
+    ctx = Context(data, encoder=encoder, max_length=max_length, batch_size=batch_size, device=device, cache_root=cache_root, seed=seed, average=average)
+    warnings += task_coverage_warnings(ctx, split)
     y, y_train = ctx.labels(split), ctx.labels("train")
-    best = best_single_index(y_train)
-    single_q = m.best_single_per_query(y, m.model_means(y_train))
-    oracle_q, random_q = m.oracle_per_query(y), m.random_per_query(y)
+    groups = tasks if average == "macro" else None  # bootstrap strata and per-task grouping of the headline mean
+    preference = d.model_means(y_train, ctx.tasks("train"), average)
+    best = d.best_single_index(y_train, ctx.tasks("train"), average)
+    single_q = d.best_single_per_query(y, preference)
+    oracle_q, random_q = d.oracle_per_query(y), d.random_per_query(y)
+    boot = {"n_boot": n_boot, "seed": seed, "strata": groups}
     results, solved, skipped, per_query = {}, {}, {}, {}
     names = list(dict.fromkeys([*routers, reference, "task-prior"] if reference else [*routers, "task-prior"]))
     for name in names:
@@ -104,39 +123,58 @@ def evaluate_routers(
             if name in routers or name == reference:
                 skipped[name] = str(err)
             continue
-        weights = m.decide(scores, y)
-        per_query[name] = m.per_query_accuracy(weights, y)
+        weights = d.decide(scores, y)
+        per_query[name] = d.per_query_accuracy(weights, y)
         solved[name] = m.solved_set(weights, y, solved_at)
         results[name] = measure(scores, weights, y, y_train, data.costs, router.probabilistic, hard_k, solved_at)
-        results[name]["gap_closed"] = bs.ci(bs.gap_closed_of(per_query[name], single_q, oracle_q), len(y), n_boot, seed)
-        results[name]["accuracy"] = bs.ci(bs.mean_of(per_query[name]), len(y), n_boot, seed)
-        results[name]["accuracy_boot"] = np.round(bs.distribution(bs.mean_of(per_query[name]), len(y), n_boot, seed), 6)
+        results[name]["gap_closed"] = bs.ci(bs.gap_closed_of(per_query[name], single_q, oracle_q, groups), len(y), **boot)
+        results[name]["accuracy"] = bs.ci(bs.mean_of(per_query[name], groups), len(y), **boot)
+        results[name]["accuracy_boot"] = np.round(bs.distribution(bs.mean_of(per_query[name], groups), len(y), **boot), 6)
+        if tasks is not None:
+            results[name]["per_task"] = d.per_task(per_query[name], tasks)
         results[name]["info"] = router.info
         # for choosing among routers without looking at the evaluated split (claims pick heads on it)
-        results[name]["validation_acc"] = m.score_accuracy(scores if split == "validation" else router.scores(ctx, "validation"), ctx.labels("validation"))
+        results[name]["validation_acc"] = ctx.accuracy(scores if split == "validation" else router.scores(ctx, "validation"), "validation")
         results[name]["seconds"] = round(time.perf_counter() - start, 2)
     prior = results.get("task-prior", {}).get("accuracy", {}).get("value")
+
+    def paired(a: str, b: str) -> dict:
+        return bs.paired_difference(bs.mean_of(per_query[a], groups), bs.mean_of(per_query[b], groups), len(y), **boot)
+
+    random_acc = d.average(random_q, tasks, average)
     for name, res in results.items():
         if reference in per_query:
-            res[f"vs_{reference}"] = bs.paired_difference(bs.mean_of(per_query[name]), bs.mean_of(per_query[reference]), len(y), n_boot, seed)
+            res[f"vs_{reference}"] = paired(name, reference)
         if "task-prior" in per_query:
-            res["vs_task-prior"] = bs.paired_difference(bs.mean_of(per_query[name]), bs.mean_of(per_query["task-prior"]), len(y), n_boot, seed)
-        res["task_prior_share"] = m.task_prior_share(prior, m.nanmean(random_q), res["accuracy"]["value"]) if prior is not None else None
+            res["vs_task-prior"] = paired(name, "task-prior")
+        res["task_prior_share"] = m.task_prior_share(prior, random_acc, res["accuracy"]["value"]) if prior is not None else None
+    reference_q = {"oracle": oracle_q, "best-single": single_q, "random": random_q}
     return {
         "data": {"name": data.name, "fingerprint": data.fingerprint, "models": list(data.models), "costs": data.costs, "split": split,
                  "n_queries": len(y), "n_train": len(y_train), "split_hash": split_hash(ctx.queries(split))},
         "encoder": encoder,
         "run": str(run) if run is not None else None,
-        "settings": {"n_boot": n_boot, "seed": seed, "hard_k": hard_k, "solved_at": solved_at, "reference": reference, "max_length": max_length},
-        "reference": {"oracle_acc": m.nanmean(oracle_q), "best_single_model": data.models[best], "best_single_acc": m.nanmean(single_q),
-                      "random_acc": m.nanmean(random_q)},
+        "settings": {"n_boot": n_boot, "seed": seed, "hard_k": hard_k, "solved_at": solved_at, "reference": reference, "max_length": max_length,
+                     "average": average},
+        "reference": {"oracle_acc": d.average(oracle_q, tasks, average), "best_single_model": data.models[best],
+                      "best_single_acc": d.average(single_q, tasks, average), "random_acc": random_acc,
+                      **({"per_task": {k: d.per_task(v, tasks) for k, v in reference_q.items()}} if tasks is not None else {})},
         "routers": {name: results[name] for name in routers if name in results},
         "overlap": m.overlap_matrix({name: solved[name] for name in routers if name in solved}),
-        "paired": {f"{a} - {b}": bs.paired_difference(bs.mean_of(per_query[a]), bs.mean_of(per_query[b]), len(y), n_boot, seed)
-                   for a, b in PAIRS if a in per_query and b in per_query},
+        "paired": {f"{a} - {b}": paired(a, b) for a, b in PAIRS if a in per_query and b in per_query},
         "skipped": skipped,
         "warnings": warnings,
     }
+
+
+def task_coverage_warnings(ctx: Context, split: str) -> list[str]:
+    """A warning when the evaluated split covers fewer tasks than train (its average then omits them)."""
+    train, here = ctx.tasks("train"), ctx.tasks(split)
+    if train is None or here is None:
+        return []
+    absent = sorted(set(train) - set(here))
+    return [f"split '{split}' has no queries of {len(absent)} of the {len(set(train))} training tasks ({', '.join(absent[:5])}"
+            f"{', ...' if len(absent) > 5 else ''}): its averages cover only the tasks it has"] if absent else []
 
 
 def split_hash(queries) -> str:
@@ -198,14 +236,37 @@ def format_table(result: dict) -> str:
         row += ([_fmt(r.get("cost"), 4)] if has_cost else []) + ([_fmt(r.get("aiq"))] if has_aiq else [])
         row += [_fmt(r.get(k)) for k in ("apgr", "cpt50", "cpt80")] if two else []
         rows.append(row)
+    lines = _columns(cols, rows)
+    data, refs = result["data"], result["reference"]
+    how = result["settings"].get("average", "micro")
+    head = (f"{data['name']} {data['split']}: {data['n_queries']} queries, {len(data['models'])} models, {how} average"
+            f"{' (the plain mean of per-task accuracies)' if how == 'macro' else ' (over queries)'}; oracle {_fmt(refs['oracle_acc'])}, "
+            f"best single {refs['best_single_model']} {_fmt(refs['best_single_acc'])}, random {_fmt(refs['random_acc'])}")
+    paired = [f"{k} (paired bootstrap): {_signed(v)}, p = {_fmt(v.get('p_value'))}" for k, v in result.get("paired", {}).items()]
+    tail = [f"skipped {k}: {v}" for k, v in result["skipped"].items()] + [f"warning: {w}" for w in result["warnings"]]
+    return "\n".join([head, *lines, *paired, *per_task_table(result), *tail])
+
+
+def per_task_table(result: dict) -> list[str]:
+    """Each router's accuracy on each task (oracle and best single first), as text lines; [] without tasks."""
+    refs = result["reference"].get("per_task")
+    if not refs:
+        return []
+    tasks = list(refs["oracle"])
+    rows = [[name, *(_fmt(refs[name].get(t)) for t in tasks)] for name in ("oracle", "best-single")]
+    rows += [[name, *(_fmt(r.get("per_task", {}).get(t)) for t in tasks)] for name, r in result["routers"].items() if name not in ("oracle", "best-single")]
+    return ["", "accuracy per task:", *_columns(["router", *tasks], rows)]
+
+
+def _columns(cols: list, rows: list[list]) -> list[str]:
     widths = [max(len(str(x)) for x in col) for col in zip(cols, *rows)]
     lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in [cols, *rows]]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    d, refs = result["data"], result["reference"]
-    head = (f"{d['name']} {d['split']}: {d['n_queries']} queries, {len(d['models'])} models; oracle {_fmt(refs['oracle_acc'])}, "
-            f"best single {refs['best_single_model']} {_fmt(refs['best_single_acc'])}, random {_fmt(refs['random_acc'])}")
-    tail = [f"skipped {k}: {v}" for k, v in result["skipped"].items()] + [f"warning: {w}" for w in result["warnings"]]
-    return "\n".join([head, *lines, *tail])
+    return lines
+
+
+def _signed(c: dict) -> str:
+    return f"{c['value']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
 
 
 def to_json(obj):

@@ -6,7 +6,7 @@ label (``metrics.decide``: ties split evenly) and
 record (normalised cost, accuracy). Normalised cost = (mean routed cost - cheapest model's cost) /
 (dearest model's cost - cheapest model's cost), so always-cheapest is 0 and always-dearest is 1. The
 sweep is lambda = 0 plus a geometric grid up to a lambda large enough that every query goes to a
-cheapest model (cost 0). Accuracy follows ``routertrain.evaluation.metrics.accuracy``; cost is taken
+cheapest model (cost 0). Accuracy follows ``routertrain.evaluation.decision.accuracy``; cost is taken
 over the same queries (those with at least one label: a query with none has no decision to price).
 
 Non-decreasing convex hull (RouterBench): the upper convex hull of the curve's points, cut after its
@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from routertrain.evaluation.metrics import accuracy, decide, model_means
+from routertrain.evaluation.decision import accuracy, decide, model_means
 
 N_LAMBDAS = 100
 

@@ -1,28 +1,9 @@
-"""Evaluation metrics for routers, on top of ``routertrain.evaluation.decision``.
+"""Evaluation metrics beyond routing accuracy: calibration, hard queries, overlap, task-prior share.
 
-Conventions (N queries x M models):
+The routing rule, routing accuracy, best single, random, oracle and the task prior are defined
+once, in ``routertrain.evaluation.decision`` (conventions there: ``labels`` N x M in [0, 1] with
+NaN = missing, ``scores`` higher = route there, ``weights`` a decision whose rows sum to 1).
 
-- ``labels``: float matrix in [0, 1], NaN = missing. Binary labels are 0/1; graded labels (e.g. the
-  share of passing samples) are used as they are wherever a metric is an average of labels.
-- ``scores``: what a router predicts per (query, model); higher = route there. For calibration
-  metrics the scores must be probabilities P(correct).
-- ``weights``: a routing decision as an N x M matrix whose rows sum to 1. ``decide`` turns scores
-  into decisions: argmax over the models that have a label for the query (a model without one is
-  treated as absent from the pool for that query), splitting a query evenly among models whose
-  scores tie exactly (the expected value of breaking ties at random). With one-hot weights,
-  ``per_query_accuracy`` is the chosen model's label, as in ``routertrain.evaluation.decision.chosen_accuracy``.
-- Missing labels: because decisions only pick labelled models, every router, the oracle and random
-  are scored on the same queries (those with at least one label), and no router can beat the
-  oracle. ``routertrain.evaluation.decision.routing_accuracy`` instead leaves a query out when the argmax model
-  has no label; the two agree whenever labels are complete.
-
-Definitions:
-
-- best single (reference): the models ranked by mean label on train (equal means: the lower model
-  index first); each query goes to the first of them that has a label (with complete labels: the
-  one model best on train).
-- random accuracy: mean over queries of the mean label across the models that have one (the
-  expected accuracy of a uniformly random choice). Constant scores give exactly this.
 - calibration, per model, over the queries where that model has a label:
   AUROC of the scores against ``label >= threshold`` (default 0.5: graded labels are thresholded;
   NaN when only one class is present); log-loss ``-[y log p + (1 - y) log(1 - p)]`` with graded labels as soft targets
@@ -44,88 +25,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from routertrain.evaluation.decision import best_single_index, gap_closed, model_means, oracle_accuracy  # noqa: F401 (re-exported)
+from routertrain.evaluation.decision import nanmean, per_query_accuracy
 
 N_BINS = 10
 EPS = 1e-7
-
-
-def nanmean_rows(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Mean over ``axis`` ignoring NaN; NaN (without a warning) where every value is NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    count = np.isfinite(x).sum(axis=axis)
-    total = np.nansum(x, axis=axis)
-    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
-
-
-def nanmean(x: np.ndarray) -> float:
-    return float(nanmean_rows(np.ravel(x), axis=0))
-
-
-def argmax_weights(utility: np.ndarray) -> np.ndarray:
-    """Routing weights of argmax: 1 on the top model, 1/t on each of t exactly tied top models."""
-    u = np.asarray(utility, dtype=np.float64)
-    u = np.where(np.isnan(u), -np.inf, u)
-    top = u == u.max(axis=1, keepdims=True)
-    return top / top.sum(axis=1, keepdims=True)
-
-
-def decide(scores: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-    """Routing weights of argmax(scores) over the models with a label (all models without ``labels``)."""
-    s = np.asarray(scores, dtype=np.float64)
-    return argmax_weights(s if labels is None else np.where(np.isfinite(labels), s, np.nan))
-
-
-def per_query_accuracy(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Expected label of the routed model per query (NaN where no chosen model has a label)."""
-    y = np.asarray(labels, dtype=np.float64)
-    observed = np.isfinite(y)
-    w = np.where(observed, np.asarray(weights, dtype=np.float64), 0.0)
-    mass = w.sum(axis=1)
-    value = (w * np.where(observed, y, 0.0)).sum(axis=1)
-    return np.divide(value, mass, out=np.full(len(y), np.nan), where=mass > 0)
-
-
-def accuracy(weights: np.ndarray, labels: np.ndarray) -> float:
-    """Routing accuracy of a decision (see the module docstring for ties and missing labels)."""
-    return nanmean(per_query_accuracy(weights, labels))
-
-
-def score_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Routing accuracy of ``decide(scores, labels)``: argmax over labelled models, ties split evenly."""
-    return accuracy(decide(scores, labels), labels)
-
-
-def strict_preference(preference: np.ndarray) -> np.ndarray:
-    """Scores that rank models as ``preference`` does with no ties left: equal preferences go to the
-    lower model index first (as ``nanargmax`` names the best single model), NaN last."""
-    pref = np.nan_to_num(np.asarray(preference, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
-    order = np.lexsort((np.arange(len(pref)), -pref))  # most preferred first
-    strict = np.empty(len(pref))
-    strict[order] = np.arange(len(pref), 0, -1)
-    return strict
-
-
-def best_single_per_query(labels: np.ndarray, preference: np.ndarray) -> np.ndarray:
-    """Per query, the label of the most preferred model that has one (``preference``: e.g. train means;
-    ties: the lower model index, the model the reference names)."""
-    order = strict_preference(preference)
-    return per_query_accuracy(decide(np.broadcast_to(order, np.shape(labels)), labels), labels)
-
-
-def random_per_query(labels: np.ndarray) -> np.ndarray:
-    return nanmean_rows(labels, axis=1)
-
-
-def random_accuracy(labels: np.ndarray) -> float:
-    """Expected accuracy of a uniformly random router: mean over queries of the mean label."""
-    return nanmean(random_per_query(labels))
-
-
-def oracle_per_query(labels: np.ndarray) -> np.ndarray:
-    """The best label per query (NaN where a query has none); its mean is ``oracle_accuracy``."""
-    best = np.where(np.isfinite(labels), labels, -np.inf).max(axis=1).astype(np.float64)
-    return np.where(np.isfinite(best), best, np.nan)
 
 
 # --- calibration -----------------------------------------------------------------------------

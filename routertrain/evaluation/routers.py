@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from routertrain.evaluation.embeddings import split_embeddings
-from routertrain.evaluation.metrics import model_means, score_accuracy, strict_preference
+from routertrain.evaluation.decision import model_means, score_accuracy, strict_preference, task_prior_scores
 
 
 class RouterUnavailable(ValueError):
@@ -41,6 +41,7 @@ class Context:
     device: str | None = None
     cache_root: str | None = None  # embeddings cache folder; None = $ROUTERTRAIN_CACHE/embeddings
     seed: int = 0
+    average: str = "micro"  # how accuracies are averaged, here and in every validation choice: micro or macro (per task)
     fitted: dict = field(default_factory=dict)  # (router name, encoder, pooling, max_length) -> fitted router
     _labels: dict = field(default_factory=dict)
 
@@ -48,6 +49,10 @@ class Context:
         if split not in self._labels:
             self._labels[split] = self.data.labels(split).astype(np.float64)
         return self._labels[split]
+
+    def accuracy(self, scores: np.ndarray, split: str) -> float:
+        """Routing accuracy of ``scores`` on ``split``, averaged as this context says (the rule of every choice)."""
+        return score_accuracy(scores, self.labels(split), self.tasks(split), self.average)
 
     def queries(self, split: str) -> list[str]:
         return list(self.data.splits[split]["query"])
@@ -99,7 +104,7 @@ class BestSingle(Router):
     name = "best-single"
 
     def fit(self, ctx):
-        self.means = model_means(ctx.labels("train"))
+        self.means = model_means(ctx.labels("train"), ctx.tasks("train"), ctx.average)
         self.info = {"model": ctx.data.models[int(np.nanargmax(self.means))]}
         return self
 
@@ -130,19 +135,14 @@ class TaskPrior(Router):
         tasks = ctx.tasks("train")
         if tasks is None:
             raise RouterUnavailable("task-prior needs a 'task' column, which this dataset does not have")
-        y = ctx.labels("train")
-        self.overall = model_means(y)
-        self.by_task = {t: self._fill(model_means(y[tasks == t])) for t in np.unique(tasks)}
+        self.train_tasks, self.train_labels = tasks, ctx.labels("train")
         return self
-
-    def _fill(self, means: np.ndarray) -> np.ndarray:
-        return np.where(np.isfinite(means), means, self.overall)
 
     def scores(self, ctx, split):
         tasks = ctx.tasks(split)
         if tasks is None:
             raise RouterUnavailable(f"task-prior needs a 'task' column in split '{split}'")
-        return np.stack([self.by_task.get(t, self.overall) for t in tasks])
+        return task_prior_scores(self.train_tasks, self.train_labels, tasks, ctx.average)
 
 
 class Finetuned(Router):
@@ -179,9 +179,8 @@ class Frozen(Router):
 
     def fit(self, ctx):
         self.ctx = ctx.with_encoder(self.encoder, self.pooling, self.max_length)
-        y = ctx.labels("validation")
         fitted = {h: self.ctx.fit(h) for h in self.heads}
-        val = {h: score_accuracy(r.scores(self.ctx, "validation"), y) for h, r in fitted.items()}
+        val = {h: ctx.accuracy(r.scores(self.ctx, "validation"), "validation") for h, r in fitted.items()}
         self.head = max(self.heads, key=lambda h: val[h])  # first of the best on ties
         self.best = fitted[self.head]
         self.info = {"encoder": self.encoder, "head": self.head, "validation_acc": val, **{f"head_{k}": v for k, v in self.best.info.items()}}

@@ -203,6 +203,25 @@ def finetune(r: Result) -> tuple[str, str]:
     return status_of(d["low"], d["high"]), f"finetuned - frozen {ci_text(d, sign=True)}, {d['method']}{head}"
 
 
+def finetuned_against_references(r: Result) -> list[tuple[str, dict, str]]:
+    """The fine-tuned router against the task prior, the best single model and the best frozen
+    baseline chosen on validation (any head, this evaluation's encoder): (what, paired difference, status)."""
+    routers = r.data["routers"]
+    if "finetuned" not in routers:
+        return []
+    out = []
+    for other in ("task-prior", "best-single"):
+        if other in routers:
+            d = difference([(r, "finetuned")], [(r, other)])
+            out.append((f"finetuned - {other}", d, status_of(d["low"], d["high"])))
+    band = [n for n in BAND if n in routers and routers[n].get("validation_acc") is not None]
+    if band:
+        best = max(band, key=lambda n: routers[n]["validation_acc"])
+        d = difference([(r, "finetuned")], [(r, best)])
+        out.append((f"finetuned - best frozen baseline on validation ({best})", d, status_of(d["low"], d["high"])))
+    return out
+
+
 def more_data(results: list[Result]) -> tuple[str, str, list]:
     """Verdict, detail, and rows (router, {fraction: [accuracies]}, difference or None, status)."""
     rows, verdicts = [], []
@@ -263,6 +282,9 @@ def encoders(results: list[Result]) -> tuple[str, str, list]:
         rows.append((rung, enc, name, r.acc(name), d, {n: r.acc(n)["value"] for n in kept if n in r.data["routers"]}))
         if d:
             steps.append((f"{order[i - 1]} -> {rung}", d))
+    tuned_rows, tuned_steps = finetuned_ladder(results)
+    rows += tuned_rows
+    steps += tuned_steps
     if not steps:
         return "inconclusive", f"rungs present: {', '.join(order) or 'none'}; needs two of {', '.join(k for k, _ in LADDER)}", rows
     states = [status_of(d["low"], d["high"]) for _, d in steps]
@@ -270,6 +292,30 @@ def encoders(results: list[Result]) -> tuple[str, str, list]:
     chosen = ("each rung's router chosen on validation accuracy" if on_validation else
               "each rung's router chosen on TEST accuracy (these evaluations predate validation_acc: re-run them)")
     return status, "; ".join(f"{step} {ci_text(d, sign=True)} ({d['method']})" for step, d in steps) + f"; {chosen}", rows
+
+
+def finetuned_ladder(results: list[Result]) -> tuple[list, list]:
+    """The same ladder for fine-tuned routers (rung = the router's base encoder; several runs on one
+    rung: the one best on validation): rows as ``encoders`` gives them, and the steps between rungs."""
+    best: dict = {}
+    for r in results:
+        x = r.data["routers"].get("finetuned")
+        if x is None:
+            continue
+        rung = rung_of((x.get("info") or {}).get("base_model") or r.data.get("encoder"))
+        score = x.get("validation_acc") if x.get("validation_acc") is not None else -1.0
+        if rung not in best or score > best[rung][1]:
+            best[rung] = (r, score)
+    order = [label for label, _ in LADDER if label in best]
+    rows, steps = [], []
+    for i, rung in enumerate(order):
+        r = best[rung][0]
+        d = difference([(r, "finetuned")], [(best[order[i - 1]][0], "finetuned")]) if i else None
+        rows.append((f"{rung} fine-tuned", (r.data["routers"]["finetuned"].get("info") or {}).get("base_model", "?"), "finetuned", r.acc("finetuned"), d,
+                     {"finetuned": r.acc("finetuned")["value"]}))
+        if d:
+            steps.append((f"{order[i - 1]} -> {rung} (fine-tuned)", d))
+    return rows, steps
 
 
 def samples_trained(r: Result) -> int:

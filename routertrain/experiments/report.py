@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routertrain.experiments.claims import BAND, CLAIMS, NOT_RUN, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, fmt, judge
+from routertrain.experiments.claims import BAND, CLAIMS, NOT_RUN, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, finetuned_against_references, fmt, judge
 from routertrain.config import did_you_mean
 from routertrain.provenance import atomic_write_text
 from routertrain.experiments.sweep import SweepError, expand, load_sweep
@@ -118,6 +118,13 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
             name = f"{stem}-{other.sweep}-{other.point}.png"
             out += ["### Cost-aware routing", ""] + main_table(other)[2:] + [image(f"{ds}: accuracy vs cost", plots.main_plot(other.data, BAND, name, ds)), ""]
     out += ["### Claims", ""] + [f"- **{v.claim}**: {v.status}. {v.detail}" for v in verdicts] + [""]
+    against = [(r, finetuned_against_references(r)) for r in mine if "finetuned" in r.data["routers"]]
+    if against:
+        out += ["### The fine-tuned router against the references", "",
+                "Paired bootstrap differences on the test queries; a reference that wins is reported as such.", ""]
+        for r, rows in against:
+            out += [f"- {what}: {ci_text(d, sign=True)} ({status}) [{r.path}]" for what, d, status in rows]
+        out += [""]
     if "more-data" in tables:
         fractions = sorted({f for _, accs, _, _ in tables["more-data"] for f in accs})
         out += ["### Accuracy vs training fraction", "", "mean over subsample seeds [min, max]", "",
@@ -131,7 +138,7 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
     if "encoder" in tables:
         out += ["### Accuracy vs encoder", "", "| rung | encoder | baseline (best on validation) | test accuracy [95% CI] | step from previous rung [95% CI] |", "|---|---|---|---|---|"]
         out += [f"| {rung} | {enc} | {name} | {ci_text(acc)} | {ci_text(d, sign=True)} |" for rung, enc, name, acc, d, _ in tables["encoder"]]
-        rungs = [(rung, accs, (name, acc)) for rung, _, name, acc, _, accs in tables["encoder"]]
+        rungs = [(rung, accs, (name, acc)) for rung, _, name, acc, _, accs in tables["encoder"] if name != "finetuned"]  # the frozen ladder
         out += ["", image(f"{ds}: accuracy vs encoder", plots.encoder_plot(ds, rungs, f"{stem}-encoder.png")), ""]
     return out
 
@@ -143,7 +150,8 @@ def main_table(r: Result) -> list[str]:
     out = [f"### Main comparison ({r.sweep}/{r.path.name}, encoder {r.data.get('encoder') or '-'})", "",
            (f"{d['n_queries']} {d['split']} queries ({d['n_train']} train), {len(d['models'])} models ({', '.join(d['models'])}); "
             f"oracle {fmt(ref['oracle_acc'])}, best single {ref['best_single_model']} {fmt(ref['best_single_acc'])} (chosen on train), "
-            f"random {fmt(ref['random_acc'])}; costs {'known' if d.get('costs') else 'unknown'}."), "",
+            f"random {fmt(ref['random_acc'])}; costs {'known' if d.get('costs') else 'unknown'}. "
+            f"{AVERAGE_TEXT[settings.get('average', 'micro')]}"), "",
            f"| router | accuracy [95% CI] | vs {settings['reference']} [95% CI] | gap closed [95% CI] | task-prior share | AUROC | ECE | hard@{settings['hard_k']} accuracy |"
            + (" norm. cost | AIQ |" if cost else ""), "|---" * (8 + 2 * cost) + "|"]
     for name, x in routers.items():
@@ -151,8 +159,28 @@ def main_table(r: Result) -> list[str]:
         row = [name, ci_text(x["accuracy"]), ci_text(x.get(f"vs_{settings['reference']}"), sign=True), ci_text(x.get("gap_closed")),
                fmt(x.get("task_prior_share")), fmt(cal.get("auroc")), fmt(cal.get("ece")), fmt(x.get("hard_accuracy"))]
         out.append("| " + " | ".join(row + ([fmt(x.get("cost_norm")), fmt(x.get("aiq"))] if cost else [])) + " |")
+    paired = [f"- {k} (paired bootstrap): {ci_text(v, sign=True)}" for k, v in r.data.get("paired", {}).items()]
     notes = [f"skipped {k}: {v}" for k, v in r.data.get("skipped", {}).items()] + [f"warning: {w}" for w in r.data.get("warnings", [])]
-    return out + [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+    return out + [""] + (paired + [""] if paired else []) + per_task_rows(r) + [f"- {n}" for n in notes] + ([""] if notes else [])
+
+
+AVERAGE_TEXT = {
+    "micro": "Accuracies are micro averages (over queries).",
+    "macro": "Accuracies are macro averages (the plain mean of per-task accuracies, each task weighing the same); intervals resample within each task.",
+}
+
+
+def per_task_rows(r: Result) -> list[str]:
+    """Each router's accuracy on each task, as a markdown table ([] when the data has no tasks)."""
+    refs = r.data["reference"].get("per_task")
+    if not refs:
+        return []
+    tasks = list(refs["oracle"])
+    out = ["Accuracy per task:", "", "| router | " + " | ".join(tasks) + " |", "|---" * (len(tasks) + 1) + "|"]
+    rows = {"oracle": refs["oracle"], "best-single": refs["best-single"]}
+    rows.update({name: x.get("per_task", {}) for name, x in r.data["routers"].items() if name not in rows})
+    out += [f"| {name} | " + " | ".join(fmt(v.get(t)) for t in tasks) + " |" for name, v in rows.items()]
+    return out + [""]
 
 
 def main(argv: list[str] | None = None) -> int:

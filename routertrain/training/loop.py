@@ -41,7 +41,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 from routertrain.evaluation import decision as M
 from routertrain.training.batching import Collator, EpochSampler, StepPadded, model_inputs, tokenize_split
 from routertrain.training.losses import step_loss, with_task_ids
-from routertrain.config import Config, ConfigError, flatten, to_dict, to_yaml
+from routertrain.config import Config, ConfigError, flatten, headline_average, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
@@ -119,28 +119,31 @@ def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.nda
     return torch.cat(logits).numpy(), torch.cat(rows).numpy()
 
 
-def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, train_means: np.ndarray) -> dict:
-    """Routing metrics of one split; adds the Bayes ceiling when the data knows true probabilities."""
+def split_tasks(data: RoutingData, split: str) -> np.ndarray | None:
+    ds = data.splits[split]
+    return np.asarray(ds["task"]) if "task" in ds.column_names else None
+
+
+def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, average: str) -> dict:
+    """Routing metrics of one split (``evaluation.decision.routing_report``: the evaluator's
+    definitions, averaged ``average``); adds the Bayes ceiling when the data knows true probabilities."""
     order = np.argsort(rows)
     logits = logits[order]
     labels = data.labels(split)
-    report = M.routing_report(logits, labels, train_means)
+    report = M.routing_report(logits, labels, data.labels("train"), split_tasks(data, split), split_tasks(data, "train"), average)
     ds = data.splits[split]
     if "p_correct" in ds.column_names:
         p = np.asarray(ds.with_format("numpy")["p_correct"], dtype=np.float64).reshape(labels.shape)
         report["bayes_acc"] = bayes_accuracy(p, labels)["realized"]
         report["bayes_expected_acc"] = bayes_accuracy(p, labels)["expected"]
-    if "task" in ds.column_names and "task" in data.splits["train"].column_names:
-        prior = M.task_prior_scores(list(data.splits["train"]["task"]), data.labels("train"), list(ds["task"]))
-        report["task_prior_acc"] = M.routing_accuracy(prior, labels)
     return report
 
 
-def router_report(router, data: RoutingData, split: str) -> dict:
+def router_report(router, data: RoutingData, split: str, average: str) -> dict:
     """``split_report`` of a saved router (``Router`` or ``EnsembleRouter``) on ``split``: how tune and
     ensembles score the folders they ship."""
     probs = router.predict(list(data.splits[split]["query"]))
-    return split_report(probs, np.arange(len(probs)), data, split, M.model_means(data.labels("train")))
+    return split_report(probs, np.arange(len(probs)), data, split, average)
 
 
 def clock() -> float:
@@ -250,8 +253,9 @@ class Run:
         return len(self.data.models)
 
     @property
-    def train_means(self) -> np.ndarray:
-        return M.model_means(self.data.labels("train"))
+    def average(self) -> str:
+        """How this run's accuracies are averaged (and its best checkpoint chosen): micro or macro."""
+        return headline_average(self.cfg)
 
 
 def setup_accelerator(cfg: Config) -> tuple[Accelerator, Path, int, int]:
@@ -419,8 +423,8 @@ def evaluate(run: Run, on_evaluate) -> bool:
     (asked on the main process, the answer broadcast so that every rank stops at the same step)."""
     paused = clock()
     logits, rows = predict(run.model, run.eval_loaders["validation"], run.accelerator)
-    report = split_report(logits, rows, run.data, "validation", run.train_means)
-    log(run.accelerator, run.run_dir, {f"eval/{k}": v for k, v in report.items()}, run.step)
+    report = split_report(logits, rows, run.data, "validation", run.average)
+    log(run.accelerator, run.run_dir, {f"eval/{k}": v for k, v in flatten(report).items() if isinstance(v, (int, float))}, run.step)
     if report["routing_acc"] > run.best["routing_acc"]:
         run.best = {"routing_acc": report["routing_acc"], "step": run.step}
         save_best(run.accelerator, run.model, run.run_dir, report, run.step)
@@ -446,7 +450,7 @@ def final_evaluate(run: Run, runtime: float) -> dict:
         else:
             unwrapped.load_state_dict(best_state)
     models = run.data.models
-    results = {"best_step": run.best["step"], "total_steps": run.total_steps, "models": models, "best_single_model": models[M.best_single_index(run.data.labels("train"))]}
+    results = {"best_step": run.best["step"], "total_steps": run.total_steps, "models": models, "best_single_model": models[M.best_single_index(run.data.labels("train"), split_tasks(run.data, "train"), run.average)]}
     if run.stopped_at is not None:
         results["stopped_at"] = run.stopped_at
     # the exported router runs in fp32: score the final splits without the mixed-precision autocast
@@ -454,7 +458,7 @@ def final_evaluate(run: Run, runtime: float) -> dict:
     final = accelerator.unwrap_model(model, keep_fp32_wrapper=False) if run.cfg.train.mixed_precision != "no" else model
     for split in [s.strip() for s in run.cfg.eval.splits.split(",") if s.strip()]:
         logits, rows = predict(final, run.eval_loaders[split], accelerator)
-        results[split] = split_report(logits, rows, run.data, split, run.train_means)
+        results[split] = split_report(logits, rows, run.data, split, run.average)
     samples, real_tokens, padded_tokens = accelerator.reduce(run.counts, reduction="sum").tolist()
     results["train"] = {
         "runtime_s": runtime,

@@ -34,7 +34,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from routertrain.config import ConfigError, did_you_mean, load_config, to_dict, valid_keys
+from routertrain.config import ConfigError, did_you_mean, headline_average, load_config, to_dict, valid_keys
 from routertrain.config.schema import RECIPES_DIR
 from routertrain.data import load_routing_data
 from routertrain.data.dataset import fingerprint
@@ -222,8 +222,8 @@ def export_best(study: optuna.Study, folder: Path, cfg, space: dict) -> Path | N
     if kept.is_file() and json.loads(kept.read_text())["trial"] == best.number:  # exported before: test is not scored again
         metrics["test"] = json.loads((folder / "best" / "metrics.json").read_text())["test"]
     else:
-        data = load_routing_data(load_config(best.user_attrs["args"]).data)
-        metrics["test"] = router_report(Router.from_pretrained(source, device="cpu"), data, "test")
+        trial_cfg = load_config(best.user_attrs["args"])
+        metrics["test"] = router_report(Router.from_pretrained(source, device="cpu"), load_routing_data(trial_cfg.data), "test", headline_average(trial_cfg))
     counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
     record = {
         "study": study.study_name,

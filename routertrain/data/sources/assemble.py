@@ -14,8 +14,10 @@ source split and per-query costs). ``assemble`` then, in this order:
    query split in pieces (same text and id, complementary labels; see ``merge_complementary``);
    missing scores (``data.missing``: mask keeps the row with a ``label_mask``, drop removes it, fail
    raises); rows with no label left; non-test copies of queries that the source also puts in its
-   test (or validation) split;
-5. reports duplicated queries (normalised text) and ids, which are kept;
+   test (or validation) split (they would leak; ``data.keep_test_duplicates=true`` keeps them, only
+   to reproduce someone else's split);
+5. reports duplicated queries (normalised text) and ids, which are kept, and warns when the test
+   split covers fewer tasks than train;
 6. attaches costs: per-query costs from the files as a ``costs`` column, with the dataset's cost per
    model = mean over the kept train rows; or ``data.costs`` where the files have none.
 
@@ -193,8 +195,11 @@ def assemble(cfg, rows: SourceRows, name: str) -> RoutingData:
     where: dict[str, set] = defaultdict(set)
     for i in np.flatnonzero(keep):
         where[keys[i]].add(split[i])
-    drop(np.array([split[i] != "test" and "test" in where[keys[i]] for i in range(n)]), "duplicate_of_test_query")
-    drop(np.array([split[i] == "train" and "validation" in where[keys[i]] for i in range(n)]), "duplicate_of_validation_query")
+    if cfg.keep_test_duplicates:
+        issues["kept_duplicates_of_test_queries"] = int(sum(split[i] != "test" and "test" in where[keys[i]] for i in np.flatnonzero(keep)))
+    else:
+        drop(np.array([split[i] != "test" and "test" in where[keys[i]] for i in range(n)]), "duplicate_of_test_query")
+        drop(np.array([split[i] == "train" and "validation" in where[keys[i]] for i in range(n)]), "duplicate_of_validation_query")
 
     kept = np.flatnonzero(keep)
     issues["duplicate_queries"] = duplicate_report([keys[i] for i in kept], labels[kept])
@@ -202,6 +207,11 @@ def assemble(cfg, rows: SourceRows, name: str) -> RoutingData:
         counts = Counter(rows.ids)
         repeated = sorted(k for k, c in counts.items() if c > 1)
         issues["duplicate_ids"] = {"ids": len(repeated), "rows": sum(counts[k] for k in repeated), "examples": repeated[:5]}
+    if rows.tasks is not None:
+        train_tasks = {rows.tasks[i] for i in kept if split[i] == "train"}
+        absent = sorted(train_tasks - {rows.tasks[i] for i in kept if split[i] == "test"})
+        if absent:
+            issues["warning_test_lacks_train_tasks"] = f"the test split has no queries of {len(absent)} of {len(train_tasks)} training tasks: {', '.join(map(str, absent[:8]))}"
     n_missing = int(missing[kept].sum())
     if n_missing:
         issues["masked_labels"] = {"cells": n_missing, "rows": int(missing[kept].any(axis=1).sum()),

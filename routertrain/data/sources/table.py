@@ -1,4 +1,4 @@
-"""The generic table loader (``data.name=table``): any (query, per-model scores) table, by config alone.
+r"""The generic table loader (``data.name=table``): any (query, per-model scores) table, by config alone.
 
 Where the rows come from:
 
@@ -8,15 +8,24 @@ Where the rows come from:
 - ``data.path`` null: ``data.table.files`` is a Hugging Face dataset id (or a local dataset folder)
   given to ``datasets.load_dataset``; with ``HF_DATASETS_OFFLINE=1`` it is read from the local cache.
 
-Columns: ``query_column``; scores from ``score_columns`` (names become model names) or
+Columns: ``query_column``; scores from ``score_columns`` (names become model names),
 ``score_pattern`` (regex; group 1, if any, is the model name; the query, task, id, split and cost
-columns never count as scores); optional ``cost_pattern`` (``{model}`` = model name) for per-query
+columns never count as scores) or ``scores_field``: one field holding each query's ``{model: score}``
+mapping, as many public routing sets ship (``{"question": ..., "scores": {"model-a": 0.7}}``;
+``scores_field=scores`` is the same as ``score_pattern='^scores\.(.+)$'`` on the flattened
+columns, and also reads a CSV column of JSON text); optional ``cost_pattern`` (``{model}`` = model name) for per-query
 costs; ``task_column``, ``id_column``; ``split_column`` (train / validation / test, also val, dev).
 Without a split column, splits come from the file names (``*_train.csv``, ``test.jsonl``: the last
 name token among train/validation/val/dev/test) or the Hub splits when every source has one, else
 the query-hash split. Labels: ``label_map`` as-is (scores already in [0, 1]), threshold (score >=
 ``threshold``) or rescale (from [``score_min``, ``score_max``]); scores outside that declared range
 are an error naming file, row and column.
+
+Side file: ``join_file`` (under ``data.path``) adds columns (``join_columns``, default all) to every
+row whose key matches, ``join_on`` = a column of both tables or ``main=side`` (e.g. tasks kept in a
+second file keyed by the query text: ``join_file=tasks.json join_on=question join_columns=task
+task_column=task``). Unmatched rows get empty cells (an empty task is ``unknown``) and are counted in
+the build report; a side key listed twice keeps its first row.
 
 Query cells that are lists (parquet/JSON arrays), or a column whose every cell is a stringified list
 of strings, are joined like RouterBench prompts (see ``text.parse_prompt_list``). With the table
@@ -135,11 +144,12 @@ def score_columns(t, tables: list[pd.DataFrame]) -> dict[str, str]:
             raise DataError(f"data.table.score_columns names {absent} but no file has such a column"
                             f"{nearest(absent[0], present)}; columns: {present[:12]}")
         return {c: c for c in wanted}
-    if not t.score_pattern:
-        raise DataError("set data.table.score_columns (comma-separated) or data.table.score_pattern (regex) "
-                        "to say which columns are model scores")
+    if not t.score_pattern and not t.scores_field:
+        raise DataError("set data.table.score_columns (comma-separated), data.table.score_pattern (regex) or "
+                        "data.table.scores_field (a field of {model: score} mappings) to say which columns are model scores")
+    pattern = t.score_pattern or f"^{re.escape(t.scores_field)}\\.(.+)$"
     try:
-        regex = re.compile(t.score_pattern)
+        regex = re.compile(pattern)
     except re.error as err:
         raise DataError(f"data.table.score_pattern '{t.score_pattern}' is not a valid regular expression ({err}); "
                         r"fix it, e.g. '^score_(.+)$' (group 1 = model name)") from None
@@ -153,8 +163,84 @@ def score_columns(t, tables: list[pd.DataFrame]) -> dict[str, str]:
                 out[c] = m.group(1) if regex.groups else c
     if not out:
         names = list(map(str, tables[0].columns))[:12]
-        raise DataError(f"data.table.score_pattern '{t.score_pattern}' matches no column (columns: {names})")
+        what = f"data.table.scores_field '{t.scores_field}' holds no {{model: score}} mapping" if not t.score_pattern else f"data.table.score_pattern '{t.score_pattern}' matches no column"
+        raise DataError(f"{what} (columns: {names})")
     return out
+
+
+def expand_field(df: pd.DataFrame, field: str, label: str) -> pd.DataFrame:
+    """Columns ``field.<model>`` from a column of ``{model: score}`` mappings (objects or JSON text);
+    JSON objects were already flattened that way when the file was read."""
+    if field not in df.columns:
+        if not any(str(c).startswith(field + ".") for c in df.columns):
+            names = list(map(str, df.columns))
+            raise DataError(f"{label}: no field '{field}' for data.table.scores_field{nearest(field, names)}; columns: {names[:12]}")
+        return df
+    parsed = []
+    for k, v in enumerate(df[field].tolist(), start=1):
+        if isinstance(v, str) and v.strip():
+            v = parse_json(v.encode(), f"{label} row {k} field '{field}'")
+        if v is not None and not isinstance(v, dict) and not (isinstance(v, float) and np.isnan(v)):
+            raise DataError(f"{label} row {k}: field '{field}' is not a {{model: score}} mapping; fix the row or set data.table.score_columns")
+        parsed.append(v if isinstance(v, dict) else {})
+    wide = pd.DataFrame(parsed, index=df.index).add_prefix(field + ".")
+    return pd.concat([df.drop(columns=[field]), wide], axis=1)
+
+
+def join_side_file(cfg, tables: list) -> tuple[list, dict]:
+    """Add the side table's columns to every row whose key matches (``data.table.join_*``)."""
+    t = cfg.table
+    if not t.join_on:
+        raise DataError("data.table.join_file needs data.table.join_on: the key column (or main_column=side_column)")
+    main_key, _, side_key = t.join_on.partition("=")
+    side_key = side_key or main_key
+    root = Path(cfg.path).expanduser().resolve() if cfg.path else Path.cwd()
+    path = root / t.join_file
+    if not path.is_file():
+        raise DataError(f"data.table.join_file {path} does not exist; give a file under data.path")
+    side = read_frame(path, None, t.join_file)
+    if t.scores_field and any(str(c).startswith(t.scores_field + ".") for c in side.columns):
+        side = side[[c for c in side.columns if not str(c).startswith(t.scores_field + ".")]]
+    if side_key not in side.columns:
+        raise DataError(f"{t.join_file}: no key column '{side_key}'{nearest(side_key, list(map(str, side.columns)))} for data.table.join_on")
+    wanted = [c.strip() for c in t.join_columns.split(",") if c.strip()] if t.join_columns else [c for c in side.columns if c != side_key]
+    absent = [c for c in wanted if c not in side.columns]
+    if absent:
+        raise DataError(f"{t.join_file}: data.table.join_columns names {absent} but it has {list(map(str, side.columns))[:12]}")
+    repeated = int(side[side_key].duplicated().sum())
+    side = side.assign(**{side_key: side[side_key].astype(str)})  # keys compared as text: CSV cells are text, JSON ones may not be
+    lookup = side.drop_duplicates(side_key).set_index(side_key)[wanted]
+    out, unmatched = [], 0
+    for label, df, implied in tables:
+        if main_key not in df.columns:
+            raise DataError(f"{label}: no key column '{main_key}'{nearest(main_key, list(map(str, df.columns)))} for data.table.join_on")
+        extra = lookup.reindex(df[main_key].astype(str))
+        unmatched += int(extra.isna().all(axis=1).sum())
+        extra.index = df.index
+        out.append((label, pd.concat([df.drop(columns=[c for c in wanted if c in df.columns]), extra], axis=1), implied))
+    return out, {"file": t.join_file, "on": t.join_on, "columns": wanted, "unmatched_rows": unmatched, "repeated_side_keys": repeated}
+
+
+def check_scores_look_like_scores(t, tables: list, columns: list[str]) -> None:
+    """A pattern-selected column whose cells are not scores (a task name, a cluster id) is a pattern
+    that caught too much: say to narrow it, not to rescale."""
+    if t.score_columns:
+        return
+    for label, df, _ in tables:
+        for c in columns:
+            if c not in df.columns:
+                continue
+            values = pd.to_numeric(df[c], errors="coerce")
+            text = df[c][values.isna() & df[c].notna() & (df[c].astype(str).str.strip() != "")]
+            text = text[~text.astype(str).str.strip().str.lower().isin(("true", "false"))]
+            whole = values.dropna()
+            outside = (whole < t.score_min) | (whole > t.score_max)
+            if len(text) or (outside.any() and (whole == whole.round()).all()):
+                example = text.iloc[0] if len(text) else whole[outside].iloc[0]
+                example = example.item() if hasattr(example, "item") else example
+                how = f"data.table.scores_field '{t.scores_field}'" if t.scores_field and not t.score_pattern else f"data.table.score_pattern '{t.score_pattern}'"
+                raise DataError(f"{label}: column '{c}', selected by {how}, holds {example!r}, which is not a score (a name or an id?): "
+                                "narrow the pattern so it matches only score columns, or list them in data.table.score_columns")
 
 
 def cells(df: pd.DataFrame, column: str, label: str) -> list:
@@ -233,7 +319,13 @@ def read(cfg, sources: list) -> SourceRows:
             raise DataError(f"data.table.cost_pattern '{t.cost_pattern}' must name each model's cost column with {{model}} "
                             "and no other {...} field; e.g. data.table.cost_pattern='cost_{model}'")
     tables = frames(cfg, sources)
+    issues = {}
+    if t.scores_field:
+        tables = [(label, expand_field(df, t.scores_field, label), s) for label, df, s in tables]
+    if t.join_file:
+        tables, issues["join"] = join_side_file(cfg, tables)
     mapping = score_columns(t, [df for _, df, _ in tables])
+    check_scores_look_like_scores(t, tables, list(mapping))
     columns, models = list(mapping), list(dict.fromkeys(mapping.values()))
     if len(models) < len(columns):
         raise DataError(f"score columns {columns} give repeated model names {models}: make data.table.score_pattern's group 1 unique")
@@ -246,7 +338,7 @@ def read(cfg, sources: list) -> SourceRows:
         if t.cost_pattern:
             costs.append(score_matrix(df, [t.cost_pattern.format(model=m) for m in models], label, {}))
         if t.task_column:
-            tasks += [str(v) for v in cells(df, t.task_column, label)]
+            tasks += ["unknown" if v is None else str(v) for v in cells(df, t.task_column, label)]
         if t.id_column:
             ids += [str(v) for v in cells(df, t.id_column, label)]
         if t.split_column:
@@ -256,7 +348,8 @@ def read(cfg, sources: list) -> SourceRows:
                 splits.append(SPLIT_ALIASES[str(v).strip().lower()])
         elif implied is not None:
             splits += [implied] * len(df)
-    queries, issues = query_texts(raw, origins, t.query_column)
+    queries, text_info = query_texts(raw, origins, t.query_column)
+    issues.update(text_info)
     if t.strip_shared_prefix:
         queries, removed = strip_shared_prefix(queries, tasks or None)
         issues["fewshot_prefix_chars_removed"] = removed
