@@ -7,11 +7,11 @@ overrides, ``Router.from_pretrained(folder)`` loads a trained router for inferen
 from routertrain.config import Config, ConfigError, load_config
 
 
-def train(cfg: Config) -> dict:
+def train(cfg: Config, on_evaluate=None) -> dict:
     """Fine-tune a router; see ``routertrain.training.loop.train``."""
     from routertrain.training.loop import train as _train
 
-    return _train(cfg)
+    return _train(cfg, on_evaluate)
 
 
 def __getattr__(name: str):

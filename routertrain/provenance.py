@@ -2,7 +2,9 @@
 
 Every run folder and router folder records the git revision, package versions and the data
 fingerprint. Writes go to a temporary sibling first and are renamed into place, so an interrupted
-run never leaves a file or folder that looks finished.
+run never leaves a file or folder that looks finished; they get the permissions the umask allows
+(as ``open`` and ``mkdir`` give), not the owner-only ones of ``tempfile``. A run folder is finished
+when it holds ``done.json`` (``DONE``), written last, after its ``router/`` folder is in place.
 """
 
 from __future__ import annotations
@@ -18,6 +20,30 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Iterator
+
+DONE = "done.json"  # written last in a run folder: training, metrics and router/ are all in place
+
+
+def finished(run_dir: str | os.PathLike) -> bool:
+    """Whether the run folder's training finished (``done.json`` present): sweeps, evaluate and push use it."""
+    return (Path(run_dir) / DONE).is_file()
+
+
+def umask_mode(full: int) -> int:
+    """``full`` (0o666 for files, 0o777 for folders) less the process umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return full & ~mask
+
+
+def apply_umask(folder: Path) -> None:
+    """Give ``folder`` and everything in it the umask's permissions (some writers, safetensors and
+    ``tempfile`` among them, create owner-only files whatever the umask)."""
+    os.chmod(folder, umask_mode(0o777))
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            os.chmod(path, umask_mode(0o777 if path.is_dir() else 0o666))
+
 
 PACKAGES = ("routertrain", "torch", "transformers", "accelerate", "datasets", "peft", "tokenizers", "safetensors", "huggingface_hub", "omegaconf")
 
@@ -62,6 +88,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, umask_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -85,6 +112,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=path.name + ".tmp-", dir=path.parent))
     try:
         yield tmp
+        apply_umask(tmp)
         old = None
         if path.exists():
             old = path.with_name(path.name + ".old")

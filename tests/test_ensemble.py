@@ -30,6 +30,7 @@ def test_an_ensemble_folder_is_the_mean_of_its_members_and_loads_like_a_router(t
     assert metrics["validation"]["n_queries"] == 13 and metrics["test"]["n_queries"] == 11
     card = (out / "README.md").read_text()
     assert "## Ensemble" in card and "`members/1`" in card and other in card
+    assert f'Router.from_pretrained("{out}")' in card
 
 
 def test_routers_of_different_pools_are_refused_in_one_line(tiny_run, tiny_encoder, tmp_path, capsys):

@@ -74,6 +74,7 @@ def test_a_worse_trial_is_pruned_at_an_evaluation_and_the_best_trial_is_exported
     assert metrics["validation"] == trial_metrics["validation"] and metrics["test"]["n_queries"] == 11
     card = (best / "README.md").read_text()
     assert "## Hyperparameter search" in card and "Optuna study `s`" in card and "`train.lr`" in card and "1 pruned" in card
+    assert f'Router.from_pretrained("{best}")' in card  # the final folder, not the temporary one it was written in
     router = Router.from_pretrained(best, device="cpu")
     assert router.predict(["Explain the binary search briefly."]).shape == (1, len(metrics["models"]))
 

@@ -22,6 +22,9 @@ recipes: {', '.join(available_recipes())} (default {DEFAULT_RECIPE})
 data recipes: {', '.join(available_data_recipes()) or 'none'}
 keys: {', '.join(k for k in valid_keys() if '.' in k)}
 
+exit codes: 0 done (done.json written), 2 bad input or diverged training (one error line),
+75 stopped by SIGTERM/SIGINT after saving a checkpoint (run the same command to resume)
+
 inspect a dataset: python -m routertrain.data summary data=NAME data.path=...
 route with a router: python -m routertrain.cli.route checkpoints/<run> "query"
 """
@@ -94,14 +97,21 @@ def main_train(args: list[str]) -> int:
     if any(a in ("-h", "--help") for a in args):
         print(USAGE)
         return 0
-    from routertrain.training.loop import train
+    from accelerate import PartialState
 
+    from routertrain.training.loop import Diverged, train
+    from routertrain.training.preemption import PREEMPTED_EXIT, Preempted, die_with_parent
+
+    die_with_parent()  # a killed launcher (or sweep runner above it) stops this run cleanly, not orphaned
     try:
         cfg = load_config(args, default_recipe=DEFAULT_RECIPE)
         results = train(cfg)
+    except (Diverged, Preempted) as err:  # every rank stops alike: one line, from the main process
+        if PartialState().is_main_process:
+            print(f"error: {err}", file=sys.stderr)
+        return PREEMPTED_EXIT if isinstance(err, Preempted) else 2
     except USER_ERRORS as err:
         return fail(err)
-    from accelerate import PartialState
 
     if PartialState().is_main_process:
         print(summary(results))

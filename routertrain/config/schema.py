@@ -10,6 +10,7 @@ valid one, before any work starts.
 from __future__ import annotations
 
 import difflib
+import math
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -193,6 +194,9 @@ CHOICES = {
 }
 
 
+EVAL_SPLITS = ("validation", "test")  # the splits the final router is scored on (train is what it learnt from)
+
+
 def valid_keys(schema: type = Config, prefix: str = "") -> list[str]:
     """All dotted keys of the schema, sections included (``train``, ``train.lr``, ...)."""
     keys = []
@@ -351,10 +355,16 @@ def validate(cfg: Config) -> None:
     if cfg.eval.average not in (None, "micro", "macro"):
         raise ConfigError(f"bad value '{cfg.eval.average}' for 'eval.average': choose micro, macro or null (= data.average){did_you_mean(str(cfg.eval.average), ['micro', 'macro'])}")
     checks = [
+        ("run.seed", 0 <= cfg.run.seed < 2**32, "must be in [0, 2**32)"),
         ("data.fraction", 0 < cfg.data.fraction <= 1, "must be in (0, 1]"),
+        ("data.subsample_seed", cfg.data.subsample_seed >= 0, "must be 0 or a positive seed"),
+        ("data.split_seed", cfg.data.split_seed >= 0, "must be 0 or a positive seed"),
         ("data.max_length", cfg.data.max_length >= 4, "must be at least 4"),
-        ("train.lr", cfg.train.lr > 0, "must be positive"),
-        ("train.epochs", cfg.train.epochs > 0 or cfg.train.max_steps > 0, "must be positive (or set train.max_steps)"),
+        ("train.lr", math.isfinite(cfg.train.lr) and cfg.train.lr > 0, "must be a positive finite number (e.g. 2e-5)"),
+        ("train.weight_decay", math.isfinite(cfg.train.weight_decay) and cfg.train.weight_decay >= 0, "must be 0 (off) or a positive finite number"),
+        ("train.max_grad_norm", math.isfinite(cfg.train.max_grad_norm) and cfg.train.max_grad_norm >= 0, "must be 0 (no clipping) or a positive finite norm"),
+        ("train.max_steps", cfg.train.max_steps == -1 or cfg.train.max_steps > 0, "must be -1 (train.epochs decide) or a positive number of steps"),
+        ("train.epochs", math.isfinite(cfg.train.epochs) and (cfg.train.epochs > 0 or cfg.train.max_steps > 0), "must be positive and finite (or set train.max_steps)"),
         ("train.global_batch_size", cfg.train.global_batch_size > 0, "must be positive"),
         ("train.warmup_ratio", 0 <= cfg.train.warmup_ratio < 1, "must be in [0, 1)"),
         ("train.keep_checkpoints", cfg.train.keep_checkpoints >= 1, "must be at least 1"),
@@ -365,10 +375,18 @@ def validate(cfg: Config) -> None:
         ("tracking.log_every", cfg.tracking.log_every >= 1, "must be at least 1"),
         ("model.dropout", 0 <= cfg.model.dropout < 1, "must be in [0, 1)"),
         ("model.lora.dropout", 0 <= cfg.model.lora.dropout < 1, "must be in [0, 1)"),
+        ("model.lora.alpha", cfg.model.lora.alpha > 0, "must be positive"),
         ("data.validation_size", 0 < cfg.data.validation_size < 1, "must be in (0, 1): the share of train carved out as validation"),
         ("data.test_size", 0 < cfg.data.test_size < 1, "must be in (0, 1): the share held out as test"),
         ("model.lora.r", cfg.model.lora.r >= 0, "must be 0 (off) or a positive rank"),
         ("data.synthetic.n_models", cfg.data.synthetic.n_models >= 2, "must be at least 2"),
+        ("data.synthetic.seed", cfg.data.synthetic.seed >= 0, "must be 0 or a positive seed"),
+        ("data.synthetic.n_train", cfg.data.synthetic.n_train >= 1, "must be at least 1"),
+        ("data.synthetic.n_validation", cfg.data.synthetic.n_validation >= 1, "must be at least 1"),
+        ("data.synthetic.n_test", cfg.data.synthetic.n_test >= 1, "must be at least 1"),
+        ("data.table.threshold", math.isfinite(cfg.data.table.threshold), "must be a finite number"),
+        ("data.table.score_min", math.isfinite(cfg.data.table.score_min), "must be a finite number"),
+        ("data.table.score_max", math.isfinite(cfg.data.table.score_max) and cfg.data.table.score_max > cfg.data.table.score_min, "must be a finite number above data.table.score_min"),
         ("eval.batch_size", cfg.eval.batch_size > 0, "must be positive"),
         ("train.rank_loss_weight", cfg.train.rank_loss_weight >= 0, "must be 0 or positive"),
         ("train.rank_margin", cfg.train.rank_margin >= 0, "must be 0 or positive"),
@@ -378,8 +396,16 @@ def validate(cfg: Config) -> None:
         ("tune.warmup_steps", cfg.tune.warmup_steps >= 0, "must be 0 or positive"),
         ("tune.heartbeat_s", cfg.tune.heartbeat_s >= 1, "must be at least 1 second"),
     ]
-    if cfg.train.per_device_batch_size is not None:
-        checks.append(("train.per_device_batch_size", cfg.train.per_device_batch_size > 0, "must be positive"))
+    splits = [x.strip() for x in cfg.eval.splits.split(",") if x.strip()]
+    unknown = [x for x in splits if x not in EVAL_SPLITS]
+    if not splits or unknown:
+        hint = did_you_mean(unknown[0], list(EVAL_SPLITS)) if unknown else ""
+        raise ConfigError(f"bad value '{cfg.eval.splits}' for 'eval.splits': name one or both of {', '.join(EVAL_SPLITS)}, comma-separated{hint}")
+    if cfg.train.head_lr is not None:
+        checks.append(("train.head_lr", math.isfinite(cfg.train.head_lr) and cfg.train.head_lr > 0, "must be a positive finite number, or null (= train.lr)"))
+    for model, cost in (cfg.data.costs or {}).items():
+        if not (isinstance(cost, (int, float)) and math.isfinite(cost) and cost >= 0):
+            raise ConfigError(f"bad cost {cost!r} for model '{model}' in 'data.costs': costs must be finite numbers >= 0")
     for key, ok, why in checks:
         if not ok:
             raise ConfigError(f"bad value {get_key(cfg, key)!r} for '{key}': {why}")

@@ -74,6 +74,8 @@ def validate(data: RoutingData) -> None:
         raise DataError(f"model names repeat in the pool {data.models}: each model must appear once")
     if data.costs is not None and len(data.costs) != len(data.models):
         raise DataError(f"{len(data.costs)} costs for {len(data.models)} models: give one cost per model or none")
+    if data.costs is not None and not all(math.isfinite(c) and c >= 0 for c in data.costs):
+        raise DataError(f"model costs {data.costs} hold a NaN, infinite or negative value: fix the cost columns or set data.costs")
     missing = [s for s in SPLITS if s not in data.splits]
     if missing:
         raise DataError(f"the dataset has no {'/'.join(missing)} split: provide train, validation and test")

@@ -25,7 +25,7 @@ import numpy as np
 
 from routertrain.experiments.claims import BAND, CLAIMS, NOT_RUN, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, finetuned_against_references, fmt, judge
 from routertrain.config import did_you_mean
-from routertrain.provenance import atomic_write_text
+from routertrain.provenance import atomic_write_text, finished
 from routertrain.experiments.sweep import SweepError, expand, load_sweep
 
 
@@ -57,9 +57,9 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
         if values.get("data") and values["data"] not in datasets:
             datasets.append(values["data"])
         output = folder / p.output.name
-        finished = output.is_file() if p.kind == "evaluate" else (output / "metrics.json").is_file()
-        (sweep.done if finished else sweep.missing).append(p.name)
-        if finished and p.kind == "evaluate":
+        complete = output.is_file() if p.kind == "evaluate" else finished(output)
+        (sweep.done if complete else sweep.missing).append(p.name)
+        if complete and p.kind == "evaluate":
             try:
                 results.append(Result(sweep.name, sweep.claims, p.name, output, values, json.loads(output.read_text())))
             except (OSError, json.JSONDecodeError) as err:

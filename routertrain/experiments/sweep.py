@@ -17,7 +17,10 @@ Every point gets a name from its grid values, so its output is ``<out>/<sweep>/<
 folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate point
 refers to a train point of the same sweep. The file's keys and every point's arguments are checked
 (as ``train.py`` and ``routertrain.cli.evaluate`` read them) before anything runs, so a typo fails in one
-line. ``--dry-run`` prints the commands (for a cluster)::
+line. A train point is finished when its run folder holds ``done.json`` (written last by training).
+SIGTERM or SIGINT to the runner reaches the running point's launcher and training processes, which
+save a checkpoint; the runner waits for them, then exits 75 (rerun to continue). ``--dry-run``
+prints the commands (for a cluster)::
 
     python -m routertrain.experiments.sweep routertrain/recipes/sweeps/scaling-routerdc.yaml [--dry-run] [--out checkpoints/sweeps]
 """
@@ -25,18 +28,22 @@ line. ``--dry-run`` prints the commands (for a cluster)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from routertrain.provenance import atomic_write_text
+from routertrain.provenance import atomic_write_text, finished
+from routertrain.training.preemption import PREEMPTED_EXIT, die_with_parent
 
 KINDS = ("train", "evaluate")
 SWEEP_KEYS = ("name", "claim", "common", "groups")
@@ -48,6 +55,10 @@ class SweepError(ValueError):
     """A malformed sweep file, reported in one line."""
 
 
+class SweepInterrupted(SweepError):
+    """The runner got SIGTERM or SIGINT: the running point saved a checkpoint; rerunning continues."""
+
+
 @dataclass
 class Point:
     kind: str  # train or evaluate
@@ -56,7 +67,7 @@ class Point:
     output: Path  # run folder (train) or JSON file (evaluate)
 
     def done(self) -> bool:
-        return (self.output / "metrics.json").is_file() if self.kind == "train" else self.output.is_file()
+        return finished(self.output) if self.kind == "train" else self.output.is_file()
 
     def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
         if self.kind == "train":
@@ -183,6 +194,40 @@ def launch_env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
 
 
+def run_point(cmd: list[str]) -> tuple[int, str | None]:
+    """Run one point's command in its own process group, tied to this runner: SIGTERM or SIGINT here
+    is passed to the whole group (the launcher and the training processes under it, which save a
+    checkpoint and stop), and the runner waits until every one of them has exited; if the runner
+    dies, the launcher gets SIGTERM (``die_with_parent``). Returns (exit code, signal name or None)."""
+    proc = subprocess.Popen(cmd, env=launch_env(), start_new_session=True, preexec_fn=die_with_parent)
+    stopped_by = []
+
+    def forward(signum, frame):
+        stopped_by.append(signal.Signals(signum).name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        returncode = proc.wait()
+        while group_alive(proc.pid):  # the launcher is gone; its training processes may still be saving
+            time.sleep(0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return returncode, (stopped_by[0] if stopped_by else None)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies, awaiting their reaper, do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
 def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run: bool = False, accelerate_config: str = "accelerate_config.yaml") -> list[Point]:
     """Run every unfinished point in order; returns the points (finished ones included)."""
     spec = load_sweep(path)
@@ -202,9 +247,11 @@ def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run:
             cmd = point.command(accelerate_config)
             # this interpreter and its launcher, whatever PATH says
             cmd = [sys.executable, "-m", "accelerate.commands.launch", *cmd[2:]] if cmd[0] == "accelerate" else [sys.executable, *cmd[1:]]
-            proc = subprocess.run(cmd, env=launch_env())
-            if proc.returncode != 0:
-                raise SweepError(f"point {point.name} failed with exit code {proc.returncode} (its error is above); "
+            returncode, stopped_by = run_point(cmd)
+            if stopped_by:
+                raise SweepInterrupted(f"sweep stopped by {stopped_by} during point {point.name}, which saved a checkpoint; rerun the sweep to continue from it")
+            if returncode != 0:
+                raise SweepError(f"point {point.name} failed with exit code {returncode} (its error is above); "
                                  "fix the cause, then rerun the sweep to continue from it")
     return points
 
@@ -220,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         run_sweep(args.sweep, args.out, args.dry_run, args.accelerate_config)
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return PREEMPTED_EXIT if isinstance(err, SweepInterrupted) else 2
     return 0
 
 

@@ -142,8 +142,8 @@ This router is an ensemble: {ensemble['combine']}, over {len(ensemble['members']
 """
 
 
-def render(folder: str | Path, repo_id: str | None = None) -> str:
-    """The card's full text for the router folder ``folder``."""
+def render(folder: str | Path, repo_id: str | None = None, final: str | Path | None = None) -> str:
+    """The card's full text for the router folder ``folder`` (being written as ``final``, when given)."""
     folder = Path(folder)
     config = _read(folder, "router_config.json", {})
     metrics = with_baseline(_read(folder, "metrics.json", {}) or {}, _read(folder, "evaluation.json"))
@@ -151,7 +151,7 @@ def render(folder: str | Path, repo_id: str | None = None) -> str:
     prov = _read(folder, "provenance.json", {}) or {}
     models, costs = config.get("models", []), config.get("costs")
     data = prov.get("data", {})
-    load_from = repo_id or str(folder)
+    load_from = repo_id or str(final or folder)
 
     pool = ["| # | model | cost per query |", "|---|---|---|"]
     for i, name in enumerate(models):

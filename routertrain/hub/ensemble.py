@@ -89,5 +89,5 @@ def save_ensemble(sources: Sequence[str | Path], folder: str | Path, metrics: di
             atomic_write_json(tmp / "metrics.json", metrics)
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
-        (tmp / "README.md").write_text(render_card(tmp))
+        (tmp / "README.md").write_text(render_card(tmp, final=folder))
     return Path(folder)

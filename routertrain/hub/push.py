@@ -26,7 +26,7 @@ def router_folder(path: str | Path) -> Path:
     """Accept a run folder (with ``router/``) or a router folder itself."""
     try:
         return find_router_folder(path)
-    except FileNotFoundError as err:
+    except OSError as err:  # no router there, or a run that did not finish
         raise PushError(str(err)) from None
 
 

@@ -16,6 +16,7 @@ missing, truncated or mismatched file is refused with a one-line ``RouterFolderE
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -28,7 +29,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from routertrain.hub.card import render as render_card
 from routertrain.model.modeling import RouterModel
-from routertrain.provenance import atomic_dir, atomic_write_json
+from routertrain.provenance import DONE, atomic_dir, atomic_write_json, finished
 
 ROUTER_CONFIG = "router_config.json"
 WEIGHTS = "model.safetensors"
@@ -36,6 +37,10 @@ FORMAT_VERSION = 1
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # what save_pretrained writes for the (fast) training tokenizer
 REQUIRED_FILES = (ROUTER_CONFIG, "config.json", WEIGHTS, *TOKENIZER_FILES)
 REFETCH = "copy or download the router folder again, or train again"
+
+
+class RunUnfinished(OSError):
+    """A run folder whose training stopped before its end (no done.json), in one line."""
 
 
 class RouterFolderError(OSError):
@@ -72,7 +77,7 @@ def save_router(
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text)
         if not (tmp / "README.md").exists():
-            (tmp / "README.md").write_text(render_card(tmp))
+            (tmp / "README.md").write_text(render_card(tmp, final=folder))
     return Path(folder)
 
 
@@ -81,6 +86,8 @@ def router_folder(run: str | os.PathLike) -> Path:
     run = Path(run)
     for folder in (run / "router", run):
         if (folder / ROUTER_CONFIG).is_file():
+            if folder != run and not finished(run):
+                raise RunUnfinished(f"run {run} did not finish (no {DONE}: it stopped before its end); rerun its training command to finish it")
             return folder
     raise FileNotFoundError(f"{run} holds no router (no {ROUTER_CONFIG} in it or in {run}/router); pass a run folder that finished training")
 
@@ -147,7 +154,8 @@ class Router:
     @torch.inference_mode()
     def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
         """P(correct) per (query, model): an array of shape (len(queries), len(self.models))."""
-        queries = [queries] if isinstance(queries, str) else list(queries)
+        queries = check_queries(queries)
+        check_batch_size(batch_size)
         order = sorted(range(len(queries)), key=lambda i: len(queries[i]))  # similar lengths pad less
         out = np.zeros((len(queries), len(self.models)), dtype=np.float32)
         for start in range(0, len(order), batch_size):
@@ -163,8 +171,41 @@ class Router:
         Maximises P(correct) - cost_weight * cost; with ``max_cost``, the most likely correct model
         among those whose cost is at most ``max_cost``.
         """
+        check_cost_options(cost_weight, max_cost)  # before the work of predict
         probs = self.predict(queries, batch_size=batch_size)
         return [self.models[i] for i in choose(probs, self.costs, cost_weight, max_cost)]
+
+
+def check_queries(queries) -> list[str]:
+    """``queries`` as a list of texts; a one-line TypeError for anything else (None, a number, ...)."""
+    if isinstance(queries, str):
+        return [queries]
+    if not hasattr(queries, "__iter__"):
+        raise TypeError(f"queries must be a text or a list of texts, not {type(queries).__name__}")
+    queries = list(queries)
+    bad = [i for i, q in enumerate(queries) if not isinstance(q, str)]
+    if bad:
+        raise TypeError(f"queries must be texts: item {bad[0]} is {type(queries[bad[0]]).__name__} ({queries[bad[0]]!r:.40})")
+    return queries
+
+
+def check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def check_cost_options(cost_weight, max_cost) -> None:
+    check_number("cost_weight", cost_weight)
+    if max_cost is not None:
+        check_number("max_cost", max_cost)
+
+
+def check_number(name: str, value) -> None:
+    """A one-line error unless ``value`` is a finite number >= 0 (cost weights and budgets)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def first_line(err: BaseException) -> str:
@@ -204,6 +245,7 @@ def read_router_config(path: Path) -> dict:
         (config.get("pooling") not in ("mean", "cls"), "no 'pooling' (mean or cls)"),
         (not isinstance(config.get("max_length"), int) or config["max_length"] < 1, "no positive 'max_length'"),
         (costs is not None and (not isinstance(costs, list) or len(costs) != len(models or [])), "'costs' that do not give one cost per model"),
+        (isinstance(costs, list) and not all(isinstance(c, (int, float)) and math.isfinite(c) and c >= 0 for c in costs), "'costs' that are not all finite numbers >= 0"),
     ]
     for bad, problem in problems:
         if bad:
@@ -228,6 +270,7 @@ def load_weights(model: RouterModel, path: Path) -> None:
 
 def choose(probs: np.ndarray, costs: Sequence[float] | None, cost_weight: float = 0.0, max_cost: float | None = None) -> np.ndarray:
     """Index of the chosen model per row of ``probs`` under a cost weight or a cost budget."""
+    check_cost_options(cost_weight, max_cost)
     if (cost_weight or max_cost is not None) and costs is None:
         raise ValueError("this router has no model costs: cost_weight and max_cost need costs (set them when building the dataset)")
     utility = np.asarray(probs, dtype=np.float64).copy()

@@ -94,6 +94,19 @@ def hub_cache() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def cached_snapshot(repo_id: str, cache: Path | None = None) -> Path | None:
+    """The local HF cache's complete snapshot of ``repo_id`` at main (config, weights and tokenizer
+    files present), or None: training loads from it without asking the Hub (no retries offline)."""
+    repo = (cache or hub_cache()) / f"models--{repo_id.replace('/', '--')}"
+    try:
+        snapshot = repo / "snapshots" / (repo / "refs" / "main").read_text().strip()
+    except OSError:
+        return None
+    weights = any(snapshot.glob("*.safetensors")) or any(snapshot.glob("*.bin"))
+    tokenizer = any((snapshot / name).is_file() for name in ("tokenizer.json", "vocab.txt", "spm.model", "tokenizer_config.json"))
+    return snapshot if (snapshot / "config.json").is_file() and weights and tokenizer else None
+
+
 def _revision(folder: Path) -> str:
     """A 40-hex revision id derived from the files' names and contents (stable across installs)."""
     digest = hashlib.sha1()

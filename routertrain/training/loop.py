@@ -4,14 +4,19 @@ One visible loop built on Accelerate's own tools (``accumulate``, ``gather_for_m
 ``save_state``/``load_state``, ``unwrap_model``) with small helper functions around it. Only the
 main process writes files; the run folder is derived from the config, so every rank agrees.
 
-Run folder layout (``checkpoints/<run.name>``)::
+Run folder layout (``checkpoints/<run.name>``, its writer lock ``checkpoints/.<run.name>.lock`` beside it)::
 
     config.yaml, provenance.json     resolved config; git revision, packages, data fingerprint
     log.jsonl                        every logged metric, one JSON object per line
-    checkpoints/step-000123/         resumable Accelerate states (train.resume=auto picks the latest)
+    checkpoints/step-000123/         resumable states, JSON besides tensors (training.checkpoints)
     best/                            weights and metrics of the best validation routing accuracy
     router/                          the final router folder (see routertrain.hub.router)
     metrics.json                     final validation and test metrics
+    done.json                        written last: the run finished (sweeps, evaluate and push check it)
+
+A run stops early, keeping its checkpoints and writing no router, metrics or marker, when the loss
+or gradient norm turns non-finite (``Diverged``) or on SIGTERM/SIGINT (``Preempted``, after a
+checkpoint at the current step; ``train.py`` exits 75 then, see training.preemption).
 """
 
 from __future__ import annotations
@@ -19,10 +24,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,7 +34,6 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import DataLoaderConfiguration, DistributedType, ProjectConfiguration, broadcast, parse_flag_from_env, set_seed
-from omegaconf import OmegaConf
 from safetensors.torch import load_file, save_file
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.utils.data import DataLoader
@@ -45,21 +47,18 @@ from routertrain.config import Config, ConfigError, flatten, headline_average, t
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
+from routertrain.model.encoders import cached_snapshot
 from routertrain.model.kernels import kernel_backend, padding_multiple
 from routertrain.model.modeling import EncoderNotFound, add_task_head, build_router_model, drop_task_head, encoder_fix, init_prior_bias, merged
-from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text, provenance
+from routertrain.provenance import DONE, atomic_dir, atomic_write_json, provenance
+from routertrain.training.checkpoints import find_checkpoint, load_checkpoint, save_checkpoint
+from routertrain.training.preemption import Preempted, StopSignals, stop_requested
+from routertrain.training.run_folder import cut_log, lock_run_dir, prepare_run_dir, result_settings
 from routertrain.hub.push import PushError, push
 from routertrain.hub.router import save_router
 
-STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-def result_settings(settings: dict) -> dict:
-    """The config minus what does not change the result (run name, resume, tracking, push)."""
-    settings = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items() if k not in ("tracking", "push", "tune")}
-    settings["run"].pop("name", None)
-    settings["train"].pop("resume", None)
-    return settings
+class Diverged(RuntimeError):
+    """A non-finite loss or gradient norm: the run stops, keeping its last good checkpoint."""
 
 
 def run_name(cfg: Config) -> str:
@@ -153,34 +152,6 @@ def clock() -> float:
     return time.perf_counter()
 
 
-def find_checkpoint(run_dir: Path, resume: str) -> Path | None:
-    if resume == "never":
-        return None
-    if resume != "auto":
-        return Path(resume)
-    found = [(int(m.group(1)), p) for p in (run_dir / "checkpoints").glob("step-*") if (m := STEP_DIR.match(p.name)) and (p / "trainer_state.json").is_file()]
-    return max(found)[1] if found else None
-
-
-def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: dict, keep: int) -> None:
-    """``save_state`` into a temporary folder, renamed into place once every rank has written."""
-    final = run_dir / "checkpoints" / f"step-{step:06d}"
-    tmp = final.with_name(final.name + ".tmp")
-    if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        atomic_write_json(tmp / "trainer_state.json", state)
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        done = sorted((int(m.group(1)), p) for p in final.parent.iterdir() if (m := STEP_DIR.match(p.name)))
-        for _, old in done[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-
-
 def full_weights(accelerator: Accelerator, model) -> dict[str, torch.Tensor]:
     """The whole model's weights under their plain names; every rank takes part (FSDP gathers here).
     torch.compile (accelerate's ``--dynamo_backend``) files them under ``_orig_mod.``, which the best
@@ -194,24 +165,6 @@ def save_best(accelerator: Accelerator, model, run_dir: Path, report: dict, step
         with atomic_dir(run_dir / "best") as tmp:
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "state.safetensors"))
             atomic_write_json(tmp / "metrics.json", {"step": step, "validation": report})
-    accelerator.wait_for_everyone()
-
-
-def prepare_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> None:
-    """Refuse to mix two different configs in one folder; start clean when the run starts from step 0
-    (resume=never, or resume=auto with no checkpoint), so no earlier log or weights linger."""
-    config_file = run_dir / "config.yaml"
-    if accelerator.is_main_process:
-        if cfg.train.resume == "auto" and config_file.is_file():
-            previous = OmegaConf.to_container(OmegaConf.load(config_file))
-            if result_settings(previous) != result_settings(to_dict(cfg)):
-                raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
-        if run_dir.exists() and find_checkpoint(run_dir, cfg.train.resume) is None:
-            for stale in ("checkpoints", "best", "router", "metrics.json", "log.jsonl"):
-                path = run_dir / stale
-                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(config_file, to_yaml(cfg))
     accelerator.wait_for_everyone()
 
 
@@ -246,7 +199,9 @@ class Run:
     excluded: float = 0.0  # seconds spent evaluating and checkpointing, left out of the throughput
     running_loss: list = field(default_factory=list)  # each step's part of the loss since the last log
     counts: Any = None  # samples, real tokens, padded tokens (on the device)
+    diverged_at: Any = None  # first step with a non-finite loss or gradient norm, inf while none (on the device)
     stopped_at: int | None = None  # the step at which on_evaluate stopped training
+    signals: StopSignals = field(default_factory=StopSignals)  # SIGTERM / SIGINT received during training
 
     @property
     def n_models(self) -> int:
@@ -281,15 +236,16 @@ def setup_accelerator(cfg: Config) -> tuple[Accelerator, Path, int, int]:
     return accelerator, run_dir, per_device, accum
 
 
-def setup_data_and_model(cfg: Config) -> Run:
+def setup_data_and_model(cfg: Config, accelerator: Accelerator, run_dir: Path, per_device: int, accum: int) -> Run:
     """Data, tokenizer and model (everything that can fail on bad input), then the run folder."""
-    accelerator, run_dir, per_device, accum = setup_accelerator(cfg)
     data = load_routing_data(cfg.data)
+    model_cfg = local_encoder(cfg.model, accelerator)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model.name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(model_cfg.name_or_path)
     except (OSError, ValueError):
         raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; {encoder_fix(cfg.model.name_or_path)}") from None
-    model = build_router_model(cfg.model, len(data.models), accelerator.device.type)
+    model = build_router_model(model_cfg, len(data.models), accelerator.device.type)
+    check_max_length(cfg.data.max_length, model.encoder.config, cfg.model.name_or_path)
     if cfg.model.prior_bias:
         init_prior_bias(model, M.model_means(data.labels("train")))
     inputs = dict(data.splits)
@@ -317,6 +273,29 @@ def setup_data_and_model(cfg: Config) -> Run:
     return run
 
 
+def local_encoder(model_cfg, accelerator: Accelerator):
+    """``model_cfg`` naming the HF cache's snapshot folder when the Hub id is fully cached, so loading
+    makes no Hub request (offline, from_pretrained would retry for minutes); said once. Otherwise
+    unchanged: transformers resolves it (HF_HUB_OFFLINE=1 keeps that local too)."""
+    snapshot = None if Path(model_cfg.name_or_path).is_dir() else cached_snapshot(model_cfg.name_or_path)
+    if snapshot is None:
+        return model_cfg
+    accelerator.print(f"encoder {model_cfg.name_or_path}: loading the local HF cache's copy ({snapshot}), offline: no Hub request")
+    return replace(model_cfg, name_or_path=str(snapshot))
+
+
+def check_max_length(max_length: int, config, name: str) -> None:
+    """Refuse ``data.max_length`` beyond an encoder's absolute position embeddings (RoBERTa-style
+    models start counting after the padding index); relative-position encoders (DeBERTa) take any length."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if not positions or not getattr(config, "position_biased_input", True):
+        return
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer"):
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    if max_length > positions:
+        raise ConfigError(f"data.max_length={max_length} is more than the {positions} positions of encoder '{name}'; set data.max_length={positions} or less")
+
+
 def setup_optimizer(run: Run) -> None:
     """AdamW (no decay on biases, norms and the head), the linear schedule, and ``accelerator.prepare``."""
     cfg, accelerator = run.cfg, run.accelerator
@@ -337,19 +316,20 @@ def setup_optimizer(run: Run) -> None:
     run.steps_per_epoch = math.ceil(len(run.train_loader) / run.accum)
     run.total_steps = cfg.train.max_steps if cfg.train.max_steps > 0 else math.ceil(cfg.train.epochs * run.steps_per_epoch)
     run.scheduler = get_linear_schedule_with_warmup(run.optimizer, int(cfg.train.warmup_ratio * run.total_steps), run.total_steps)
-    accelerator.register_for_checkpointing(run.scheduler)
     run.counts = torch.zeros(3, dtype=torch.float64, device=accelerator.device)
+    run.diverged_at = torch.tensor(math.inf, dtype=torch.float64, device=accelerator.device)
 
 
 def resume(run: Run) -> None:
     """Continue from the run's latest checkpoint (or ``train.resume``), when there is one."""
-    checkpoint = find_checkpoint(run.run_dir, run.cfg.train.resume)
+    checkpoint = find_checkpoint(run.run_dir, run.cfg.train.resume, say=run.accelerator.print)
     if checkpoint is None:
         return
-    run.accelerator.load_state(str(checkpoint))
-    saved = json.loads((checkpoint / "trainer_state.json").read_text())
+    saved = load_checkpoint(run.accelerator, checkpoint, run.scheduler)
     run.step, run.best = saved["step"], saved["best"]
     run.accelerator.print(f"resumed from {checkpoint} at step {run.step}")
+    if run.accelerator.is_main_process:
+        cut_log(run.run_dir, run.step)  # the steps after the checkpoint are logged again as they are redone
     kept = run.run_dir / "best" / "metrics.json"
     if run.best["step"] and not (kept.is_file() and json.loads(kept.read_text()).get("step") == run.best["step"]):
         # e.g. train.resume=<another run's checkpoint>: that run's best weights are not in this folder
@@ -378,8 +358,12 @@ def train_epoch(run: Run, progress, on_evaluate) -> bool:
             in_epoch = run.step - epoch * run.steps_per_epoch
             loss = step_loss(cfg.train, model, batch, float(step_labels[in_epoch]) / spread, float(step_queries[in_epoch]) / spread)
             accelerator.backward(loss)
-            if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm)
+            unhealthy = ~torch.isfinite(loss.detach())
+            if accelerator.sync_gradients:  # the norm is measured even with clipping off (max_grad_norm=0: no limit)
+                norm = accelerator.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm or math.inf)
+                unhealthy |= ~torch.isfinite(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)  # FSDP2: a DTensor
+            # the first step with a non-finite loss or gradient norm, kept on the device (no synchronisation)
+            run.diverged_at = torch.where(unhealthy & (run.diverged_at > run.step), float(run.step + 1), run.diverged_at)
             run.optimizer.step()
             if accelerator.sync_gradients:
                 run.scheduler.step()
@@ -401,21 +385,42 @@ def train_epoch(run: Run, progress, on_evaluate) -> bool:
 def end_of_step(run: Run, progress, on_evaluate) -> bool:
     """Log, evaluate and checkpoint as scheduled after optimizer step ``run.step``; True to stop now."""
     cfg, step, last = run.cfg, run.step, run.step == run.total_steps
-    if step % cfg.tracking.log_every == 0 or last:
+    logs, evals = step % cfg.tracking.log_every == 0 or last, step % (cfg.train.eval_every or run.steps_per_epoch) == 0 or last
+    save_every = cfg.train.save_every or run.steps_per_epoch
+    saves = save_every > 0 and (step % save_every == 0 or last)
+    preempted = stop_requested(run.accelerator, run.signals)  # SIGTERM / SIGINT on any rank
+    if logs or evals or saves or preempted:
+        check_finite(run)  # before anything of a diverged model is logged, kept as best or checkpointed
+    if logs:
         # mean over the steps since the last log of each step's full-batch loss (parts summed over processes)
         mean_loss = run.accelerator.reduce(torch.stack(run.running_loss).sum(), reduction="sum").item() / (len(run.running_loss) // run.accum)
         log(run.accelerator, run.run_dir, {"train/loss": mean_loss, "train/lr": run.scheduler.get_last_lr()[0], "train/epoch": step / run.steps_per_epoch}, step)
         progress.set_postfix(loss=f"{mean_loss:.4f}")
         run.running_loss = []
-    stop = False
-    if step % (cfg.train.eval_every or run.steps_per_epoch) == 0 or last:
-        stop = evaluate(run, on_evaluate)
-    save_every = cfg.train.save_every or run.steps_per_epoch
-    if save_every > 0 and (step % save_every == 0 or last or stop):
+    stop = evaluate(run, on_evaluate) if evals else False
+    if saves or (stop and save_every > 0) or preempted:
         paused = clock()
-        save_checkpoint(run.accelerator, run.run_dir, step, {"step": step, "best": run.best}, cfg.train.keep_checkpoints)
+        state = {"step": step, "best": run.best, "scheduler": run.scheduler.state_dict()}
+        checkpoint = save_checkpoint(run.accelerator, run.run_dir, step, state, cfg.train.keep_checkpoints)
         run.excluded += clock() - paused
+        if preempted:
+            why = run.signals.received or "a stop signal on another process"
+            raise Preempted(f"stopped by {why} at step {step}: checkpoint saved in {checkpoint}; run the same command again to resume (train.resume=auto)")
     return stop
+
+
+def check_finite(run: Run) -> None:
+    """Raise ``Diverged`` (on every rank alike) when any step so far had a non-finite loss or gradient norm."""
+    at = run.accelerator.gather(run.diverged_at[None]).min().item()
+    if math.isfinite(at):
+        kept = find_checkpoint(run.run_dir, "auto")
+        train = run.cfg.train
+        raise Diverged(
+            f"training diverged at step {int(at)}: the loss or gradient norm is not finite; lower train.lr (now {train.lr:g}), "
+            + ("train with train.mixed_precision=no instead of " + train.mixed_precision + ", " if train.mixed_precision != "no" else "")
+            + ("keep clipping on (train.max_grad_norm=1.0), " if not train.max_grad_norm else "")
+            + f"then rerun; {'the last good checkpoint is ' + str(kept) if kept else 'no checkpoint was saved'}; no router or metrics were written"
+        )
 
 
 def evaluate(run: Run, on_evaluate) -> bool:
@@ -473,13 +478,12 @@ def final_evaluate(run: Run, runtime: float) -> dict:
 
 
 def export(run: Run, results: dict) -> None:
-    """metrics.json and the router folder (merged, fp32), then the optional push to the Hub."""
+    """The router folder (merged, fp32), metrics.json, then ``done.json`` last; then the optional push to the Hub."""
     accelerator, cfg, run_dir = run.accelerator, run.cfg, run.run_dir
     sharded = accelerator.distributed_type == DistributedType.FSDP
     full_state = full_weights(accelerator, run.model) if sharded else None  # every rank takes part in the gather
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        atomic_write_json(run_dir / "metrics.json", results)
         if sharded:  # a whole copy for export, built like the trained one and given the gathered weights
             unwrapped = build_router_model(cfg.model, run.n_models, "cpu")
             unwrapped.load_state_dict({k: v for k, v in full_state.items() if not k.startswith("task_head.")})
@@ -494,6 +498,8 @@ def export(run: Run, results: dict) -> None:
                 "provenance.json": (run_dir / "provenance.json").read_text(),
             },
         )
+        atomic_write_json(run_dir / "metrics.json", results)
+        atomic_write_json(run_dir / DONE, {"router": "router", "metrics": "metrics.json", "best_step": results["best_step"], "total_steps": run.total_steps})
         if cfg.push.repo_id:
             try:
                 results["push"] = {"url": push(run_dir / "router", cfg.push.repo_id, cfg.push.revision, cfg.push.private)}
@@ -508,21 +514,31 @@ def train(cfg: Config, on_evaluate: Callable[[int, dict], bool] | None = None) -
     ``on_evaluate(step, validation_metrics)`` is called on the main process after each validation
     evaluation; when it returns True, training stops at that step (every rank together), a checkpoint
     is saved there, and the run ends as usual with the best weights so far (``stopped_at`` in the
-    results). A tuner's pruning hook, for instance."""
-    run = setup_data_and_model(cfg)
-    setup_optimizer(run)
-    resume(run)
+    results). A tuner's pruning hook, for instance.
 
-    progress = tqdm(total=run.total_steps, initial=run.step, disable=not run.accelerator.is_local_main_process, desc="train")
-    started = clock()
-    run.model.train()
-    while run.step < run.total_steps and not train_epoch(run, progress, on_evaluate):
-        pass
-    progress.close()
-    runtime = clock() - started - run.excluded  # training steps only: evaluation and checkpointing excluded
+    Raises ``Diverged`` on a non-finite loss or gradient norm and ``Preempted`` after SIGTERM/SIGINT
+    (a checkpoint saved at that step); neither writes a router, metrics.json or done.json."""
+    accelerator, run_dir, per_device, accum = setup_accelerator(cfg)
+    lock = lock_run_dir(cfg, run_dir, accelerator)
+    try:
+        run = setup_data_and_model(cfg, accelerator, run_dir, per_device, accum)
+        setup_optimizer(run)
+        resume(run)
 
-    results = final_evaluate(run, runtime)
-    export(run, results)
-    run.accelerator.end_training()
+        progress = tqdm(total=run.total_steps, initial=run.step, disable=not run.accelerator.is_local_main_process, desc="train")
+        started = clock()
+        run.model.train()
+        with run.signals, progress:
+            while run.step < run.total_steps and not train_epoch(run, progress, on_evaluate):
+                pass
+        check_finite(run)
+        runtime = clock() - started - run.excluded  # training steps only: evaluation and checkpointing excluded
+
+        results = final_evaluate(run, runtime)
+        export(run, results)
+        run.accelerator.end_training()
+    finally:
+        if lock is not None:
+            lock.release()
     results["run_dir"] = str(run.run_dir)
     return results

@@ -41,7 +41,8 @@ from routertrain.data.dataset import fingerprint
 from routertrain.hub.card import render as render_card
 from routertrain.hub.router import Router
 from routertrain.provenance import atomic_dir, atomic_write_json, atomic_write_text
-from routertrain.training.loop import result_settings, router_report, train
+from routertrain.training.loop import router_report, train
+from routertrain.training.run_folder import result_settings
 
 SEARCH_DIR = RECIPES_DIR / "search"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -242,7 +243,7 @@ def export_best(study: optuna.Study, folder: Path, cfg, space: dict) -> Path | N
         shutil.copytree(source, tmp, dirs_exist_ok=True)
         atomic_write_json(tmp / "metrics.json", metrics)
         atomic_write_json(tmp / STUDY_FILE, record)
-        atomic_write_text(tmp / "README.md", render_card(tmp))
+        atomic_write_text(tmp / "README.md", render_card(tmp, final=folder / "best"))
     return folder / "best"
 
 

@@ -124,6 +124,9 @@ def frames(cfg, sources: list) -> list[tuple[str, pd.DataFrame, str | None]]:
         return out
     root = Path(cfg.path).expanduser().resolve()
     out = [(rel(p, root), read_frame(p, cfg.table.format, rel(p, root)), split_from_name(p)) for p in sources]
+    empty = [label for label, df, _ in out if len(df) == 0]
+    if empty:
+        raise DataError(f"{empty[0]} holds no rows (an empty list, or only a header); add queries to it or leave it out of data.table.files")
     named = [label for label, _, s in out if s is not None]
     if named and len(named) < len(out) and not cfg.table.split_column:
         unnamed = [label for label, _, s in out if s is None]
