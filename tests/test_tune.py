@@ -150,3 +150,12 @@ def test_workers_share_a_study_through_its_storage_and_one_with_other_settings_i
     with pytest.raises(ConfigError, match="study s at sqlite:///.*shared.db searches with other settings"):
         tuning.tune(tune_args(tiny_encoder, tmp_path / "c", f"tune.storage={url}", "tune.trials=3", "train.lr=0.5"))
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 2
+
+
+def test_without_optuna_the_command_names_the_extra_to_install(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "routertrain.training.tune")
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ModuleNotFoundError
+    assert main(["recipe=smoke"]) == 2
+    assert capsys.readouterr().err == "error: the search needs optuna: pip install 'routertrain[tune]'\n"

@@ -25,7 +25,12 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(USAGE)
         return 0
-    from routertrain.training.tune import tune
+    try:
+        from routertrain.training.tune import tune
+    except ModuleNotFoundError as err:
+        if err.name not in ("optuna", "sqlalchemy"):
+            raise
+        return fail(f"the search needs {err.name}: pip install 'routertrain[tune]'")
 
     try:
         out = tune(list(argv), default_recipe=DEFAULT_RECIPE)
