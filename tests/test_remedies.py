@@ -193,3 +193,9 @@ def test_a_task_loss_on_data_without_tasks_is_refused_in_one_line(tiny_encoder, 
     with pytest.raises(ConfigError, match="needs a task column in the data.*set train.task_loss_weight=0"):
         loop.train(cfg)
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("override", ["train.rank_loss_weight=-1", "train.rank_loss_weight=inf", "train.rank_margin=nan", "train.task_loss_weight=-0.5"])
+def test_remedy_weights_must_be_finite_and_not_negative(override):
+    with pytest.raises(ConfigError, match=f"'{override.split('=')[0]}'.*finite"):
+        load_config([override])
