@@ -177,12 +177,12 @@ def test_a_second_writer_stops_at_once_and_the_launcher_and_trainer_die_together
 
 @pytest.mark.parametrize("cause", ["nan-at-step-6", "huge-lr"])
 def test_a_diverged_run_stops_in_one_line_keeps_its_last_good_checkpoint_and_exports_nothing(tiny_encoder, tmp_path, monkeypatch, capsys, cause):
-    from routertrain.training import loop
+    from routertrain.training import losses  # the loop's loss is losses.step_loss, BCE through losses.masked_bce
 
     extra = ["train.max_grad_norm=0", "train.lr=1e30"] if cause == "huge-lr" else []
     if cause == "nan-at-step-6":  # one micro-batch per step: the 6th loss is the first non-finite one
-        calls, masked_bce = [], loop.masked_bce
-        monkeypatch.setattr(loop, "masked_bce", lambda *a, **k: masked_bce(*a, **k) * (math.nan if calls.append(1) or len(calls) >= 6 else 1.0))
+        calls, masked_bce = [], losses.masked_bce
+        monkeypatch.setattr(losses, "masked_bce", lambda *a, **k: masked_bce(*a, **k) * (math.nan if calls.append(1) or len(calls) >= 6 else 1.0))
     code = main_train(tiny_args(tiny_encoder, tmp_path, "run.name=diverged", *COMMON, *extra))
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]

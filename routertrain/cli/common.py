@@ -8,6 +8,7 @@ import sys
 
 from routertrain.config import Config, ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
 from routertrain.data import DataError, check_name
+from routertrain.evaluation.decision import shortfalls
 from routertrain.model.kernels import KernelUnavailable, check_kernel
 from routertrain.model.modeling import EncoderNotFound
 from routertrain.hub.router import check_device
@@ -77,9 +78,9 @@ def fail(err: Exception) -> int:
     return 2
 
 
-def summary(results: dict) -> str:
+def score_lines(results: dict) -> list[str]:
+    """The final numbers of a run: validation (with the reference routers) and test."""
     val = results.get("validation", {})
-    run = results["run_dir"]
     parts = [f"validation routing accuracy {val.get('routing_acc', float('nan')):.4f}"]
     for key, label in (("best_single_acc", "best single"), ("task_prior_acc", "task prior"), ("oracle_acc", "oracle"), ("bayes_acc", "Bayes ceiling")):
         if key in val:
@@ -87,8 +88,19 @@ def summary(results: dict) -> str:
     lines = [" | ".join(parts)]
     if "test" in results:
         lines.append(f"test routing accuracy {results['test']['routing_acc']:.4f} (best single {results['test']['best_single_acc']:.4f}, oracle {results['test']['oracle_acc']:.4f})")
+    return lines
+
+
+def verdict_lines(results: dict) -> list[str]:
+    """A warning per reference router the router does not beat on validation (empty when it beats them)."""
+    return [f"warning: {line}; a simpler router serves this data at least as well (see the card's limitations)" for line in shortfalls(results.get("validation", {}))]
+
+
+def summary(results: dict) -> str:
+    run = results["run_dir"]
+    lines = score_lines(results)
     lines += [f"router:  {run}/router", f"metrics: {run}/metrics.json", f"logs:    {run}/log.jsonl (config.yaml, provenance.json beside it)"]
-    return "\n".join(lines)
+    return "\n".join(lines + verdict_lines(results))
 
 
 def main_train(args: list[str]) -> int:

@@ -1,6 +1,6 @@
 """The typed configuration schema and the command-line loader.
 
-One dataclass per section (run, data, model, train, eval, tracking, push). A run's configuration is
+One dataclass per section (run, data, model, train, eval, tracking, push, tune). A run's configuration is
 the schema's defaults, merged with ``routertrain/recipes/<recipe>.yaml`` (which holds only what differs), then
 with ``key=value`` overrides from the command line. Every mistake (unknown recipe, unknown key,
 wrong type, bad value) is reported as one line naming the key and, where it helps, the nearest
@@ -107,6 +107,7 @@ class ModelConfig:
     attn_implementation: Optional[str] = None  # transformers attention backend (sdpa, eager); null = library default
     attention_kernel: str = "hf"  # DeBERTa attention: hf, disentangled-flash (Triton on CUDA) or disentangled-flash-torch
     lora: LoraConfig = field(default_factory=LoraConfig)  # parameter-efficient fine-tuning (peft)
+    prior_bias: bool = False  # start each model's head bias at the logit of its training mean label (training starts from the best-single router)
 
 
 @dataclass
@@ -128,6 +129,10 @@ class TrainConfig:
     num_workers: int = 0  # DataLoader worker processes
     group_by_length: bool = True  # batch queries of similar length together to cut padding
     pad_to_multiple_of: int = 0  # round each batch's padded length up to a multiple of this; 0 = auto (32 under Triton attention kernels, which compile once per length; else 1)
+    rank_loss: str = "none"  # routing-aware loss added to per-model BCE: none, listwise (softmax over models toward the correct ones) or pairwise (margin between correct and wrong models)
+    rank_loss_weight: float = 1.0  # weight of train.rank_loss beside BCE
+    rank_margin: float = 1.0  # logit margin of the pairwise loss
+    task_loss_weight: float = 0.0  # weight of an auxiliary task-classification head on the pooled query (needs a task column; inference needs no task); 0 = off
 
 
 @dataclass
@@ -153,6 +158,18 @@ class PushConfig:
 
 
 @dataclass
+class TuneConfig:
+    trials: int = 20  # finished trials (complete or pruned) the study aims for, over all its workers
+    space: str = "default"  # search space: routertrain/recipes/search/<space>.yaml, or a path to such a file
+    study: Optional[str] = None  # study name and folder under run.output_dir; null = tune-<recipe>-<hash of the search>
+    storage: Optional[str] = None  # SQLAlchemy URL of the study (a shared database lets many workers run it); null = sqlite under the study folder
+    seed: Optional[int] = None  # TPE sampler seed, offset by the trials already in the study (workers started together: give each its own); null = run.seed
+    startup_trials: int = 5  # random trials before TPE proposes and before trials are pruned
+    warmup_steps: int = 0  # optimizer steps of a trial before it can be pruned
+    heartbeat_s: int = 60  # a running trial's heartbeat; one silent for 2x this (a killed worker) is failed and retried
+
+
+@dataclass
 class Config:
     recipe: Optional[str] = None  # the recipe this run was built from: a packaged name (routertrain/recipes/<recipe>.yaml) or a user file's stem
     run: RunConfig = field(default_factory=RunConfig)
@@ -162,6 +179,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    tune: TuneConfig = field(default_factory=TuneConfig)  # hyperparameter search (python -m routertrain.training.tune); ignored by train.py
 
 
 CHOICES = {
@@ -172,6 +190,7 @@ CHOICES = {
     "model.pooling": ("mean", "cls"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "tracking.backend": ("none", "tensorboard", "wandb"),
+    "train.rank_loss": ("none", "listwise", "pairwise"),
 }
 
 
@@ -382,6 +401,13 @@ def validate(cfg: Config) -> None:
         ("data.table.score_min", math.isfinite(cfg.data.table.score_min), "must be a finite number"),
         ("data.table.score_max", math.isfinite(cfg.data.table.score_max) and cfg.data.table.score_max > cfg.data.table.score_min, "must be a finite number above data.table.score_min"),
         ("eval.batch_size", cfg.eval.batch_size > 0, "must be positive"),
+        ("train.rank_loss_weight", math.isfinite(cfg.train.rank_loss_weight) and cfg.train.rank_loss_weight >= 0, "must be 0 or a positive finite number"),
+        ("train.rank_margin", math.isfinite(cfg.train.rank_margin) and cfg.train.rank_margin >= 0, "must be 0 or a positive finite number"),
+        ("train.task_loss_weight", math.isfinite(cfg.train.task_loss_weight) and cfg.train.task_loss_weight >= 0, "must be 0 (off) or a positive finite number"),
+        ("tune.trials", cfg.tune.trials >= 1, "must be at least 1"),
+        ("tune.startup_trials", cfg.tune.startup_trials >= 0, "must be 0 or positive"),
+        ("tune.warmup_steps", cfg.tune.warmup_steps >= 0, "must be 0 or positive"),
+        ("tune.heartbeat_s", cfg.tune.heartbeat_s >= 1, "must be at least 1 second"),
     ]
     splits = [x.strip() for x in cfg.eval.splits.split(",") if x.strip()]
     unknown = [x for x in splits if x not in EVAL_SPLITS]

@@ -212,3 +212,19 @@ def routing_report(scores: np.ndarray, labels: np.ndarray, train_labels: np.ndar
     if tasks is not None:
         report["per_task"] = per_task(routed, tasks)
     return report
+
+
+REFERENCES = (("best_single_acc", "the best single model"), ("task_prior_acc", "the task-prior router"))
+
+
+def shortfalls(report: dict, split: str = "validation") -> list[str]:
+    """One sentence per reference router (best single, task prior; both chosen on train) that the
+    router's routing accuracy in ``report`` does not beat, with the numbers; empty when it beats all."""
+    acc = report.get("routing_acc")
+    if acc is None:
+        return []
+    return [
+        f"on {split}, this router ({acc:.4f}) does not beat {label} ({report[key]:.4f}): {acc - report[key]:+.4f}"
+        for key, label in REFERENCES
+        if key in report and not acc > report[key]
+    ]

@@ -139,6 +139,52 @@ def _setting(config: dict) -> str:
     return f"Calibrated: {describe(config['calibration'])}. `route()` uses it unless given `cost_weight` or `max_cost`."
 
 
+def _losing_note(metrics: dict) -> str:
+    """A limitation per reference router (chosen on train) that the router does not beat on validation."""
+    from routertrain.evaluation.decision import shortfalls  # routertrain.evaluation imports this module's package
+
+    lines = shortfalls(metrics.get("validation", {}))
+    return "".join(f"- **It does not beat a simpler router**: {line}. Prefer that router for this data.\n" for line in lines)
+
+
+def _search_section(study: dict | None) -> str:
+    """How the router's settings were chosen, when it is the best trial of a search (study.json)."""
+    if not study:
+        return ""
+    counts = study.get("trials", {})
+    space = "\n".join(f"| `{key}` | {spec} | {study['params'].get(key, '-')} |" for key, spec in study.get("space", {}).items())
+    return f"""## Hyperparameter search
+
+This router is trial {study['trial']} of the Optuna study `{study['study']}` (storage `{study['storage']}`, search space
+`{study['space_file']}`): {counts.get('complete', 0)} trials complete, {counts.get('pruned', 0)} pruned, {counts.get('fail', 0)} failed.
+Sampler {study["sampler"]}; pruner: {study["pruner"]}; chosen by {study["choice"]}.
+Its validation routing accuracy ({study['validation_routing_acc']:.4f}) is the maximum over the trials, so it is
+optimistic; the test split, scored once on this router only, is the unbiased estimate.
+
+| setting | searched | chosen |
+|---|---|---|
+{space}
+
+"""
+
+
+def _ensemble_section(ensemble: dict | None) -> str:
+    """The members of an ensemble folder (ensemble.json) and their own validation accuracy."""
+    if not ensemble:
+        return ""
+    rows = "\n".join(f"| `{m['folder']}` | {m['source']} | {m['validation_routing_acc'] if m['validation_routing_acc'] is not None else '-'} |" for m in ensemble["members"])
+    return f"""## Ensemble
+
+This router is an ensemble: {ensemble['combine']}, over {len(ensemble['members'])} routers of the same pool
+(the training configuration below is the first member's).
+
+| member | trained as | its validation routing accuracy |
+|---|---|---|
+{rows}
+
+"""
+
+
 def render(folder: str | Path, repo_id: str | None = None, final: str | Path | None = None) -> str:
     """The card's full text for the router folder ``folder`` (being written as ``final``, when given)."""
     folder = Path(folder)
@@ -213,7 +259,7 @@ Recipe `{training.get('recipe') or 'none'}`; resolved config:
 
 Provenance: git revision `{prov.get('git_revision', 'unknown')}`; {packages or 'package versions not recorded'}.
 
-## Limitations
+{_search_section(_read(folder, "study.json"))}{_ensemble_section(_read(folder, "ensemble.json"))}## Limitations
 
 - The router only knows the models of its pool, in the order above; a model outside it cannot be chosen.
 - Its probabilities are learnt from the training data's queries and labels: on queries unlike those
@@ -223,5 +269,6 @@ Provenance: git revision `{prov.get('git_revision', 'unknown')}`; {packages or '
 - The evaluation numbers above come from the splits named there; they are estimates with sampling
   error, not guarantees.
 """
+    body += _losing_note(metrics)
     card = ModelCard(f"---\n{metadata(config, metrics, training, repo_id, prov).to_yaml()}\n---\n\n{body}")  # parsed back: a bad model-index fails here
     return str(card)

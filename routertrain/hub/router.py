@@ -210,6 +210,10 @@ class Router:
             from huggingface_hub import snapshot_download
 
             folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only))
+        if (folder / "ensemble.json").is_file():  # several routers shipped as one (routertrain.hub.ensemble)
+            from routertrain.hub.ensemble import EnsembleRouter
+
+            return EnsembleRouter.from_folder(folder, device)
         device = check_device(device)
         missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
         if missing:

@@ -134,6 +134,7 @@ class RouterModel(PreTrainedModel):
         self.pooling = config.pooling
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.head = nn.Linear(config.encoder.hidden_size, config.num_labels)
+        self.task_head: nn.Linear | None = None  # optional auxiliary task classifier, training only (add_task_head)
         self._given_encoder = encoder is not None
         if self._given_encoder:  # a fresh head, drawn by torch's default init from the global RNG: keep it
             self.head._is_hf_initialized = True
@@ -189,13 +190,16 @@ class RouterModel(PreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        with_task_logits: bool = False,
     ) -> SequenceClassifierOutput | tuple:
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state
-        pooled = self.pool(hidden, attention_mask)
-        logits = self.head(self.dropout(pooled).to(self.head.weight.dtype))
+        pooled = self.dropout(self.pool(hidden, attention_mask)).to(self.head.weight.dtype)
+        logits = self.head(pooled)
+        if with_task_logits:  # training with the auxiliary task head (routertrain.training.losses)
+            return logits, self.task_head(pooled)
         loss = None
         if labels is not None:  # NaN marks a missing label
             observed = ~torch.isnan(labels)
@@ -243,6 +247,26 @@ def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> Ro
         if re.search(r"(^|\.)pooler\.", name):
             param.requires_grad_(False)
     return RouterModel.from_encoder(encoder, n_models, model_cfg.pooling, model_cfg.dropout, base_model=model_cfg.name_or_path)
+
+
+def init_prior_bias(model: RouterModel, train_means, eps: float = 1e-3) -> None:
+    """Set each model's head bias to the logit of its training mean label (clipped to [eps, 1 - eps];
+    a model with no training label gets 0), so an untrained head already ranks the models as the
+    best-single router does and training learns the deviations."""
+    means = torch.as_tensor(train_means, dtype=torch.float64).nan_to_num(0.5).clamp(eps, 1 - eps)
+    with torch.no_grad():
+        model.head.bias.copy_(torch.logit(means).to(model.head.bias.dtype))
+
+
+def add_task_head(model: RouterModel, n_tasks: int) -> None:
+    """Give the router an auxiliary task classifier on its pooled query (``train.task_loss_weight``)."""
+    model.task_head = nn.Linear(model.head.in_features, n_tasks).to(model.head.weight.device, model.head.weight.dtype)
+
+
+def drop_task_head(model: RouterModel) -> RouterModel:
+    """The router without its auxiliary task head: the shipped router needs no task label."""
+    model.task_head = None
+    return model
 
 
 def merged(model: RouterModel) -> RouterModel:

@@ -13,11 +13,13 @@ import torch
 from torch.utils.data import Sampler
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+UNKNOWN_TASK = -100  # task_id of a query whose task train never saw (cross_entropy's ignore_index)
 
 
 def tokenize_split(dataset, tokenizer, max_length: int):
-    """Add token ids (unpadded) and a ``row`` index; drop columns the collator does not need."""
-    keep = {"labels", "label_mask"}
+    """Add token ids (unpadded) and a ``row`` index; drop columns the collator does not need
+    (``task_id``, the auxiliary task head's target, is kept when present)."""
+    keep = {"labels", "label_mask", "task_id"}
 
     def encode(batch, indices):
         enc = tokenizer(batch["query"], truncation=True, max_length=max_length)
@@ -125,6 +127,8 @@ class Collator:
         else:
             batch["label_mask"] = torch.ones(len(rows), self.n_models)
         batch["row"] = torch.tensor([r["row"] for r in rows], dtype=torch.long)
+        if "task_id" in rows[0]:
+            batch["task_id"] = torch.tensor([UNKNOWN_TASK if r.get("pad", False) else r["task_id"] for r in rows], dtype=torch.long)  # step padding: no task target
         real = torch.tensor([not r.get("pad", False) for r in rows])
         batch["label_mask"] *= real[:, None]  # step padding (StepPadded) carries no label
         batch["real"] = real

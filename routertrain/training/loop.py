@@ -42,6 +42,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from routertrain.evaluation import decision as M
 from routertrain.training.batching import Collator, EpochSampler, StepPadded, model_inputs, tokenize_split
+from routertrain.training.losses import step_loss, with_task_ids
 from routertrain.config import Config, ConfigError, flatten, headline_average, to_dict, to_yaml
 from routertrain.data import RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
@@ -49,7 +50,7 @@ from routertrain.data.synthetic import bayes_accuracy
 from routertrain.model.encoders import cached_snapshot
 from routertrain.model.encoders import resolve as resolve_encoder
 from routertrain.model.kernels import kernel_backend, padding_multiple
-from routertrain.model.modeling import EncoderNotFound, build_router_model, encoder_fix, masked_bce, merged
+from routertrain.model.modeling import EncoderNotFound, add_task_head, build_router_model, drop_task_head, encoder_fix, init_prior_bias, merged
 from routertrain.provenance import DONE, atomic_dir, atomic_write_json, provenance
 from routertrain.training.checkpoints import find_checkpoint, load_checkpoint, save_checkpoint
 from routertrain.training.preemption import Preempted, StopSignals, stop_requested
@@ -136,6 +137,13 @@ def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split:
         report["bayes_acc"] = bayes_accuracy(p, labels)["realized"]
         report["bayes_expected_acc"] = bayes_accuracy(p, labels)["expected"]
     return report
+
+
+def router_report(router, data: RoutingData, split: str, average: str) -> dict:
+    """``split_report`` of a saved router (``Router`` or ``EnsembleRouter``) on ``split``: how tune and
+    ensembles score the folders they ship."""
+    probs = router.predict(list(data.splits[split]["query"]))
+    return split_report(probs, np.arange(len(probs)), data, split, average)
 
 
 def clock() -> float:
@@ -239,8 +247,14 @@ def setup_data_and_model(cfg: Config, accelerator: Accelerator, run_dir: Path, p
         raise EncoderNotFound(f"tokenizer of '{cfg.model.name_or_path}' not found locally; {encoder_fix(cfg.model.name_or_path)}") from None
     model = build_router_model(model_cfg, len(data.models), accelerator.device.type)
     check_max_length(cfg.data.max_length, model.encoder.config, cfg.model.name_or_path)
+    if cfg.model.prior_bias:
+        init_prior_bias(model, M.model_means(data.labels("train")))
+    inputs = dict(data.splits)
+    if cfg.train.task_loss_weight > 0:  # the auxiliary task head and its target column (training only)
+        inputs["train"], n_tasks = with_task_ids(inputs["train"], cfg.train.task_loss_weight)
+        add_task_head(model, n_tasks)
     with accelerator.main_process_first():
-        splits = {s: tokenize_split(data.splits[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
+        splits = {s: tokenize_split(inputs[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
     run = Run(cfg, accelerator, run_dir, data, tokenizer, model, splits, accum)
 
     prepare_run_dir(cfg, run_dir, accelerator)
@@ -292,10 +306,11 @@ def setup_optimizer(run: Run) -> None:
     head_lr = cfg.train.head_lr or cfg.train.lr
     no_decay = lambda name: name.endswith("bias") or "norm" in name.lower()  # noqa: E731
     params = [(n, p) for n, p in run.model.named_parameters() if p.requires_grad]
+    head = lambda name: name.startswith(("head.", "task_head."))  # noqa: E731
     groups = [
-        {"params": [p for n, p in params if not n.startswith("head.") and not no_decay(n)], "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay},
-        {"params": [p for n, p in params if not n.startswith("head.") and no_decay(n)], "lr": cfg.train.lr, "weight_decay": 0.0},
-        {"params": [p for n, p in params if n.startswith("head.")], "lr": head_lr, "weight_decay": 0.0},
+        {"params": [p for n, p in params if not head(n) and not no_decay(n)], "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay},
+        {"params": [p for n, p in params if not head(n) and no_decay(n)], "lr": cfg.train.lr, "weight_decay": 0.0},
+        {"params": [p for n, p in params if head(n)], "lr": head_lr, "weight_decay": 0.0},
     ]
     fused = accelerator.device.type in ("cuda", "cpu")  # one kernel for all parameters (as the Trainer's default adamw_torch_fused)
     optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.train.lr, fused=fused or None)
@@ -332,6 +347,7 @@ def train_epoch(run: Run, progress, on_evaluate) -> bool:
     epoch, done_in_epoch = divmod(run.step, run.steps_per_epoch)
     run.sampler.epoch = epoch
     step_labels = run.sampler.step_weights(epoch, observed_labels(run.splits["train"], run.n_models))
+    step_queries = run.sampler.step_weights(epoch, np.ones(len(run.splits["train"])))  # the per-query losses' denominator
     # the step's loss is its full batch's mean: each micro-batch's masked sum over the observed labels of the
     # whole step, times the factors that accelerate (1 / accumulation) and DDP/FSDP (1 / processes) divide by
     spread = run.accum * accelerator.num_processes
@@ -343,9 +359,8 @@ def train_epoch(run: Run, progress, on_evaluate) -> bool:
             torch.manual_seed(cfg.run.seed * 1_000_003 + run.step * 101 + accelerator.process_index)
             new_step = False
         with accelerator.accumulate(model):
-            logits = model(**model_inputs(batch)).logits
-            share = float(step_labels[run.step - epoch * run.steps_per_epoch]) / spread
-            loss = masked_bce(logits, batch["labels"], batch["label_mask"], denominator=share)
+            in_epoch = run.step - epoch * run.steps_per_epoch
+            loss = step_loss(cfg.train, model, batch, float(step_labels[in_epoch]) / spread, float(step_queries[in_epoch]) / spread)
             accelerator.backward(loss)
             unhealthy = ~torch.isfinite(loss.detach())
             if accelerator.sync_gradients:  # the norm is measured even with clipping off (max_grad_norm=0: no limit)
@@ -475,10 +490,10 @@ def export(run: Run, results: dict) -> None:
     if accelerator.is_main_process:
         if sharded:  # a whole copy for export, built like the trained one and given the gathered weights
             unwrapped = build_router_model(cfg.model, run.n_models, "cpu")
-            unwrapped.load_state_dict(full_state)
+            unwrapped.load_state_dict({k: v for k, v in full_state.items() if not k.startswith("task_head.")})
         else:
             unwrapped = accelerator.unwrap_model(run.model, keep_torch_compile=False)
-        router = merged(unwrapped).to(torch.float32)
+        router = merged(drop_task_head(unwrapped)).to(torch.float32)  # the shipped router needs no task label
         save_router(
             router, run.tokenizer, run_dir / "router", run.data.models, run.data.costs, cfg.data.max_length, cfg.model.name_or_path,
             extra_files={

@@ -110,8 +110,8 @@ def cut_log(run_dir: Path, step: int) -> None:
 
 
 def result_settings(settings: dict) -> dict:
-    """The config minus what does not change the result (run name, resume, tracking, push)."""
-    settings = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items() if k not in ("tracking", "push")}
+    """The config minus what does not change the result (run name, resume, tracking, push, tune)."""
+    settings = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items() if k not in ("tracking", "push", "tune")}
     settings["run"].pop("name", None)
     settings["train"].pop("resume", None)
     return settings

@@ -1,0 +1,42 @@
+"""Ensembles: two tiny runs of different seeds shipped as one folder that loads and routes like one router."""
+
+import json
+
+import numpy as np
+
+from routertrain.cli.ensemble import main
+from routertrain.config import load_config
+from routertrain.hub.ensemble import EnsembleRouter
+from routertrain.hub.router import Router
+from routertrain.training.loop import train
+from tests.conftest import tiny_args
+
+QUERIES = ["Explain the binary search briefly.", "Explain the mens rea of theft."]
+
+
+def test_an_ensemble_folder_is_the_mean_of_its_members_and_loads_like_a_router(tiny_run, tiny_encoder, tmp_path, capsys):
+    other = train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=seed7", "run.seed=7", "train.max_steps=4")))["run_dir"]
+    out = tmp_path / "ens"
+    assert main([str(out), str(tiny_run), other, "--device", "cpu"]) == 0
+    assert f"ensemble of 2 routers: {out}" in capsys.readouterr().out
+    router = Router.from_pretrained(out, device="cpu")
+    assert isinstance(router, EnsembleRouter) and len(router.members) == 2
+    members = [Router.from_pretrained(p, device="cpu") for p in (tiny_run / "router", tmp_path / "seed7" / "router")]
+    expected = np.mean([m.predict(QUERIES) for m in members], axis=0)
+    assert not np.allclose(members[0].predict(QUERIES), members[1].predict(QUERIES))  # two different routers
+    np.testing.assert_allclose(router.predict(QUERIES), expected, atol=1e-6)
+    assert router.route(QUERIES) == [router.models[i] for i in expected.argmax(axis=1)]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["validation"]["n_queries"] == 13 and metrics["test"]["n_queries"] == 11
+    card = (out / "README.md").read_text()
+    assert "## Ensemble" in card and "`members/1`" in card and other in card
+    assert f'Router.from_pretrained("{out}")' in card
+
+
+def test_routers_of_different_pools_are_refused_in_one_line(tiny_run, tiny_encoder, tmp_path, capsys):
+    fewer = train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=five", "data.synthetic.n_models=5", "train.max_steps=2")))["run_dir"]
+    capsys.readouterr()  # training's progress bars
+    assert main([str(tmp_path / "ens"), str(tiny_run), fewer]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "routes to another pool" in err
+    assert not (tmp_path / "ens").exists()
