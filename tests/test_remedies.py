@@ -67,35 +67,32 @@ def test_task_loss_leaves_out_unknown_tasks_and_the_vocabulary_refuses_data_with
         task_vocabulary(["law", "law"], 0.3)
 
 
-class _Encoder(torch.nn.Module):
-    """A stand-in encoder: embeddings of the token ids, hidden size 8."""
+def _encoder():
+    """A stand-in encoder: a one-layer BERT of hidden size 8."""
+    from transformers import BertConfig, BertModel
 
-    def __init__(self):
-        super().__init__()
-        self.config = type("C", (), {"hidden_size": 8})()
-        self.emb = torch.nn.Embedding(20, 8)
-
-    def forward(self, input_ids, attention_mask):
-        return type("O", (), {"last_hidden_state": self.emb(input_ids)})()
+    torch.manual_seed(0)
+    return BertModel(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16,
+                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0))
 
 
 def test_prior_bias_starts_the_head_at_the_training_means_and_the_task_head_is_not_shipped():
     torch.manual_seed(0)
-    model = RouterModel(_Encoder(), n_models=3, dropout=0.0)
+    model = RouterModel.from_encoder(_encoder(), 3, dropout=0.0)
     means = np.array([0.8, 0.2, np.nan])
     init_prior_bias(model, means)
     assert torch.sigmoid(model.head.bias).tolist() == pytest.approx([0.8, 0.2, 0.5], abs=1e-6)
     with torch.no_grad():
         model.head.weight.zero_()  # with a zero weight the router is the best-single router
     ids = torch.randint(0, 20, (4, 5))
-    probs = torch.sigmoid(model(ids, torch.ones_like(ids)))
+    probs = torch.sigmoid(model(ids, torch.ones_like(ids)).logits)
     assert torch.allclose(probs, torch.tensor([0.8, 0.2, 0.5]).expand(4, 3), atol=1e-6)
 
     shipped_keys = set(model.state_dict())
     add_task_head(model, n_tasks=4)
     logits, task_logits = model(ids, torch.ones_like(ids), with_task_logits=True)
     assert logits.shape == (4, 3) and task_logits.shape == (4, 4)
-    assert torch.equal(model(ids, torch.ones_like(ids)), logits)  # plain calls still return the routing logits
+    assert torch.equal(model(ids, torch.ones_like(ids)).logits, logits)  # plain calls still return the routing logits
     assert {k for k in model.state_dict() if k.startswith("task_head.")} == {"task_head.weight", "task_head.bias"}
     assert set(drop_task_head(model).state_dict()) == shipped_keys
 
@@ -134,7 +131,7 @@ def test_step_loss_adds_the_weighted_extras_that_are_switched_on():
     from routertrain.training.losses import step_loss, with_task_ids
 
     torch.manual_seed(0)
-    model = RouterModel(_Encoder(), n_models=3, dropout=0.0)
+    model = RouterModel.from_encoder(_encoder(), 3, dropout=0.0)
     split, n_tasks = with_task_ids(Dataset.from_dict({"task": ["law", "math", "law", "code"]}), 0.5)
     assert n_tasks == 3 and split["task_id"] == [1, 2, 1, 0]
     add_task_head(model, n_tasks)

@@ -30,7 +30,7 @@ def main(argv: list[str]) -> int:
 
     try:
         paths, configs = member_folders(args.runs)
-        ensemble = EnsembleRouter([Router.from_pretrained(p, device=args.device) for p in paths], configs[0], args.out)
+        ensemble = EnsembleRouter([Router.from_pretrained(p, device=args.device) for p in paths], args.out)
         cfg, _ = data_config(paths[0], [])
         data = load_routing_data(cfg.data)
         metrics = {"models": configs[0]["models"], **{split: router_report(ensemble, data, split, headline_average(cfg)) for split in ("validation", "test")}}

@@ -28,6 +28,11 @@ COMMANDS = {
     "encoders": "routertrain.model.encoders",
     "recipes": "routertrain.cli.recipes",
     "convert": "routertrain.cli.convert",
+    "tune": "routertrain.cli.tune",
+    "ensemble": "routertrain.cli.ensemble",
+    "calibrate": "routertrain.cli.calibrate",
+    "serve": "routertrain.cli.serve",
+    "add-model": "routertrain.cli.add_model",
 }
 
 

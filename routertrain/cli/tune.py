@@ -1,6 +1,6 @@
-"""``python -m routertrain.training.tune``: hyperparameter search on validation, then the best router exported.
+"""``routertrain tune``: hyperparameter search on validation, then the best router exported.
 
-    python -m routertrain.training.tune recipe=minilm-l6 data=routerdc data.path=../shared/data/routerdc tune.trials=30
+    routertrain tune recipe=minilm-l6 data=routerdc data.path=../shared/data/routerdc tune.trials=30
 
 Arguments are those of training (recipe=, data=, key=value) plus ``tune.*`` (trials, space, study,
 storage, seed, startup_trials, warmup_steps, heartbeat_s). Prints the study's counts and the best
@@ -12,7 +12,7 @@ from __future__ import annotations
 from routertrain.cli.common import DEFAULT_RECIPE, USER_ERRORS, fail, score_lines, verdict_lines
 from routertrain.config import valid_keys
 
-USAGE = f"""usage: python -m routertrain.training.tune [recipe=NAME] [data=NAME] [key=value ...] [tune.trials=N] [tune.storage=URL]
+USAGE = f"""usage: routertrain tune [recipe=NAME] [data=NAME] [key=value ...] [tune.trials=N] [tune.storage=URL]
 
 Searches the space routertrain/recipes/search/<tune.space>.yaml on validation routing accuracy (Optuna TPE,
 median pruning after each evaluation). Rerun the same command to continue a killed study; run it on

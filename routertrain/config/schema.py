@@ -179,7 +179,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     push: PushConfig = field(default_factory=PushConfig)
-    tune: TuneConfig = field(default_factory=TuneConfig)  # hyperparameter search (python -m routertrain.training.tune); ignored by train.py
+    tune: TuneConfig = field(default_factory=TuneConfig)  # hyperparameter search (routertrain tune); ignored by train.py
 
 
 CHOICES = {

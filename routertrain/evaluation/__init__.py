@@ -1,7 +1,8 @@
 """Router evaluation: metrics with bootstrap intervals, reference and baseline routers, and the comparison.
 
-- ``metrics``: accuracy with ties and missing labels, random accuracy, calibration, hard queries,
-  overlap of solved queries, the task-prior share (on top of ``routertrain.evaluation.decision``).
+- ``decision``: the one decision core: the routing rule (and its cost-aware inference variant),
+  routing accuracy with micro or macro averages, best single, task prior, oracle, random.
+- ``metrics``: calibration, hard queries, overlap of solved queries, the task-prior share.
 - ``cost``: cost-quality curve and AIQ; APGR and CPT for two-model pools.
 - ``bootstrap``: percentile intervals over test queries and paired differences.
 - ``interface`` / ``routers`` / ``baselines`` / ``heads``: the router interface (``BaselineRouter``), reference routers, frozen-embedding
@@ -11,6 +12,12 @@
   front end is ``routertrain evaluate``.
 """
 
-from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table
-
 __all__ = ["DEFAULT_ROUTERS", "evaluate_routers", "format_table"]
+
+
+def __getattr__(name: str):
+    if name in __all__:  # imported on first use: the comparison loads routers (and torch) the core does not need
+        from routertrain.evaluation import compare
+
+        return getattr(compare, name)
+    raise AttributeError(f"module 'routertrain.evaluation' has no attribute {name!r}")

@@ -33,6 +33,9 @@ Reference routers:
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
 
 AVERAGES = ("micro", "macro")
@@ -139,6 +142,45 @@ def accuracy(weights: np.ndarray, labels: np.ndarray, tasks=None, how: str = "mi
 def score_accuracy(scores: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro") -> float:
     """Routing accuracy of ``decide(scores, labels)``: the one definition of routing accuracy."""
     return accuracy(decide(scores, labels), labels, tasks, how)
+
+
+# --- the rule at inference: one model per query, costs considered ---
+
+
+def check_cost_options(cost_weight, max_cost) -> None:
+    """``cost_weight`` and ``max_cost``, each None (the saved setting decides) or a finite number >= 0."""
+    if cost_weight is not None:
+        check_number("cost_weight", cost_weight)
+    if max_cost is not None:
+        check_number("max_cost", max_cost)
+
+
+def check_number(name: str, value) -> None:
+    """A one-line error unless ``value`` is a finite number >= 0 (cost weights and budgets)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def choose(probs: np.ndarray, costs: Sequence[float] | None, cost_weight: float = 0.0, max_cost: float | None = None) -> np.ndarray:
+    """Index of the chosen model per row of ``probs`` under a cost weight or a cost budget: the argmax
+    of P(correct) - cost_weight * cost (``max_cost``: over the models that cost at most that). At
+    inference a tie goes to the lower model index; ``decide`` scores exact ties as their average,
+    the expected value of breaking them at random (real-valued probabilities almost never tie)."""
+    check_cost_options(cost_weight, max_cost)
+    if (cost_weight or max_cost is not None) and costs is None:
+        raise ValueError("this router has no model costs: cost_weight and max_cost need costs (set them when building the dataset)")
+    utility = np.asarray(probs, dtype=np.float64).copy()
+    if costs is not None:
+        cost = np.asarray(costs, dtype=np.float64)
+        utility -= cost_weight * cost
+        if max_cost is not None:
+            allowed = cost <= max_cost
+            if not allowed.any():
+                raise ValueError(f"no model costs at most max_cost={max_cost} (cheapest: {cost.min()}); raise the budget")
+            utility[:, ~allowed] = -np.inf
+    return utility.argmax(axis=1)
 
 
 # --- reference routers ------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from routertrain.evaluation.decision import chosen_accuracy
-from routertrain.hub.router import CONFIG, LEGACY_CONFIG, choose
+from routertrain.evaluation.decision import choose, chosen_accuracy
+from routertrain.hub.card import describe, render  # noqa: F401 (the setting in one line; re-exported for the command line)
 from routertrain.provenance import atomic_write_json, atomic_write_text
 
 STEPS = 60  # bisection halvings: the weight is found to within high / 2**60
@@ -178,33 +178,14 @@ def solve_accuracy_share(probs: np.ndarray, labels: np.ndarray, models: Sequence
     }
 
 
-def describe(setting: dict | None) -> str:
-    """One line for the card and the command line."""
-    if not setting:
-        return "no calibration: cost weight 0"
-    target, reached = setting["target"], setting.get("reached", {})
-    if "max_share" in target:
-        goal = f"at most {target['max_share']['share']:.1%} of calls to {', '.join(target['max_share']['models'])} (reached {reached.get('share', float('nan')):.1%})"
-    elif "mean_cost" in target:
-        goal = f"mean cost per query at most {target['mean_cost']:g} (reached {reached.get('mean_cost', float('nan')):g})"
-    else:
-        goal = (f"keep {target['accuracy_share']:.1%} of the routing accuracy at cost weight 0 "
-                f"(reached {reached.get('accuracy', float('nan')):.4f} of {reached.get('accuracy_at_zero', float('nan')):.4f}, mean cost {reached.get('mean_cost', float('nan')):g})")
-    on = "the named models priced 1, the others 0" if setting.get("penalised") else "the router's model costs"
-    among = f" choosing among {', '.join(setting['models'])}" if setting.get("models") else ""
-    return f"{goal}: cost weight {setting['cost_weight']:.6g} on {on}, calibrated on {setting.get('n_queries', '?')} queries{among}"
-
-
 def save_calibration(folder: str | os.PathLike, setting: dict | None) -> None:
     """Store ``setting`` as the router's default (``config.json`` key ``calibration``; a format-1
     folder's ``router_config.json``) and rewrite its card; ``None`` removes it. Each file is
     replaced atomically."""
     import json
 
-    from routertrain.hub.card import render
-
     folder = Path(folder)
-    path = folder / (LEGACY_CONFIG if (folder / LEGACY_CONFIG).is_file() else CONFIG)
+    path = folder / ("router_config.json" if (folder / "router_config.json").is_file() else "config.json")  # format 1 or 2
     config = json.loads(path.read_text())
     if setting is None:
         config.pop("calibration", None)

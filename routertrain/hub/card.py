@@ -130,10 +130,25 @@ def with_baseline(metrics: dict, evaluation: dict | None) -> dict:
     return {**metrics, split: {**metrics[split], "best_baseline_acc": routers[best]["accuracy"]["value"], "best_baseline": best}}
 
 
+def describe(setting: dict | None) -> str:
+    """One line for the card and the command line."""
+    if not setting:
+        return "no calibration: cost weight 0"
+    target, reached = setting["target"], setting.get("reached", {})
+    if "max_share" in target:
+        goal = f"at most {target['max_share']['share']:.1%} of calls to {', '.join(target['max_share']['models'])} (reached {reached.get('share', float('nan')):.1%})"
+    elif "mean_cost" in target:
+        goal = f"mean cost per query at most {target['mean_cost']:g} (reached {reached.get('mean_cost', float('nan')):g})"
+    else:
+        goal = (f"keep {target['accuracy_share']:.1%} of the routing accuracy at cost weight 0 "
+                f"(reached {reached.get('accuracy', float('nan')):.4f} of {reached.get('accuracy_at_zero', float('nan')):.4f}, mean cost {reached.get('mean_cost', float('nan')):g})")
+    on = "the named models priced 1, the others 0" if setting.get("penalised") else "the router's model costs"
+    among = f" choosing among {', '.join(setting['models'])}" if setting.get("models") else ""
+    return f"{goal}: cost weight {setting['cost_weight']:.6g} on {on}, calibrated on {setting.get('n_queries', '?')} queries{among}"
+
+
 def _setting(config: dict) -> str:
     """What ``route()`` does with no arguments: the calibrated setting (``routertrain.hub.calibrate``), if any."""
-    from routertrain.hub.calibrate import describe
-
     if not config.get("calibration"):
         return "Not calibrated: `route()` uses cost weight 0 (the most likely correct model). Calibrate with `python -m routertrain.cli.calibrate`."
     return f"Calibrated: {describe(config['calibration'])}. `route()` uses it unless given `cost_weight` or `max_cost`."

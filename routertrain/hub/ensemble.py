@@ -20,41 +20,10 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from routertrain.hub.card import router_settings
-from routertrain.hub.router import LEGACY_CONFIG, REFETCH, Router, RouterFolderError, router_folder
+from routertrain.hub.router import ENSEMBLE, LEGACY_CONFIG, EnsembleRouter, router_folder  # noqa: F401 (EnsembleRouter re-exported)
 from routertrain.provenance import atomic_dir, atomic_write_json
-
-ENSEMBLE = "ensemble.json"
-
-
-class EnsembleRouter(Router):
-    """Several routers of one pool; P(correct) is the mean of theirs."""
-
-    def __init__(self, members: list[Router], folder: Path):
-        self.members = members
-        self.config = members[0].config  # the pool, costs and max length every member shares
-        self.folder = folder
-        self.device = members[0].device
-
-    @classmethod
-    def from_folder(cls, folder: Path, device: str | None = None) -> "EnsembleRouter":
-        try:
-            spec = json.loads((folder / ENSEMBLE).read_text())
-            names = [m["folder"] for m in spec["members"]]
-        except (ValueError, KeyError, TypeError):
-            raise RouterFolderError(f"{folder / ENSEMBLE} does not list the members' folders; {REFETCH}") from None
-        members = [Router.from_pretrained(folder / name, device=device) for name in names]
-        for name, member in zip(names, members):
-            if member.models != members[0].models or member.costs != members[0].costs:
-                raise RouterFolderError(f"member {folder / name} routes to another pool than {folder / names[0]}; {REFETCH}")
-        return cls(members, folder)
-
-    def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
-        """The members' mean P(correct) per (query, model)."""
-        return np.mean([m.predict(queries, batch_size=batch_size) for m in self.members], axis=0)
-
 
 def member_folders(sources: Sequence[str | Path]) -> tuple[list[Path], list[dict]]:
     """The router folders of ``sources`` and their configs, checked to share one pool (models and costs)."""

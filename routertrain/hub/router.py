@@ -36,12 +36,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
+from routertrain.evaluation.decision import check_cost_options, check_number, choose  # noqa: F401 (choose: the rule route() uses, re-exported)
 from routertrain.hub.card import render as render_card
 from routertrain.model.modeling import MODEL_TYPE, RouterConfig, RouterModel
 from routertrain.provenance import DONE, atomic_dir, finished
 
 CONFIG = "config.json"
 LEGACY_CONFIG = "router_config.json"  # format 1
+ENSEMBLE = "ensemble.json"  # an ensemble folder: members/<i>/ router folders (routertrain.hub.ensemble)
 WEIGHTS = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # what save_pretrained writes for the (fast) training tokenizer
 REQUIRED_FILES = (CONFIG, WEIGHTS, *TOKENIZER_FILES)
@@ -210,9 +212,7 @@ class Router:
             from huggingface_hub import snapshot_download
 
             folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only))
-        if (folder / "ensemble.json").is_file():  # several routers shipped as one (routertrain.hub.ensemble)
-            from routertrain.hub.ensemble import EnsembleRouter
-
+        if (folder / ENSEMBLE).is_file():  # several routers shipped as one (routertrain.hub.ensemble)
             return EnsembleRouter.from_folder(folder, device)
         device = check_device(device)
         missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
@@ -284,6 +284,33 @@ class Router:
         return setting
 
 
+class EnsembleRouter(Router):
+    """Several routers of one pool; P(correct) is the mean of theirs."""
+
+    def __init__(self, members: list[Router], folder: Path):
+        self.members = members
+        self.config = members[0].config  # the pool, costs and max length every member shares
+        self.folder = folder
+        self.device = members[0].device
+
+    @classmethod
+    def from_folder(cls, folder: Path, device: str | None = None) -> "EnsembleRouter":
+        try:
+            spec = json.loads((folder / ENSEMBLE).read_text())
+            names = [m["folder"] for m in spec["members"]]
+        except (ValueError, KeyError, TypeError):
+            raise RouterFolderError(f"{folder / ENSEMBLE} does not list the members' folders; {REFETCH}") from None
+        members = [Router.from_pretrained(folder / name, device=device) for name in names]
+        for name, member in zip(names, members):
+            if member.models != members[0].models or member.costs != members[0].costs:
+                raise RouterFolderError(f"member {folder / name} routes to another pool than {folder / names[0]}; {REFETCH}")
+        return cls(members, folder)
+
+    def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
+        """The members' mean P(correct) per (query, model)."""
+        return np.mean([m.predict(queries, batch_size=batch_size) for m in self.members], axis=0)
+
+
 def check_queries(queries) -> list[str]:
     """``queries`` as a list of texts; a one-line TypeError for anything else (None, a number, ...)."""
     if isinstance(queries, str):
@@ -300,22 +327,6 @@ def check_queries(queries) -> list[str]:
 def check_batch_size(batch_size) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-
-
-def check_cost_options(cost_weight, max_cost) -> None:
-    """``cost_weight`` and ``max_cost``, each None (the saved setting decides) or a finite number >= 0."""
-    if cost_weight is not None:
-        check_number("cost_weight", cost_weight)
-    if max_cost is not None:
-        check_number("max_cost", max_cost)
-
-
-def check_number(name: str, value) -> None:
-    """A one-line error unless ``value`` is a finite number >= 0 (cost weights and budgets)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
 
 
 def first_line(err: BaseException) -> str:
@@ -355,23 +366,6 @@ def load_weights(model: RouterModel, path: Path) -> None:
         n = model.head.out_features
         raise RouterFolderError(f"{path} does not fit {CONFIG} ({n} models) and its encoder config: {mismatch[0]}; {REFETCH}")
     model.load_state_dict(state, strict=True)
-
-
-def choose(probs: np.ndarray, costs: Sequence[float] | None, cost_weight: float = 0.0, max_cost: float | None = None) -> np.ndarray:
-    """Index of the chosen model per row of ``probs`` under a cost weight or a cost budget."""
-    check_cost_options(cost_weight, max_cost)
-    if (cost_weight or max_cost is not None) and costs is None:
-        raise ValueError("this router has no model costs: cost_weight and max_cost need costs (set them when building the dataset)")
-    utility = np.asarray(probs, dtype=np.float64).copy()
-    if costs is not None:
-        cost = np.asarray(costs, dtype=np.float64)
-        utility -= cost_weight * cost
-        if max_cost is not None:
-            allowed = cost <= max_cost
-            if not allowed.any():
-                raise ValueError(f"no model costs at most max_cost={max_cost} (cheapest: {cost.min()}); raise the budget")
-            utility[:, ~allowed] = -np.inf
-    return utility.argmax(axis=1)
 
 
 def convert_folder(old: str | os.PathLike, new: str | os.PathLike) -> Path:

@@ -1,6 +1,6 @@
 """Hyperparameter search for fine-tuning, on validation routing accuracy, with Optuna.
 
-    python -m routertrain.training.tune recipe=minilm-l6 data=routerdc data.path=... tune.trials=30
+    routertrain tune recipe=minilm-l6 data=routerdc data.path=... tune.trials=30
 
 Each trial is an ordinary training run (``train(cfg, on_evaluate=...)``) with the values the TPE
 sampler proposes from the search space (``routertrain/recipes/search/<tune.space>.yaml``). After
@@ -251,7 +251,7 @@ def tune(args: list[str], default_recipe: str | None = None) -> dict:
     """Run trials until the study holds ``tune.trials`` finished ones, then export the best.
     Returns the study folder, trial counts and the exported router's metrics."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("tune runs one process per worker; start one worker per GPU (CUDA_VISIBLE_DEVICES=i python -m routertrain.training.tune ...) with a shared tune.storage")
+        raise ConfigError("tune runs one process per worker; start one worker per GPU (CUDA_VISIBLE_DEVICES=i routertrain tune ...) with a shared tune.storage")
     cfg = load_config(args, default_recipe=default_recipe)
     base_args = [a for a in args if not a.split("=", 1)[0].lstrip("+").startswith("tune.")]
     if default_recipe and not any(a.startswith("recipe=") for a in base_args):
@@ -289,11 +289,3 @@ def tune(args: list[str], default_recipe: str | None = None) -> dict:
         out["metrics"] = json.loads((best / "metrics.json").read_text())
         out["best_trial"] = json.loads((best / STUDY_FILE).read_text())
     return out
-
-
-if __name__ == "__main__":
-    import sys
-
-    from routertrain.cli.tune import main
-
-    sys.exit(main(sys.argv[1:]))
