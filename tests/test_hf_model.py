@@ -112,3 +112,34 @@ def test_a_folder_of_the_earlier_format_still_loads_and_converts(tiny_run, tmp_p
     (old / "router_config.json").write_text('{"models": []}')
     with pytest.raises(RouterFolderError, match="router_config.json has no 'models' list"):
         Router.from_pretrained(old, device="cpu")
+
+
+def test_router_model_push_to_hub_uploads_a_loadable_model(tiny_run, monkeypatch, tmp_path):
+    """push_to_hub (transformers' own) with the Hub replaced by a recorder: the commit holds the router
+    config and weights, which load back as the same model."""
+    import transformers.utils.hub as hub
+    from huggingface_hub import ModelCard
+
+    uploaded = {}
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kw):
+            return type("Repo", (), {"repo_id": repo_id})()
+
+        def create_commit(self, repo_id, operations, **kw):
+            for op in operations:
+                target = tmp_path / "hub" / op.path_in_repo
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(open(op.path_or_fileobj, "rb").read())
+                uploaded[op.path_in_repo] = repo_id
+            return "https://hub.example/commit"
+
+    monkeypatch.setattr(hub, "hf_api", lambda: FakeApi())
+    monkeypatch.setattr(hub, "create_and_tag_model_card", lambda *a, **k: ModelCard("---\nlibrary_name: routertrain\n---\n"))
+    model = RouterModel.from_pretrained(tiny_run / "router")
+    model.push_to_hub("org/router")
+    assert {"config.json", "model.safetensors"} <= set(uploaded) and set(uploaded.values()) == {"org/router"}
+    again = RouterModel.from_pretrained(tmp_path / "hub")
+    assert again.config.models == model.config.models
+    for (name, a), b in zip(model.state_dict().items(), again.state_dict().values()):
+        assert torch.equal(a, b), name

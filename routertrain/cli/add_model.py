@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from routertrain.cli.common import Parser, bounded, device_option, fail
+from routertrain.cli.args import Parser, bounded, fail
+from routertrain.cli.common import device_option
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from routertrain.cli.common import Parser, bounded, device_option, fail
+from routertrain.cli.args import Parser, bounded, fail
+from routertrain.cli.common import device_option
 from routertrain.cli.route import read_queries
 from routertrain.config import ConfigError
 from routertrain.data import DataError

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
+from routertrain.cli.args import fail
 from routertrain.config import Config, ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
 from routertrain.data import DataError, check_name
 from routertrain.evaluation.decision import shortfalls
@@ -40,30 +40,6 @@ def check_names(cfg: Config) -> Config:
     return cfg
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with the project's one-line errors: ``error: ...`` on stderr, exit code 2, no usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {message}\n")
-
-
-def bounded(kind: type, low: float, high: float | None = None, low_open: bool = False):
-    """An argparse type: a finite ``kind`` at least ``low`` (above it with ``low_open``) and at most ``high``."""
-    what = "an integer" if kind is int else "a number"
-    what += f" in {'(' if low_open else '['}{low}, {high}]" if high is not None else f" {'>' if low_open else '>='} {low}"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            value = math.nan
-        if not (math.isfinite(value) and (value > low if low_open else value >= low) and (high is None or value <= high)):
-            raise argparse.ArgumentTypeError(f"got {text!r}; give {what}")
-        return value
-
-    return parse
-
-
 def device_option(text: str) -> str:
     """An argparse type: a device this machine has (``check_device``)."""
     try:
@@ -71,11 +47,6 @@ def device_option(text: str) -> str:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
-
-
-def fail(err: Exception) -> int:
-    print(f"error: {err}", file=sys.stderr)
-    return 2
 
 
 def score_lines(results: dict) -> list[str]:

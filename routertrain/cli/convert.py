@@ -13,7 +13,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from routertrain.cli.common import Parser, fail
+    from routertrain.cli.args import Parser, fail
     from routertrain.hub.router import convert_folder
 
     parser = Parser(prog="routertrain convert", description=__doc__.splitlines()[0])

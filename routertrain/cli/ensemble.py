@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from routertrain.cli.common import USER_ERRORS, Parser, device_option, fail, score_lines, verdict_lines
+from routertrain.cli.args import Parser, fail
+from routertrain.cli.common import USER_ERRORS, device_option, score_lines, verdict_lines
 
 
 def main(argv: list[str]) -> int:

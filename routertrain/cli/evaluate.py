@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 from routertrain.hub.card import render as render_card
-from routertrain.cli.common import Parser, bounded, device_option
+from routertrain.cli.args import Parser, bounded
+from routertrain.cli.common import device_option
 from routertrain.config import ConfigError, available_data_recipes, headline_average, load_config
 from routertrain.data import DataError, load_routing_data
 from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, to_json

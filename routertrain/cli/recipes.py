@@ -61,7 +61,7 @@ def copy_recipe(name: str, dest: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from routertrain.cli.common import Parser, fail
+    from routertrain.cli.args import Parser, fail
 
     parser = Parser(prog="routertrain recipes", description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     sub = parser.add_subparsers(dest="cmd", required=True)

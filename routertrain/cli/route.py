@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from routertrain.cli.common import Parser, bounded, device_option
+from routertrain.cli.args import Parser, bounded
+from routertrain.cli.common import device_option
 from routertrain.provenance import atomic_write_text
 from routertrain.hub.router import Router, router_folder
 

@@ -9,7 +9,8 @@ router's numbers, and says so when it does not beat the best single model or the
 
 from __future__ import annotations
 
-from routertrain.cli.common import DEFAULT_RECIPE, USER_ERRORS, fail, score_lines, verdict_lines
+from routertrain.cli.args import fail
+from routertrain.cli.common import DEFAULT_RECIPE, USER_ERRORS, score_lines, verdict_lines
 from routertrain.config import valid_keys
 
 USAGE = f"""usage: routertrain tune [recipe=NAME] [data=NAME] [key=value ...] [tune.trials=N] [tune.storage=URL]

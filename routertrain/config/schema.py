@@ -309,7 +309,7 @@ def load_config(args: list[str] | None = None, default_recipe: str | None = None
         inside = [k for k in keys if k.startswith(key + ".")]
         if inside and not raw.lstrip().startswith("{"):  # a section given a plain value (train=5)
             example = inside[0]
-            raise ConfigError(f"'{key}' in override '{item}' is a config section, not a value; set one of its keys, e.g. '{example}=...' (python train.py --help lists them)")
+            raise ConfigError(f"'{key}' in override '{item}' is a config section, not a value; set one of its keys, e.g. '{example}=...' (routertrain train --help lists them)")
         try:
             if _is_str_field(key) and raw not in ("null", "~"):
                 # keep text as typed: YAML would read no/yes/off/on as booleans (train.mixed_precision=no)

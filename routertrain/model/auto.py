@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.abc
-import importlib.machinery
 import sys
 
 # the auto modules, and modeling_utils: when an auto module finishes loading while modeling_utils is
@@ -37,8 +36,14 @@ class _AfterAutoImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name not in TRIGGERS:
             return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path)
-        if spec is None or spec.loader is None:
+        for finder in sys.meta_path:  # whichever finder would load it (site-packages, an editable install, ...)
+            if finder is not self and hasattr(finder, "find_spec"):
+                spec = finder.find_spec(name, path, target)
+                if spec is not None:
+                    break
+        else:
+            return None
+        if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return None
         exec_module = spec.loader.exec_module
 
