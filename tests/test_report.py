@@ -237,3 +237,14 @@ def test_report_has_per_task_rows_and_the_finetuned_router_against_the_reference
     lines = [line for line in text.splitlines() if line.startswith("- finetuned - ")]
     assert [line.split(":")[0] for line in lines][:2] == ["- finetuned - task-prior", "- finetuned - best-single"]
     assert "best frozen baseline on validation (" in lines[2] and all("(does not hold)" in line for line in lines)
+
+
+def test_report_links_other_measurements_and_refuses_a_missing_one(evaluated, tmp_path):
+    main = write_sweep(tmp_path, "main", ["plateau"], [{"kind": "evaluate", "label": "all"}], {"evaluate-all": evaluated})
+    extra = tmp_path / "docs" / "speed.md"
+    extra.parent.mkdir()
+    extra.write_text("intro\n# Routing speed on CPU\n")
+    out = tmp_path / "REPORT.md"
+    assert report.main([str(main), "--output", str(out), "--figures", str(tmp_path / "fig"), "--include", str(extra)]) == 0
+    assert "## Other measurements\n\n- [Routing speed on CPU](docs/speed.md)" in out.read_text()
+    assert report.main([str(main), "--output", str(out), "--include", str(tmp_path / "nope.md")]) == 2

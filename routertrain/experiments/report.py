@@ -183,11 +183,17 @@ def per_task_rows(r: Result) -> list[str]:
     return out + [""]
 
 
+def first_heading(path: Path) -> str:
+    """A markdown file's first heading (its file name when it has none)."""
+    return next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), path.name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="routertrain report", description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep output folders (checkpoints/sweeps/<name>)")
     parser.add_argument("--output", type=Path, default=Path("REPORT.md"), help="markdown file to write (default: REPORT.md)")
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"), help="folder for the PNG plots (default: docs/figures)")
+    parser.add_argument("--include", type=Path, nargs="*", default=[], help="markdown files of other measurements, linked at the end (e.g. docs/add-model.md)")
     args = parser.parse_args(argv)
     try:
         read = [read_sweep(folder) for folder in args.sweeps]
@@ -199,7 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         if s.note:
             print(f"[report] {s.note}", file=sys.stderr)
     command = shlex.join(["python", "-m", "routertrain.experiments.report", *map(str, args.sweeps), "--output", str(args.output), "--figures", str(args.figures)])
-    text = render(sweeps, results, args.figures, args.output.parent, command)
+    missing = [str(p) for p in args.include if not p.is_file()]
+    if missing:
+        print(f"error: --include names {', '.join(missing)}, which do not exist", file=sys.stderr)
+        return 2
+    text = render(sweeps, results, args.figures, args.output.parent, command + "".join(f" --include {shlex.quote(str(p))}" for p in args.include))
+    if args.include:
+        text += "\n## Other measurements\n\n" + "".join(f"- [{first_heading(p)}]({os.path.relpath(p, args.output.parent)})\n" for p in args.include)
     atomic_write_text(args.output, text)
     print(f"report: {args.output} (figures in {args.figures})")
     return 0
