@@ -246,5 +246,5 @@ def test_report_links_other_measurements_and_refuses_a_missing_one(evaluated, tm
     extra.write_text("intro\n# Routing speed on CPU\n")
     out = tmp_path / "REPORT.md"
     assert report.main([str(main), "--output", str(out), "--figures", str(tmp_path / "fig"), "--include", str(extra)]) == 0
-    assert "## Other measurements\n\n- [Routing speed on CPU](docs/speed.md)" in out.read_text()
+    assert "## Other measurements\n\n<!-- included from docs/speed.md -->\nintro\n### Routing speed on CPU\n" in out.read_text()
     assert report.main([str(main), "--output", str(out), "--include", str(tmp_path / "nope.md")]) == 2

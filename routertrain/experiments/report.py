@@ -183,9 +183,10 @@ def per_task_rows(r: Result) -> list[str]:
     return out + [""]
 
 
-def first_heading(path: Path) -> str:
-    """A markdown file's first heading (its file name when it has none)."""
-    return next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), path.name)
+def included(path: Path, out_dir: Path) -> str:
+    """A markdown file of another measurement, its headings moved two levels down, with its source named."""
+    lines = [("##" + line) if line.startswith("#") else line for line in path.read_text().splitlines()]
+    return f"\n<!-- included from {os.path.relpath(path, out_dir)} -->\n" + "\n".join(lines).strip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweeps", nargs="+", type=Path, help="sweep output folders (checkpoints/sweeps/<name>)")
     parser.add_argument("--output", type=Path, default=Path("REPORT.md"), help="markdown file to write (default: REPORT.md)")
     parser.add_argument("--figures", type=Path, default=Path("docs/figures"), help="folder for the PNG plots (default: docs/figures)")
-    parser.add_argument("--include", type=Path, nargs="*", default=[], help="markdown files of other measurements, linked at the end (e.g. docs/add-model.md)")
+    parser.add_argument("--include", type=Path, nargs="*", default=[], help="markdown files of other measurements, included at the end (e.g. docs/add-model.md)")
     args = parser.parse_args(argv)
     try:
         read = [read_sweep(folder) for folder in args.sweeps]
@@ -211,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     text = render(sweeps, results, args.figures, args.output.parent, command + "".join(f" --include {shlex.quote(str(p))}" for p in args.include))
     if args.include:
-        text += "\n## Other measurements\n\n" + "".join(f"- [{first_heading(p)}]({os.path.relpath(p, args.output.parent)})\n" for p in args.include)
+        text += "\n## Other measurements\n" + "".join(included(p, args.output.parent) for p in args.include)
     atomic_write_text(args.output, text)
     print(f"report: {args.output} (figures in {args.figures})")
     return 0
