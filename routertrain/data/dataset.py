@@ -48,6 +48,11 @@ class RoutingData:
             y = np.where(mask, y, np.nan)
         return y
 
+    def tasks(self, split: str) -> np.ndarray | None:
+        """The task of each query of a split, or None when the data has no task column."""
+        ds = self.splits[split]
+        return np.asarray(ds["task"]) if "task" in ds.column_names else None
+
     def meta(self) -> dict:
         return {"name": self.name, "models": self.models, "costs": self.costs, "fingerprint": self.fingerprint, "info": self.info}
 

@@ -42,10 +42,10 @@ def split_stats(labels: np.ndarray, models: list[str], best: int, tasks=None, av
 
 def summarize(data: RoutingData, average: str = "micro") -> dict:
     train = data.labels("train")
-    best = M.best_single_index(train, _tasks(data, "train"), average)
+    best = M.best_single_index(train, data.tasks("train"), average)
     out = {
         "name": data.name,
-        "average": average if _tasks(data, "train") is not None else "micro",
+        "average": average if data.tasks("train") is not None else "micro",
         "fingerprint": data.fingerprint,
         "models": list(data.models),
         "costs": data.costs,
@@ -54,7 +54,7 @@ def summarize(data: RoutingData, average: str = "micro") -> dict:
     }
     for split in SPLITS:
         labels = data.labels(split)
-        tasks = _tasks(data, split)
+        tasks = data.tasks(split)
         stats = split_stats(labels, data.models, best, tasks, average)
         if tasks is not None:
             stats["tasks"] = {
@@ -65,11 +65,6 @@ def summarize(data: RoutingData, average: str = "micro") -> dict:
     if "build" in data.info:
         out["build"] = data.info["build"]
     return out
-
-
-def _tasks(data: RoutingData, split: str) -> Optional[np.ndarray]:
-    ds = data.splits[split]
-    return np.asarray(ds["task"]) if "task" in ds.column_names else None
 
 
 def _fmt(x: Optional[float]) -> str:

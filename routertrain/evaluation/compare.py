@@ -99,7 +99,7 @@ def evaluate_routers(
         warnings += fingerprint_warnings(run, data.fingerprint)
     if split in TUNED_ON:
         warnings.append(TUNED_ON[split])
-    tasks = Context(data).tasks(split)
+    tasks = data.tasks(split)
     if average == "macro" and tasks is None:
         warnings.append(f"average=macro needs a task column, which split '{split}' lacks: reporting micro averages")
         average = "micro"

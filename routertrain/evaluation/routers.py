@@ -56,8 +56,7 @@ class Context:
         return list(self.data.splits[split]["query"])
 
     def tasks(self, split: str) -> np.ndarray | None:
-        ds = self.data.splits[split]
-        return np.asarray(ds["task"]) if "task" in ds.column_names else None
+        return self.data.tasks(split)
 
     def embeddings(self, split: str) -> np.ndarray:
         if not self.encoder:

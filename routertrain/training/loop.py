@@ -119,18 +119,13 @@ def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.nda
     return torch.cat(logits).numpy(), torch.cat(rows).numpy()
 
 
-def split_tasks(data: RoutingData, split: str) -> np.ndarray | None:
-    ds = data.splits[split]
-    return np.asarray(ds["task"]) if "task" in ds.column_names else None
-
-
 def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, average: str) -> dict:
     """Routing metrics of one split (``evaluation.decision.routing_report``: the evaluator's
     definitions, averaged ``average``); adds the Bayes ceiling when the data knows true probabilities."""
     order = np.argsort(rows)
     logits = logits[order]
     labels = data.labels(split)
-    report = M.routing_report(logits, labels, data.labels("train"), split_tasks(data, split), split_tasks(data, "train"), average)
+    report = M.routing_report(logits, labels, data.labels("train"), data.tasks(split), data.tasks("train"), average)
     ds = data.splits[split]
     if "p_correct" in ds.column_names:
         p = np.asarray(ds.with_format("numpy")["p_correct"], dtype=np.float64).reshape(labels.shape)
@@ -459,7 +454,7 @@ def final_evaluate(run: Run, runtime: float) -> dict:
         else:
             unwrapped.load_state_dict(best_state)
     models = run.data.models
-    results = {"best_step": run.best["step"], "total_steps": run.total_steps, "models": models, "best_single_model": models[M.best_single_index(run.data.labels("train"), split_tasks(run.data, "train"), run.average)]}
+    results = {"best_step": run.best["step"], "total_steps": run.total_steps, "models": models, "best_single_model": models[M.best_single_index(run.data.labels("train"), run.data.tasks("train"), run.average)]}
     if run.stopped_at is not None:
         results["stopped_at"] = run.stopped_at
     # the exported router runs in fp32: score the final splits without the mixed-precision autocast
