@@ -30,6 +30,7 @@ COMMANDS = {
     "convert": "routertrain.cli.convert",
     "tune": "routertrain.cli.tune",
     "ensemble": "routertrain.cli.ensemble",
+    "blend": "routertrain.cli.blend",
     "calibrate": "routertrain.cli.calibrate",
     "serve": "routertrain.cli.serve",
     "add-model": "routertrain.cli.add_model",

@@ -12,10 +12,12 @@ A sweep file (``routertrain/recipes/sweeps/<name>.yaml``) names the claim it tes
       - kind: evaluate                                           # python -m routertrain.cli.evaluate ...
         args: ["routers=[knn,logreg]", encoder=sentence-transformers/all-MiniLM-L6-v2]
         grid: {data.fraction: [0.1, 1.0]}
+      - kind: blend                                              # python -m routertrain.cli.blend OUT RUN
+        args: [run=@train-minilm-l6]                             # (only run=: the blend reads the run's data)
 
 Every point gets a name from its grid values, so its output is ``<out>/<sweep>/<point>`` (a run
-folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate point
-refers to a train point of the same sweep. The file's keys and every point's arguments are checked
+or blend folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate
+or blend point refers to a train or blend point of the same sweep. The file's keys and every point's arguments are checked
 (as ``train.py`` and ``routertrain.cli.evaluate`` read them) before anything runs, so a typo fails in one
 line. A train point is finished when its run folder holds ``done.json`` (written last by training).
 SIGTERM or SIGINT to the runner reaches the running point's launcher and training processes, which
@@ -46,10 +48,10 @@ import yaml
 from routertrain.provenance import atomic_write_text, finished
 from routertrain.training.preemption import PREEMPTED_EXIT, die_with_parent
 
-KINDS = ("train", "evaluate")
+KINDS = ("train", "evaluate", "blend")
 SWEEP_KEYS = ("name", "claim", "common", "groups")
 GROUP_KEYS = ("kind", "label", "args", "grid")
-CLAIMS = ("plateau", "predictability", "more-data", "encoder", "finetune")
+CLAIMS = ("plateau", "predictability", "more-data", "encoder", "finetune", "remedies")
 
 
 class SweepError(ValueError):
@@ -62,12 +64,14 @@ class SweepInterrupted(SweepError):
 
 @dataclass
 class Point:
-    kind: str  # train or evaluate
+    kind: str  # train, evaluate or blend
     name: str  # unique within the sweep, derived from the grid values
     args: list[str]  # key=value arguments
-    output: Path  # run folder (train) or JSON file (evaluate)
+    output: Path  # run folder (train), JSON file (evaluate) or router folder (blend)
 
     def done(self) -> bool:
+        if self.kind == "blend":  # written atomically: the folder exists only when complete
+            return (self.output / "blend.json").is_file()
         return finished(self.output) if self.kind == "train" else self.output.is_file()
 
     def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
@@ -77,7 +81,13 @@ class Point:
             # default accelerate_config.yaml may be absent: accelerate's own defaults then apply)
             config = ["--config_file", accelerate_config] if accelerate_config != "accelerate_config.yaml" or Path(accelerate_config).is_file() else []
             return ["accelerate", "launch", "--quiet", *config, "-m", "routertrain.cli.train", *self.args]
+        if self.kind == "blend":
+            return ["python", "-m", "routertrain.cli.blend", str(self.output), _kv_value(self.args, "run")]
         return ["python", "-m", "routertrain.cli.evaluate", *self.args, "--json", str(self.output)]
+
+
+def _kv_value(args: list[str], key: str) -> str:
+    return next((a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")), "")
 
 
 def _slug(value: object) -> str:
@@ -145,7 +155,7 @@ def load_sweep(path: str | Path) -> dict:
             raise SweepError(f"{where} must be a mapping with kind, and optionally label, args and grid")
         _check_keys(group, GROUP_KEYS, where)
         if group.get("kind") not in KINDS:
-            raise SweepError(f"{where} has kind {group.get('kind')!r}; use train or evaluate")
+            raise SweepError(f"{where} has kind {group.get('kind')!r}; use train, evaluate or blend")
         _check_args(group.get("args", []), f"{where}: args")
         grid = group.get("grid") or {}
         if not isinstance(grid, dict):
@@ -172,7 +182,7 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
                 output = root / name
                 args += [f"run.output_dir={root}", f"run.name={name}"]
             else:
-                output = root / f"{name}.json"
+                output = root / name if group["kind"] == "blend" else root / f"{name}.json"
                 args = [re.sub(r"^run=@(.+)$", lambda m: f"run={root / m.group(1)}", a) for a in args]
             points.append(Point(group["kind"], name, args, output))
     names = [p.name for p in points]
@@ -192,6 +202,9 @@ def check_points(points: list[Point], path: str | Path) -> None:
         try:
             if point.kind == "train":
                 check_names(load_config(point.args, default_recipe=DEFAULT_RECIPE))
+            elif point.kind == "blend":
+                if not _kv_value(point.args, "run"):
+                    raise ConfigError("a blend point needs run=@<train point> (or a run folder)")
             else:
                 own, rest = split_args(point.args)
                 parse_routers(own.get("routers"), own.get("run"))

@@ -36,6 +36,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
+from routertrain.evaluation import blend
 from routertrain.evaluation.decision import check_cost_options, check_number, choose  # noqa: F401 (choose: the rule route() uses, re-exported)
 from routertrain.hub.card import render as render_card
 from routertrain.model.modeling import MODEL_TYPE, RouterConfig, RouterModel
@@ -44,6 +45,7 @@ from routertrain.provenance import DONE, atomic_dir, finished
 CONFIG = "config.json"
 LEGACY_CONFIG = "router_config.json"  # format 1
 ENSEMBLE = "ensemble.json"  # an ensemble folder: members/<i>/ router folders (routertrain.hub.ensemble)
+BLEND, BLEND_MEMORY = "blend.json", "blend.safetensors"  # a blend folder: the router + kNN and task-prior memory (routertrain.hub.blend)
 WEIGHTS = "model.safetensors"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # what save_pretrained writes for the (fast) training tokenizer
 REQUIRED_FILES = (CONFIG, WEIGHTS, *TOKENIZER_FILES)
@@ -214,6 +216,8 @@ class Router:
             folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only))
         if (folder / ENSEMBLE).is_file():  # several routers shipped as one (routertrain.hub.ensemble)
             return EnsembleRouter.from_folder(folder, device)
+        if cls is Router and (folder / BLEND).is_file():  # a router blended with kNN and the task prior (routertrain.hub.blend)
+            return BlendRouter.from_pretrained(folder, device=device, dtype=dtype)
         device = check_device(device)
         missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
         if missing:
@@ -230,19 +234,26 @@ class Router:
             raise RouterFolderError(f"the tokenizer files {', '.join(TOKENIZER_FILES)} in {folder} cannot be loaded ({first_line(err)}); {REFETCH}") from None
         return cls(model, tokenizer, folder, device)
 
-    @torch.inference_mode()
     def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
         """P(correct) per (query, model): an array of shape (len(queries), len(self.models))."""
+        return self.encode(queries, batch_size)[0]
+
+    @torch.inference_mode()
+    def encode(self, queries: Sequence[str] | str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """P(correct) per (query, model) and the pooled query vectors the head reads, from one pass."""
         queries = check_queries(queries)
         check_batch_size(batch_size)
         order = sorted(range(len(queries)), key=lambda i: len(queries[i]))  # similar lengths pad less
         out = np.zeros((len(queries), len(self.models)), dtype=np.float32)
+        pooled = np.zeros((len(queries), self.model.head.in_features), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = tokenize(self.tokenizer, [queries[i] for i in idx], self.config.max_length)
             batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            out[idx] = torch.sigmoid(self.model(**batch).logits.float()).cpu().numpy()
-        return out
+            vectors = self.model.embed(**batch)
+            out[idx] = torch.sigmoid(self.model.head(vectors.to(self.model.head.weight.dtype)).float()).cpu().numpy()
+            pooled[idx] = vectors.float().cpu().numpy()
+        return out, pooled
 
     def route(self, queries: Sequence[str] | str, cost_weight: float | None = None, max_cost: float | None = None, batch_size: int = 64) -> list[str]:
         """The chosen model per query.
@@ -309,6 +320,35 @@ class EnsembleRouter(Router):
     def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
         """The members' mean P(correct) per (query, model)."""
         return np.mean([m.predict(queries, batch_size=batch_size) for m in self.members], axis=0)
+
+
+class BlendRouter(Router):
+    """A fine-tuned router blended with kNN on its own embeddings and the soft task prior
+    (``routertrain.evaluation.blend``); ``predict`` returns the blended scores and ``route`` picks by them."""
+
+    @classmethod
+    def from_pretrained(cls, path_or_repo_id, revision=None, device=None, **kwargs) -> "BlendRouter":
+        router = super().from_pretrained(path_or_repo_id, revision=revision, device=device, **kwargs)
+        try:
+            router.blend = json.loads((router.folder / BLEND).read_text())
+            arrays = load_file(str(router.folder / BLEND_MEMORY))
+            router.memory = blend.TrainMemory(arrays["keys"].numpy(), arrays["labels"].double().numpy(), arrays["task_ids"].numpy(),
+                                              arrays["task_means"].double().numpy(), list(router.blend["tasks"]))
+            router.blend["weights"], router.blend["k"]  # noqa: B018 (present)
+        except (ValueError, KeyError, TypeError, OSError, SafetensorError) as err:
+            raise RouterFolderError(f"the blend files {BLEND}, {BLEND_MEMORY} in {router.folder} cannot be read ({first_line(err)}); {REFETCH}") from None
+        if router.memory.labels.shape[1] != len(router.models) or router.memory.keys.shape[1] != router.model.head.in_features:
+            raise RouterFolderError(f"{router.folder / BLEND_MEMORY} does not fit the router's pool or encoder; {REFETCH}")
+        return router
+
+    def components(self, queries: Sequence[str] | str, batch_size: int = 64) -> dict[str, np.ndarray]:
+        """The fine-tuned, kNN and soft task-prior scores the blend weighs."""
+        probs, pooled = self.encode(queries, batch_size)
+        return blend.components(self.memory, pooled, probs, int(self.blend["k"]))
+
+    def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
+        """The blended scores per (query, model): a weighted mean of P(correct) estimates, in [0, 1]."""
+        return blend.combine(self.components(queries, batch_size), self.blend["weights"]).astype(np.float32)
 
 
 def check_queries(queries) -> list[str]:

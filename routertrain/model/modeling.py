@@ -183,6 +183,13 @@ class RouterModel(PreTrainedModel):
         weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1e-6)
 
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled query vector the head reads (before dropout)."""
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        return self.pool(self.encoder(**kwargs).last_hidden_state, attention_mask)
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -192,11 +199,7 @@ class RouterModel(PreTrainedModel):
         return_dict: bool | None = None,
         with_task_logits: bool = False,
     ) -> SequenceClassifierOutput | tuple:
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        hidden = self.encoder(**kwargs).last_hidden_state
-        pooled = self.dropout(self.pool(hidden, attention_mask)).to(self.head.weight.dtype)
+        pooled = self.dropout(self.embed(input_ids, attention_mask, token_type_ids)).to(self.head.weight.dtype)
         logits = self.head(pooled)
         if with_task_logits:  # training with the auxiliary task head (routertrain.training.losses)
             return logits, self.task_head(pooled)
