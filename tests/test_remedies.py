@@ -196,3 +196,25 @@ def test_a_task_loss_on_data_without_tasks_is_refused_in_one_line(tiny_encoder, 
 def test_remedy_weights_must_be_finite_and_not_negative(override):
     with pytest.raises(ConfigError, match=f"'{override.split('=')[0]}'.*finite"):
         load_config([override])
+
+
+def test_freeze_layers_keeps_the_embeddings_and_lower_blocks_and_trains_the_rest(tiny_encoder, tmp_path):
+    """model.freeze_layers=1: after training, the embeddings and block 0 equal the base encoder's,
+    block 1 and the head have moved; more blocks than the encoder has is refused in one line."""
+    from safetensors.torch import load_file
+
+    from routertrain.model.modeling import load_encoder
+    from routertrain.training import loop
+    from tests.conftest import tiny_args
+
+    loop.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=frozen1", "model.freeze_layers=1", "train.max_steps=3", "train.lr=1e-2")))
+    trained = load_file(str(tmp_path / "frozen1" / "router" / "model.safetensors"))
+    base = {f"encoder.{k}": v for k, v in load_encoder(str(tiny_encoder)).state_dict().items()}
+    moved = {k for k in base if k in trained and not torch.equal(trained[k], base[k])}
+    assert moved and all(".layer.1." in k for k in moved)  # nothing below block 1 moved, and block 1 did
+    assert not any(k.startswith("encoder.embeddings.") or ".layer.0." in k for k in moved)
+    with pytest.raises(ConfigError, match=r"model.freeze_layers=9, but the encoder has 2 transformer blocks; use at most 2"):
+        loop.train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=frozen9", "model.freeze_layers=9", "train.max_steps=1")))
+    assert not (tmp_path / "frozen9").exists()
+    with pytest.raises(ConfigError, match="'model.freeze_layers'"):
+        load_config(["model.freeze_layers=-1"])

@@ -145,23 +145,67 @@ def test_finetune_rule():
     assert status == "inconclusive" and "unpaired" in detail
 
 
-def test_finetune_verdict_comes_from_the_longest_trained_run(tmp_path):
+def test_finetune_verdict_comes_from_the_router_best_on_validation_and_never_a_blend(tmp_path):
     import dataclasses
 
     from routertrain.experiments.claims import judge
 
     results = []
-    for name, samples, accs, extra in (("short", 100, {"finetuned": 0.50, "frozen": 0.57}, {}),
-                                       ("long", 300, {"finetuned": 0.60, "frozen": 0.57}, {"paired": {"finetuned - frozen": {"value": 0.03, "low": 0.01, "high": 0.05}}})):
+    for name, val, accs, extra in (("plain", 0.52, {"finetuned": 0.50, "frozen": 0.57}, {}),
+                                   ("tuned", 0.55, {"finetuned": 0.60, "frozen": 0.57}, {"paired": {"finetuned - frozen": {"value": 0.03, "low": 0.01, "high": 0.05}}}),
+                                   ("blend", 0.58, {"finetuned": 0.49, "frozen": 0.57}, {})):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.json").write_text(json.dumps({"train": {"samples_seen": samples}}))
-        r = dataclasses.replace(fake(accs, noise=0.02, **extra), claims=("finetune",), path=Path(f"{name}.json"))
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"train": {"samples_seen": 100}}))
+        finetuned = {"validation_acc": val, "info": {"blend": {"k": 5}} if name == "blend" else {}}
+        r = dataclasses.replace(fake(accs, noise=0.02, finetuned=finetuned, **extra), claims=("finetune",), path=Path(f"{name}.json"))
         r.data["run"] = str(tmp_path / name)
         results.append(r)
     for order in (results, results[::-1]):
         verdict = next(v for v in judge(order, [], "d")[0] if v.claim == "finetune")
-        assert verdict.status == "holds" and "long.json, 300 training samples" in verdict.detail
-        assert "shorter run: finetuned - frozen -0.07" in verdict.detail and "short.json, 100 training samples" in verdict.detail
+        assert verdict.status == "holds" and verdict.detail.startswith("finetuned - frozen +0.030") and "tuned.json, validation 0.550" in verdict.detail
+        assert "other run: finetuned - frozen -0.07" in verdict.detail and "blend: finetuned - frozen -0.08" in verdict.detail
+
+
+def remedy_result(tmp_path, name, remedies: dict, seed, val, test, noise=0.01):
+    import dataclasses
+
+    run = tmp_path / name
+    run.mkdir()
+    cfg = {"run": {"seed": seed}, "model": {"prior_bias": remedies.get("prior_bias", False)}, "data": {"max_length": remedies.get("max_length", 128)},
+           "train": {"task_loss_weight": remedies.get("task", 0.0), "rank_loss": remedies.get("rank", "none"), "rank_loss_weight": 0.5}}
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (run / "metrics.json").write_text(json.dumps({"train": {"runtime_s": 330.0}}))
+    r = dataclasses.replace(fake({"finetuned": test}, noise=noise, finetuned={"validation_acc": val}), claims=("remedies",), path=Path(f"{name}.json"))
+    r.data["run"] = str(run)
+    return r
+
+
+def test_remedies_rule_chooses_on_validation_and_compares_with_plain_bce_on_test(tmp_path):
+    from routertrain.experiments.claims import remedies
+
+    results = [remedy_result(tmp_path, "none42", {}, 42, 0.55, 0.560), remedy_result(tmp_path, "none1", {}, 1, 0.56, 0.562),
+               remedy_result(tmp_path, "task42", {"task": 0.5}, 42, 0.60, 0.600), remedy_result(tmp_path, "task1", {"task": 0.5}, 1, 0.59, 0.604),
+               remedy_result(tmp_path, "long", {"max_length": 256, "prior_bias": True}, 42, 0.58, 0.700)]  # best on test, not on validation
+    status, detail, rows = remedies(results)
+    assert status == "holds" and "chosen on validation: task head 0.5 (0.595 vs 0.555 for plain BCE, 2 and 2 seeds)" in detail
+    assert "task head 0.5 - plain BCE +0.041" in detail
+    assert [row[0] for row in rows] == ["task head 0.5", "task head 0.5", "prior-anchored head + 256 tokens", "none (BCE)", "none (BCE)"]
+    assert rows[0][4] == pytest.approx(5.5)  # training minutes from the run's metrics
+    status, detail, _ = remedies(results[:2] + [remedy_result(tmp_path, "worse", {"rank": "listwise"}, 42, 0.50, 0.9)])
+    assert status == "does not hold" and "plain BCE is best on validation (0.555; the best remedy, listwise loss 0.5, 0.500)" in detail
+    assert remedies(results[2:4])[0] == "inconclusive"  # no plain-BCE run to compare with
+
+
+def test_the_report_lists_every_remedy_configuration_scored_on_test(tmp_path):
+    results = [remedy_result(tmp_path, "none42", {}, 42, 0.55, 0.56), remedy_result(tmp_path, "task42", {"task": 0.5}, 42, 0.60, 0.60)]
+    from routertrain.experiments.claims import judge
+
+    verdicts, tables = judge(results, [], "d")
+    lines = report.dataset_section("d", results, verdicts, tables, tmp_path, tmp_path)
+    text = "\n".join(lines)
+    assert "### Remedies: the ablation" in text and "- **remedies**: holds." in text
+    assert f"| task head 0.5 | 42 | 0.600 | 0.600 [0.580, 0.620] | 5.5 | {tmp_path / 'task42'} |" in text
+    assert f"| none (BCE) | 42 | 0.550 | 0.560 [0.540, 0.580] | 5.5 | {tmp_path / 'none42'} |" in text
 
 
 def test_more_data_rule_pairs_resamples_and_adds_seed_spread():

@@ -33,6 +33,20 @@ def test_expansion_is_a_cartesian_product_with_stable_names(tmp_path):
     assert points[-1].command()[-2:] == ["--json", str(tmp_path / "s" / "evaluate.json")]
 
 
+def test_a_blend_point_blends_a_train_point_of_the_sweep(tmp_path):
+    spec = {"name": "s", "claim": "finetune", "common": ["data=routerdc"],
+            "groups": [{"kind": "train", "label": "l6", "args": ["recipe=minilm-l6"]}, {"kind": "blend", "label": "l6", "args": ["run=@train-l6"]},
+                       {"kind": "evaluate", "label": "blend", "args": ["run=@blend-l6", "routers=[finetuned]"]}]}
+    train, blend, evaluate = expand(spec, tmp_path)
+    assert blend.output == tmp_path / "s" / "blend-l6" and not blend.done()
+    assert blend.command() == ["python", "-m", "routertrain.cli.blend", str(tmp_path / "s" / "blend-l6"), str(tmp_path / "s" / "train-l6")]
+    assert f"run={tmp_path / 's' / 'blend-l6'}" in evaluate.args
+    (blend.output).mkdir(parents=True)
+    assert not blend.done()  # a folder without blend.json is not a finished blend
+    (blend.output / "blend.json").write_text("{}")
+    assert blend.done()
+
+
 def test_every_shipped_sweep_file_expands():
     files = sorted((REPO / "routertrain" / "recipes" / "sweeps").glob("*.yaml"))
     assert files, "no sweep files in routertrain/recipes/sweeps"
@@ -83,13 +97,17 @@ def test_a_packaged_sweep_runs_by_name_and_a_file_without_yaml(tmp_path, capsys)
 def test_sweep_runs_points_in_order_and_skips_finished_ones(tiny_encoder, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     common = [f"model.name_or_path={tiny_encoder}", "data.synthetic.n_train=32", "data.synthetic.n_validation=8", "data.synthetic.n_test=8", "train.global_batch_size=8", "train.max_steps=2"]
-    path = write_sweep(tmp_path / "s.yaml", {"name": "tiny", "claim": "more-data", "common": common, "groups": [{"kind": "train", "args": ["recipe=smoke"], "grid": {"data.fraction": [0.5, 1.0]}}]})
+    groups = [{"kind": "train", "args": ["recipe=smoke"], "grid": {"data.fraction": [0.5, 1.0]}}, {"kind": "blend", "args": ["run=@train-fraction1.0"]}]
+    path = write_sweep(tmp_path / "s.yaml", {"name": "tiny", "claim": "more-data", "common": common, "groups": groups})
     points = run_sweep(path, tmp_path / "out", accelerate_config=str(REPO / "accelerate_config.yaml"))
     assert all(p.done() for p in points)
+    from routertrain.hub.router import BlendRouter, Router
+
+    assert isinstance(Router.from_pretrained(points[-1].output, device="cpu"), BlendRouter)  # the blend point's router folder
     stamps = [(p.output / "metrics.json").stat().st_mtime_ns for p in points]
     capsys.readouterr()
     run_sweep(path, tmp_path / "out", accelerate_config=str(REPO / "accelerate_config.yaml"))
-    assert capsys.readouterr().out.count("done already") == 2
+    assert capsys.readouterr().out.count("done already") == 3
     assert [(p.output / "metrics.json").stat().st_mtime_ns for p in points] == stamps
     assert (tmp_path / "out" / "tiny" / "sweep.yaml").is_file()
 

@@ -107,6 +107,7 @@ class ModelConfig:
     attn_implementation: Optional[str] = None  # transformers attention backend (sdpa, eager); null = library default
     attention_kernel: str = "hf"  # DeBERTa attention: hf, disentangled-flash (Triton on CUDA) or disentangled-flash-torch
     lora: LoraConfig = field(default_factory=LoraConfig)  # parameter-efficient fine-tuning (peft)
+    freeze_layers: int = 0  # keep the embeddings and the lowest N transformer blocks fixed (cheaper fine-tuning of a large encoder); 0 = train them all
     prior_bias: bool = False  # start each model's head bias at the logit of its training mean label (training starts from the best-single router)
 
 
@@ -373,6 +374,7 @@ def validate(cfg: Config) -> None:
         ("data.subsample_seed", cfg.data.subsample_seed >= 0, "must be 0 or a positive seed"),
         ("data.split_seed", cfg.data.split_seed >= 0, "must be 0 or a positive seed"),
         ("data.max_length", cfg.data.max_length >= 4, "must be at least 4"),
+        ("model.freeze_layers", cfg.model.freeze_layers >= 0, "must be 0 (train every block) or a positive number of blocks"),
         ("train.lr", math.isfinite(cfg.train.lr) and cfg.train.lr > 0, "must be a positive finite number (e.g. 2e-5)"),
         ("train.weight_decay", math.isfinite(cfg.train.weight_decay) and cfg.train.weight_decay >= 0, "must be 0 (off) or a positive finite number"),
         ("train.max_grad_norm", math.isfinite(cfg.train.max_grad_norm) and cfg.train.max_grad_norm >= 0, "must be 0 (no clipping) or a positive finite norm"),

@@ -144,6 +144,8 @@ class Finetuned(BaselineRouter):
             raise ValueError(f"router {self.router_dir} was trained for another pool (lacks {missing[:3]}); evaluate it on the data it was trained for")
         self.columns = [self.router.models.index(m) for m in ctx.data.models]
         self.info = {"router": str(self.router_dir), "base_model": self.router.config.base_model}
+        if getattr(self.router, "blend", None):  # a blend with kNN and the task prior (routertrain blend)
+            self.info["blend"] = {k: self.router.blend[k] for k in ("weights", "k")}
         return self
 
     def scores(self, ctx, split):

@@ -31,8 +31,14 @@ tests them (its largest evaluation).
 5. fine-tuning: finetuned - frozen (the same encoder frozen, best head on validation), the paired
    bootstrap interval stored by ``evaluate_routers`` (``paired``), else from ``accuracy_boot``,
    else unpaired from the 95% CIs. Holds / does not hold / inconclusive by that interval. With
-   several such evaluations on one dataset, the one whose fine-tuned run saw the most training
-   samples decides (the claim is about fine-tuning done well); the others are listed beside it.
+   several such evaluations on one dataset, the fine-tuned router best on validation decides (the
+   claim is about fine-tuning tuned as the baselines are; blends with kNN and the task prior are
+   left out of that choice); the others are listed beside it.
+6. remedies: each evaluation of a remedies sweep scores one fine-tuned run; runs are grouped by
+   their remedy settings (read from the run's config), and the group best on validation (mean over
+   its seeds) is compared on test with plain BCE (no remedy), paired over the same test queries with
+   the seed spread joined as in rule 3. Holds when that interval's low end is > 0; does not hold
+   when its high end is < 0 or when plain BCE is itself the best on validation; else inconclusive.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 from scipy.stats import t as student_t
 
 from routertrain.experiments.sweep import CLAIMS, SweepError, expand, load_sweep
@@ -318,6 +325,73 @@ def finetuned_ladder(results: list[Result]) -> tuple[list, list]:
     return rows, steps
 
 
+def is_blend(r: Result) -> bool:
+    """Whether the evaluation's fine-tuned router is a blend with kNN and the task prior (routertrain blend)."""
+    return bool((r.data["routers"].get("finetuned", {}).get("info") or {}).get("blend"))
+
+
+def finetuned_validation(r: Result) -> float:
+    value = r.data["routers"].get("finetuned", {}).get("validation_acc")
+    return float(value) if value is not None else float("-inf")
+
+
+def run_config(r: Result) -> dict:
+    """The training config of the run behind an evaluation ({} when it is gone)."""
+    try:
+        return yaml.safe_load((Path(r.data["run"]) / "config.yaml").read_text()) or {}
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return {}
+
+
+def remedy_label(cfg: dict) -> str:
+    """The issue-13 remedies a training config turns on, in words ("none (BCE)" for none)."""
+    model, train, data = cfg.get("model") or {}, cfg.get("train") or {}, cfg.get("data") or {}
+    parts = []
+    if model.get("prior_bias"):
+        parts.append("prior-anchored head")
+    if (train.get("task_loss_weight") or 0) > 0:
+        parts.append(f"task head {train['task_loss_weight']:g}")
+    if train.get("rank_loss", "none") != "none":
+        parts.append(f"{train['rank_loss']} loss {train.get('rank_loss_weight', 1.0):g}")
+    if data.get("max_length", 128) != 128:
+        parts.append(f"{data['max_length']} tokens")
+    return " + ".join(parts) or NO_REMEDY
+
+
+NO_REMEDY = "none (BCE)"
+
+
+def remedies(results: list[Result]) -> tuple[str, str, list]:
+    """Verdict, detail, and rows (remedies, seed, validation accuracy, test accuracy, training minutes, result)."""
+    rows = []
+    for r in results:
+        if "finetuned" not in r.data["routers"]:
+            continue
+        cfg = run_config(r)
+        train_s = _train_seconds(r)
+        rows.append((remedy_label(cfg), (cfg.get("run") or {}).get("seed"), finetuned_validation(r), r.acc("finetuned"), train_s / 60 if train_s else None, r))
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault(row[0], []).append(row)
+    rows.sort(key=lambda row: (-float(np.mean([x[2] for x in groups[row[0]]])), str(row[1])))
+    if NO_REMEDY not in groups or len(groups) < 2:
+        return "inconclusive", f"needs plain BCE and at least one remedy; have: {', '.join(groups) or 'none'}", rows
+    best = max(groups, key=lambda g: float(np.mean([x[2] for x in groups[g]])))
+    val = {g: float(np.mean([x[2] for x in groups[g]])) for g in groups}
+    if best == NO_REMEDY:
+        return "does not hold", f"plain BCE is best on validation ({fmt(val[best])}; the best remedy, {max((g for g in groups if g != best), key=val.get)}, {fmt(max(v for g, v in val.items() if g != best))})", rows
+    d = difference([(x[5], "finetuned") for x in groups[best]], [(x[5], "finetuned") for x in groups[NO_REMEDY]])
+    return (status_of(d["low"], d["high"]), f"chosen on validation: {best} ({fmt(val[best])} vs {fmt(val[NO_REMEDY])} for plain BCE, "
+            f"{len(groups[best])} and {len(groups[NO_REMEDY])} seeds); on test, {best} - plain BCE {ci_text(d, sign=True)} ({d['method']})", rows)
+
+
+def _train_seconds(r: Result) -> float | None:
+    try:
+        return float(json.loads((Path(r.data["run"]) / "metrics.json").read_text())["train"]["runtime_s"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def samples_trained(r: Result) -> int:
     """Training samples seen by the fine-tuned run behind an evaluation (0 when its metrics are gone)."""
     try:
@@ -340,12 +414,15 @@ def judge(results: list[Result], sweeps: list[Sweep], dataset: str) -> tuple[lis
             status, detail, tables["more-data"] = more_data(mine)
         elif claim == "encoder":
             status, detail, tables["encoder"] = encoders(mine)
-        elif claim == "finetune":  # several fine-tuning evaluations (1 and 3 epochs, say): the longest-trained decides
-            ranked = sorted(mine, key=samples_trained, reverse=True)
+        elif claim == "finetune":  # several fine-tuning evaluations (remedies, epochs): the one best on validation decides
+            ranked = sorted(mine, key=lambda r: (not is_blend(r), finetuned_validation(r)), reverse=True)
             status, detail = finetune(ranked[0])
-            detail += f" [{ranked[0].path}, {samples_trained(ranked[0])} training samples]"
+            detail += f" [{ranked[0].path}, validation {fmt(finetuned_validation(ranked[0]))}, {samples_trained(ranked[0])} training samples]"
             for other in ranked[1:]:
-                detail += f"; shorter run: {finetune(other)[1]} [{other.path}, {samples_trained(other)} training samples]"
+                what = "blend" if is_blend(other) else "other run"
+                detail += f"; {what}: {finetune(other)[1]} [{other.path}, validation {fmt(finetuned_validation(other))}]"
+        elif claim == "remedies":
+            status, detail, tables["remedies"] = remedies(mine)
         else:
             r = max(mine, key=lambda r: len(r.data["routers"]))
             status, detail = {"plateau": plateau, "predictability": predictability}[claim](r)

@@ -108,7 +108,8 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
         return f"![{alt}]({os.path.relpath(path, out_dir)})"
 
     out, stem = [f"## {ds}", ""], figures / "".join(c if c.isalnum() or c in "-_." else "-" for c in ds)
-    main = max([r for r in mine if "plateau" in r.claims] or mine, key=lambda r: len(r.data["routers"]), default=None)
+    # the main table: the plateau evaluation, else the largest one that is not an ablation run (those have their own table)
+    main = max([r for r in mine if "plateau" in r.claims] or [r for r in mine if "remedies" not in r.claims], key=lambda r: len(r.data["routers"]), default=None)
     if main is None:
         out += ["No finished evaluation for this dataset yet.", ""]
     else:
@@ -118,12 +119,20 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
             name = f"{stem}-{other.sweep}-{other.point}.png"
             out += ["### Cost-aware routing", ""] + main_table(other)[2:] + [image(f"{ds}: accuracy vs cost", plots.main_plot(other.data, BAND, name, ds)), ""]
     out += ["### Claims", ""] + [f"- **{v.claim}**: {v.status}. {v.detail}" for v in verdicts] + [""]
-    against = [(r, finetuned_against_references(r)) for r in mine if "finetuned" in r.data["routers"]]
+    against = [(r, rows) for r in mine if "finetuned" in r.data["routers"] for rows in [finetuned_against_references(r)] if rows]
     if against:
         out += ["### The fine-tuned router against the references", "",
                 "Paired bootstrap differences on the test queries; a reference that wins is reported as such.", ""]
         for r, rows in against:
             out += [f"- {what}: {ci_text(d, sign=True)} ({status}) [{r.path}]" for what, d, status in rows]
+        out += [""]
+    if "remedies" in tables:
+        out += ["### Remedies: the ablation", "",
+                "One fine-tuned run per row. The configuration is chosen on validation (the mean over its seeds); every row was scored on test once, "
+                "so this lists every configuration scored on test. Training minutes: training's wall time on the shared 2-core CPU, one job at a time.", "",
+                "| remedies | seed | validation acc | test acc [95% CI] | training minutes | run |", "|---|---|---|---|---|---|"]
+        out += [f"| {label} | {seed} | {fmt(val)} | {ci_text(acc)} | {fmt(minutes, 1) if minutes else '-'} | {r.data.get('run', '-')} |"
+                for label, seed, val, acc, minutes, r in tables["remedies"]]
         out += [""]
     if "more-data" in tables:
         fractions = sorted({f for _, accs, _, _ in tables["more-data"] for f in accs})

@@ -20,6 +20,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from transformers.configuration_utils import SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from routertrain.config.schema import ConfigError
 from routertrain.model.encoders import SOURCES, resolve
 from routertrain.model.kernels import apply_attention_kernel
 
@@ -244,12 +245,36 @@ def build_router_model(model_cfg, n_models: int, device_type: str = "cpu") -> Ro
             target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
         )
         encoder = get_peft_model(encoder, lora)
+    freeze_lower_layers(encoder, model_cfg.freeze_layers)
     for name, param in encoder.named_parameters():
         # BERT-style pooler (and LoRA adapters put on it): unused by our pooling, so never trained;
         # DDP also refuses trainable parameters that get no gradient
         if re.search(r"(^|\.)pooler\.", name):
             param.requires_grad_(False)
     return RouterModel.from_encoder(encoder, n_models, model_cfg.pooling, model_cfg.dropout, base_model=model_cfg.name_or_path)
+
+
+def transformer_blocks(encoder: nn.Module) -> nn.ModuleList:
+    """The encoder's stack of transformer blocks (``encoder.layer`` in BERT, MPNet, DeBERTa)."""
+    stacks = [m for n, m in encoder.named_modules() if isinstance(m, nn.ModuleList) and n.split(".")[-1] in ("layer", "layers")]
+    if not stacks:
+        raise ConfigError(f"cannot find the transformer blocks of {type(encoder).__name__} (no 'layer' list); set model.freeze_layers=0")
+    return max(stacks, key=len)
+
+
+def freeze_lower_layers(encoder: nn.Module, n: int) -> None:
+    """Keep the embeddings and the lowest ``n`` transformer blocks fixed (``model.freeze_layers``):
+    no gradient reaches them, so backward stops above them and training is cheaper."""
+    if n <= 0:
+        return
+    blocks = transformer_blocks(encoder)
+    if n > len(blocks):
+        raise ConfigError(f"model.freeze_layers={n}, but the encoder has {len(blocks)} transformer blocks; use at most {len(blocks)}")
+    frozen = {id(p) for block in blocks[:n] for p in block.parameters()}
+    frozen |= {id(p) for name, p in encoder.named_parameters() if re.search(r"(^|\.)embeddings\.", name)}
+    for param in encoder.parameters():
+        if id(param) in frozen:
+            param.requires_grad_(False)
 
 
 def init_prior_bias(model: RouterModel, train_means, eps: float = 1e-3) -> None:
