@@ -292,3 +292,13 @@ def test_report_links_other_measurements_and_refuses_a_missing_one(evaluated, tm
     assert report.main([str(main), "--output", str(out), "--figures", str(tmp_path / "fig"), "--include", str(extra)]) == 0
     assert "## Other measurements\n\n<!-- included from docs/speed.md -->\nintro\n### Routing speed on CPU\n" in out.read_text()
     assert report.main([str(main), "--output", str(out), "--include", str(tmp_path / "nope.md")]) == 2
+
+
+def test_a_blend_is_named_as_such_against_the_references():
+    from routertrain.experiments.claims import finetuned_against_references
+
+    plain = fake({"finetuned": 0.60, "task-prior": 0.58}, noise=0.01)
+    blended = fake({"finetuned": 0.60, "task-prior": 0.58}, noise=0.01, finetuned={"info": {"blend": {"k": 20}}})
+    assert finetuned_against_references(plain)[0][0] == "finetuned - task-prior"
+    what, d, status = finetuned_against_references(blended)[0]
+    assert what == "blend (fine-tuned + kNN + soft task prior) - task-prior" and d["value"] == pytest.approx(0.02) and status == "holds"

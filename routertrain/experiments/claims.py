@@ -216,16 +216,16 @@ def finetuned_against_references(r: Result) -> list[tuple[str, dict, str]]:
     routers = r.data["routers"]
     if "finetuned" not in routers:
         return []
-    out = []
+    out, me = [], "blend (fine-tuned + kNN + soft task prior)" if is_blend(r) else "finetuned"
     for other in ("task-prior", "best-single"):
         if other in routers:
             d = difference([(r, "finetuned")], [(r, other)])
-            out.append((f"finetuned - {other}", d, status_of(d["low"], d["high"])))
+            out.append((f"{me} - {other}", d, status_of(d["low"], d["high"])))
     band = [n for n in BAND if n in routers and routers[n].get("validation_acc") is not None]
     if band:
         best = max(band, key=lambda n: routers[n]["validation_acc"])
         d = difference([(r, "finetuned")], [(r, best)])
-        out.append((f"finetuned - best frozen baseline on validation ({best})", d, status_of(d["low"], d["high"])))
+        out.append((f"{me} - best frozen baseline on validation ({best})", d, status_of(d["low"], d["high"])))
     return out
 
 
