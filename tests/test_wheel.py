@@ -39,9 +39,9 @@ def test_wheel_installed_outside_the_repo_trains_and_routes(tiny_encoder, tmp_pa
     bin_dir = venv / ("Scripts" if os.name == "nt" else "bin")
     purelib = Path(run([bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip())
     (purelib / "host-site-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    run([sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "-q", "--no-deps", wheel])
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}  # nothing of the repository on the path
+    run([sys.executable, "-m", "pip", "--python", bin_dir / "python", "install", "-q", "--no-deps", wheel], env=env)
 
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(ROUTERTRAIN_CACHE=str(tmp_path / "cache"), PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}")
     work = tmp_path / "elsewhere"
     work.mkdir()
