@@ -22,7 +22,7 @@ OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 HF_EVALUATE_OFFLINE=1 WANDB_MO
 recipe ?= minilm-l6
 RUN_ARGS := recipe=$(recipe) $(if $(data),data=$(data)) $(ARGS)
 
-SWEEPS := routerdc-main mmlu-pro-main mmlu-pro-priced mmlu-pro-finetune encoders routerdc-scaling mmlu-pro-scaling
+SWEEPS := routerdc-main routerdc-remedies routerdc-tuned routerdc-ladder mmlu-pro-main mmlu-pro-remedies mmlu-pro-tuned mmlu-pro-ladder mmlu-pro-priced mmlu-pro-finetune encoders routerdc-scaling mmlu-pro-scaling
 
 .PHONY: setup train test report encoders-mpnet lock clean
 

@@ -110,3 +110,14 @@ def test_blending_a_blend_is_refused_in_one_line(tiny_run, tmp_path, capsys):
     assert main([str(tmp_path / "again"), str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "already a blend" in err and not (tmp_path / "again").exists()
+
+
+def test_convert_refuses_a_blend_folder_in_one_line(tiny_run, tmp_path, capsys):
+    from routertrain.cli.convert import main as convert
+
+    out = tmp_path / "blend"
+    assert main([str(out), str(tiny_run), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert convert([str(out), str(tmp_path / "converted")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a blend folder, already in the current format" in err and not (tmp_path / "converted").exists()

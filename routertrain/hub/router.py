@@ -412,6 +412,8 @@ def convert_folder(old: str | os.PathLike, new: str | os.PathLike) -> Path:
     """Rewrite a format-1 router folder (``router_config.json`` + the encoder's ``config.json``) as a
     transformers model folder at ``new``, keeping its metrics, configs and provenance; weights unchanged."""
     old = router_folder(old)
+    if (old / BLEND).is_file():  # only this format writes blends; rewriting would drop the blend's files
+        raise ValueError(f"{old} is a blend folder, already in the current format; it loads with Router.from_pretrained as it is")
     router = Router.from_pretrained(old, device="cpu")
     keep = ("metrics.json", "training_config.yaml", "provenance.json", "evaluation.json")
     extra = {name: (old / name).read_text() for name in keep if (old / name).is_file()}
