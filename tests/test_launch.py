@@ -167,13 +167,14 @@ def test_two_processes_with_accumulation_train_the_one_process_router(tmp_path):
 
 
 STOP_SCRIPT = """
+import os
 import sys
 from routertrain.config import load_config
 from routertrain.training.loop import train
 from accelerate import PartialState
 calls = []
 results = train(load_config(sys.argv[1:]), on_evaluate=lambda step, metrics: calls.append(step) or step >= 2)
-print(f"rank {PartialState().process_index} calls {calls} stopped_at {results.get('stopped_at')}", flush=True)
+os.write(1, f"rank {PartialState().process_index} calls {calls} stopped_at {results.get('stopped_at')}\\n".encode())  # one write: the ranks' lines never interleave
 """
 
 
