@@ -39,8 +39,7 @@ def main(argv: list[str]) -> int:
         average = headline_average(cfg)
         data = load_routing_data(cfg.data)
         mem, spec = fit_router_blend(router, data, average)
-        blended = BlendRouter(router.model, router.tokenizer, source, router.device)
-        blended.memory, blended.blend = mem, spec
+        blended = BlendRouter.wrap(router, mem, spec)
         metrics = {"models": router.models, **{split: router_report(blended, data, split, average) for split in ("validation", "test")}}
         save_blend(source, args.out, mem, spec, metrics=metrics)
     except (*USER_ERRORS, RouterFolderError, FileNotFoundError, ValueError) as err:

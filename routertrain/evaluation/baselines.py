@@ -51,6 +51,13 @@ def fill(scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(scores), scores, np.nan_to_num(fallback, nan=0.0)[None, :])
 
 
+def neighbour_means(labels: np.ndarray, idx: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Mean train label per model over each query's neighbour indices ``idx`` (n, k), missing labels
+    skipped; ``fallback`` (per model) where none of the neighbours has a label."""
+    blocks = [nanmean_rows(labels[idx[i : i + BLOCK]], axis=1) for i in range(0, len(idx), BLOCK)]
+    return fill(np.concatenate(blocks) if blocks else np.zeros((0, labels.shape[1])), fallback)
+
+
 class Knn(BaselineRouter):
     name = "knn"
 
@@ -69,8 +76,7 @@ class Knn(BaselineRouter):
 
     def average(self, idx: np.ndarray) -> np.ndarray:
         """Mean train label per model over the neighbour indices ``idx`` (n, k)."""
-        blocks = [nanmean_rows(self.y[idx[i : i + BLOCK]], axis=1) for i in range(0, len(idx), BLOCK)]
-        return fill(np.concatenate(blocks) if blocks else np.zeros((0, self.y.shape[1])), self.means)
+        return neighbour_means(self.y, idx, self.means)
 
     def scores(self, ctx, split):
         return self.average(neighbours(ctx.embeddings(split), self.keys, self.k))

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from routertrain.evaluation.baselines import BLOCK, K_GRID, fill, neighbours
-from routertrain.evaluation.decision import model_means, nanmean_rows, score_accuracy, task_prior_scores
+from routertrain.evaluation.baselines import K_GRID, neighbour_means, neighbours
+from routertrain.evaluation.decision import model_means, score_accuracy, task_prior_scores
 
 COMPONENTS = ("finetuned", "knn", "prior")
 STEP = 0.1  # the weight grid's step on the simplex (66 weightings)
@@ -65,11 +65,14 @@ def memory(embeddings: np.ndarray, labels: np.ndarray, tasks=None, how: str = "m
 
 def components(mem: TrainMemory, embeddings: np.ndarray, finetuned: np.ndarray, k: int) -> dict[str, np.ndarray]:
     """The three score matrices of the queries whose pooled ``embeddings`` and P(correct) ``finetuned`` are given."""
-    idx = neighbours(unit(embeddings), mem.keys, min(k, len(mem.keys)))
-    knn = [nanmean_rows(mem.labels[idx[i : i + BLOCK]], axis=1) for i in range(0, len(idx), BLOCK)]
-    knn = fill(np.concatenate(knn) if knn else np.zeros((0, mem.labels.shape[1])), mem.means)
+    return components_of(mem, neighbours(unit(embeddings), mem.keys, min(k, len(mem.keys))), finetuned)
+
+
+def components_of(mem: TrainMemory, idx: np.ndarray, finetuned: np.ndarray) -> dict[str, np.ndarray]:
+    """The three score matrices, given each query's neighbour indices ``idx`` (n, k) into the training split."""
     share = np.zeros((len(idx), len(mem.task_names)))
     np.add.at(share, (np.repeat(np.arange(len(idx)), idx.shape[1]), mem.task_ids[idx].ravel()), 1.0 / max(idx.shape[1], 1))
+    knn = neighbour_means(mem.labels, idx, mem.means)
     return {"finetuned": np.asarray(finetuned, dtype=np.float64), "knn": knn, "prior": share @ mem.task_means}
 
 
@@ -96,9 +99,10 @@ def fit(mem: TrainMemory, embeddings: np.ndarray, finetuned: np.ndarray, labels:
     labels = np.asarray(labels, dtype=np.float64)
     grid = tuple(k for k in k_grid if k <= len(mem.keys)) or (len(mem.keys),)
     acc = lambda scores: score_accuracy(scores, labels, tasks, how)  # noqa: E731
-    k_acc = {k: acc(components(mem, embeddings, finetuned, k)["knn"]) for k in grid}
+    idx = neighbours(unit(embeddings), mem.keys, max(grid))  # most similar first: the k nearest are its first k columns
+    k_acc = {k: acc(components_of(mem, idx[:, :k], finetuned)["knn"]) for k in grid}
     k = max(grid, key=lambda k: np.nan_to_num(k_acc[k], nan=-1.0))  # first of the best on ties
-    parts = components(mem, embeddings, finetuned, k)
+    parts = components_of(mem, idx[:, :k], finetuned)
     weight_acc = {key(w): acc(combine(parts, w)) for w in weight_grid(step)}
     best = max(weight_grid(step), key=lambda w: np.nan_to_num(weight_acc[key(w)], nan=-1.0))
     return {

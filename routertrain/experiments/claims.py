@@ -52,7 +52,7 @@ import numpy as np
 import yaml
 from scipy.stats import t as student_t
 
-from routertrain.experiments.sweep import CLAIMS, SweepError, expand, load_sweep
+from routertrain.experiments.sweep import CLAIMS, SweepError, _kv, expand, load_sweep  # noqa: F401 (_kv re-exported for the report)
 
 BAND = ("knn", "logreg", "mlp", "mf", "kmeans", "frozen")  # frozen-embedding baselines
 LEARNED = (*BAND, "tfidf", "finetuned")
@@ -106,10 +106,6 @@ class Verdict:
     dataset: str
     status: str
     detail: str
-
-
-def _kv(args) -> dict:
-    return dict(a.split("=", 1) for a in args if "=" in a)
 
 
 # --- intervals -------------------------------------------------------------------------------
@@ -373,11 +369,11 @@ def remedies(results: list[Result]) -> tuple[str, str, list]:
     groups: dict = {}
     for row in rows:
         groups.setdefault(row[0], []).append(row)
-    rows.sort(key=lambda row: (-float(np.mean([x[2] for x in groups[row[0]]])), str(row[1])))
+    val = {g: float(np.mean([x[2] for x in members])) for g, members in groups.items()}  # each configuration's mean over its seeds
+    rows.sort(key=lambda row: (-val[row[0]], str(row[1])))
     if NO_REMEDY not in groups or len(groups) < 2:
         return "inconclusive", f"needs plain BCE and at least one remedy; have: {', '.join(groups) or 'none'}", rows
-    best = max(groups, key=lambda g: float(np.mean([x[2] for x in groups[g]])))
-    val = {g: float(np.mean([x[2] for x in groups[g]])) for g in groups}
+    best = max(groups, key=val.get)
     if best == NO_REMEDY:
         return "does not hold", f"plain BCE is best on validation ({fmt(val[best])}; the best remedy, {max((g for g in groups if g != best), key=val.get)}, {fmt(max(v for g, v in val.items() if g != best))})", rows
     d = difference([(x[5], "finetuned") for x in groups[best]], [(x[5], "finetuned") for x in groups[NO_REMEDY]])
@@ -385,19 +381,22 @@ def remedies(results: list[Result]) -> tuple[str, str, list]:
             f"{len(groups[best])} and {len(groups[NO_REMEDY])} seeds); on test, {best} - plain BCE {ci_text(d, sign=True)} ({d['method']})", rows)
 
 
-def _train_seconds(r: Result) -> float | None:
+def _train_metric(r: Result, key: str):
+    """A training number (``metrics.json`` ``train.<key>``) of the run behind an evaluation; None when it is gone."""
     try:
-        return float(json.loads((Path(r.data["run"]) / "metrics.json").read_text())["train"]["runtime_s"])
+        return json.loads((Path(r.data["run"]) / "metrics.json").read_text())["train"][key]
     except (OSError, KeyError, TypeError, ValueError):
         return None
 
 
+def _train_seconds(r: Result) -> float | None:
+    value = _train_metric(r, "runtime_s")
+    return float(value) if value is not None else None
+
+
 def samples_trained(r: Result) -> int:
     """Training samples seen by the fine-tuned run behind an evaluation (0 when its metrics are gone)."""
-    try:
-        return int(json.loads((Path(r.data["run"]) / "metrics.json").read_text())["train"]["samples_seen"])
-    except (OSError, KeyError, TypeError, ValueError):
-        return 0
+    return int(_train_metric(r, "samples_seen") or 0)
 
 
 def judge(results: list[Result], sweeps: list[Sweep], dataset: str) -> tuple[list[Verdict], dict]:

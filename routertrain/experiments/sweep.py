@@ -82,12 +82,13 @@ class Point:
             config = ["--config_file", accelerate_config] if accelerate_config != "accelerate_config.yaml" or Path(accelerate_config).is_file() else []
             return ["accelerate", "launch", "--quiet", *config, "-m", "routertrain.cli.train", *self.args]
         if self.kind == "blend":
-            return ["python", "-m", "routertrain.cli.blend", str(self.output), _kv_value(self.args, "run")]
+            return ["python", "-m", "routertrain.cli.blend", str(self.output), _kv(self.args).get("run", "")]
         return ["python", "-m", "routertrain.cli.evaluate", *self.args, "--json", str(self.output)]
 
 
-def _kv_value(args: list[str], key: str) -> str:
-    return next((a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")), "")
+def _kv(args) -> dict:
+    """A point's key=value arguments as a mapping."""
+    return dict(a.split("=", 1) for a in args if "=" in a)
 
 
 def _slug(value: object) -> str:
@@ -203,7 +204,7 @@ def check_points(points: list[Point], path: str | Path) -> None:
             if point.kind == "train":
                 check_names(load_config(point.args, default_recipe=DEFAULT_RECIPE))
             elif point.kind == "blend":
-                if not _kv_value(point.args, "run"):
+                if not _kv(point.args).get("run"):
                     raise ConfigError("a blend point needs run=@<train point> (or a run folder)")
             else:
                 own, rest = split_args(point.args)

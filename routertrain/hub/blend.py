@@ -16,7 +16,6 @@ load the fine-tuned router alone. The math is ``routertrain.evaluation.blend``.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -63,8 +62,3 @@ def save_blend(router_dir: str | Path, folder: str | Path, mem: blend.TrainMemor
             atomic_write_json(tmp / "metrics.json", metrics)
         (tmp / "README.md").write_text(render_card(tmp, final=folder))
     return Path(folder)
-
-
-def read_spec(folder: str | Path) -> dict:
-    """The ``blend.json`` of a blend folder."""
-    return json.loads((Path(folder) / BLEND).read_text())

@@ -330,16 +330,24 @@ class BlendRouter(Router):
     def from_pretrained(cls, path_or_repo_id, revision=None, device=None, **kwargs) -> "BlendRouter":
         router = super().from_pretrained(path_or_repo_id, revision=revision, device=device, **kwargs)
         try:
-            router.blend = json.loads((router.folder / BLEND).read_text())
+            spec = json.loads((router.folder / BLEND).read_text())
             arrays = load_file(str(router.folder / BLEND_MEMORY))
-            router.memory = blend.TrainMemory(arrays["keys"].numpy(), arrays["labels"].double().numpy(), arrays["task_ids"].numpy(),
-                                              arrays["task_means"].double().numpy(), list(router.blend["tasks"]))
-            router.blend["weights"], router.blend["k"]  # noqa: B018 (present)
+            memory = blend.TrainMemory(arrays["keys"].numpy(), arrays["labels"].double().numpy(), arrays["task_ids"].numpy(),
+                                       arrays["task_means"].double().numpy(), list(spec["tasks"]))
+            if not {"weights", "k"} <= set(spec):
+                raise KeyError("weights and k")
         except (ValueError, KeyError, TypeError, OSError, SafetensorError) as err:
             raise RouterFolderError(f"the blend files {BLEND}, {BLEND_MEMORY} in {router.folder} cannot be read ({first_line(err)}); {REFETCH}") from None
-        if router.memory.labels.shape[1] != len(router.models) or router.memory.keys.shape[1] != router.model.head.in_features:
+        if memory.labels.shape[1] != len(router.models) or memory.keys.shape[1] != router.model.head.in_features:
             raise RouterFolderError(f"{router.folder / BLEND_MEMORY} does not fit the router's pool or encoder; {REFETCH}")
-        return router
+        return cls.wrap(router, memory, spec)
+
+    @classmethod
+    def wrap(cls, router: Router, memory: "blend.TrainMemory", spec: dict) -> "BlendRouter":
+        """``router`` blended as ``spec`` says (k, weights) with the training ``memory``."""
+        out = cls(router.model, router.tokenizer, router.folder, router.device)
+        out.memory, out.blend = memory, spec
+        return out
 
     def components(self, queries: Sequence[str] | str, batch_size: int = 64) -> dict[str, np.ndarray]:
         """The fine-tuned, kNN and soft task-prior scores the blend weighs."""
