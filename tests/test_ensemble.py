@@ -31,6 +31,11 @@ def test_an_ensemble_folder_is_the_mean_of_its_members_and_loads_like_a_router(t
     card = (out / "README.md").read_text()
     assert "## Ensemble" in card and "`members/1`" in card and other in card
     assert f'Router.from_pretrained("{out}")' in card
+    from routertrain.cli.evaluate import main as evaluate  # as a sweep's evaluate point scores it: run=<the ensemble folder>
+
+    assert evaluate([f"run={out}", "routers=[finetuned]", "--device", "cpu", "--json", str(tmp_path / "ens.json")]) == 0
+    scored = json.loads((tmp_path / "ens.json").read_text())["routers"]["finetuned"]
+    assert scored["validation_acc"] == metrics["validation"]["routing_acc"] and scored["accuracy"]["value"] == metrics["test"]["routing_acc"]
 
 
 def test_routers_of_different_pools_are_refused_in_one_line(tiny_run, tiny_encoder, tmp_path, capsys):

@@ -208,6 +208,25 @@ def test_the_report_lists_every_remedy_configuration_scored_on_test(tmp_path):
     assert f"| none (BCE) | 42 | 0.550 | 0.560 [0.540, 0.580] | 5.5 | {tmp_path / 'none42'} |" in text
 
 
+def test_a_seed_ensemble_is_its_own_remedy_row_with_its_members_seeds_and_minutes(tmp_path):
+    import dataclasses
+
+    from routertrain.experiments.claims import remedies
+
+    members = [remedy_result(tmp_path, f"task{seed}", {"task": 0.5}, seed, val, 0.6) for seed, val in ((42, 0.60), (1, 0.58))]
+    folder = tmp_path / "ensemble"
+    folder.mkdir()  # what routertrain ensemble writes: each member's source is its run's router folder
+    (folder / "ensemble.json").write_text(json.dumps({"members": [{"folder": f"members/{i}", "source": str(tmp_path / f"task{s}" / "router")}
+                                                                  for i, s in enumerate((42, 1))]}))
+    ens = dataclasses.replace(fake({"finetuned": 0.65}, noise=0.01, finetuned={"validation_acc": 0.62}), claims=("remedies",), path=Path("ens.json"))
+    ens.data["run"] = str(folder)
+    plain = remedy_result(tmp_path, "none42", {}, 42, 0.55, 0.56)
+    status, detail, rows = remedies([*members, ens, plain])
+    assert rows[0][:3] == ("mean of 2 seeds: task head 0.5", "42+1", 0.62) and rows[0][4] == pytest.approx(11.0)  # both members' training
+    assert "chosen on validation: mean of 2 seeds: task head 0.5 (0.620 vs 0.550 for plain BCE, 1 and 1 seeds)" in detail
+    assert [row[0] for row in rows[1:]] == ["task head 0.5", "task head 0.5", "none (BCE)"]
+
+
 def test_more_data_rule_pairs_resamples_and_adds_seed_spread():
     def sweep(low, high, noise, spread=0.0):
         return [fake({"knn": acc + spread * (s - 1), "logreg": acc}, noise=noise, values={"data.fraction": f, "data.subsample_seed": s})

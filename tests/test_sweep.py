@@ -47,6 +47,25 @@ def test_a_blend_point_blends_a_train_point_of_the_sweep(tmp_path):
     assert blend.done()
 
 
+def test_an_ensemble_point_ensembles_train_points_of_the_sweep(tmp_path):
+    spec = {"name": "s", "claim": "remedies", "common": ["data=routerdc"],
+            "groups": [{"kind": "train", "args": ["recipe=minilm-l6"], "grid": {"run.seed": [0, 1]}},
+                       {"kind": "ensemble", "label": "seeds", "args": ["runs=[@train-seed0, @train-seed1]"]},
+                       {"kind": "evaluate", "label": "seeds", "args": ["run=@ensemble-seeds", "routers=[finetuned]"]}]}
+    *_, ensemble, evaluate = expand(spec, tmp_path)
+    root = tmp_path / "s"
+    assert ensemble.command() == ["python", "-m", "routertrain.cli.ensemble", str(root / "ensemble-seeds"), str(root / "train-seed0"), str(root / "train-seed1")]
+    assert f"run={root / 'ensemble-seeds'}" in evaluate.args
+    ensemble.output.mkdir(parents=True)
+    assert not ensemble.done()
+    (ensemble.output / "ensemble.json").write_text("{}")
+    assert ensemble.done()
+    spec["groups"][1]["args"] = ["runs=[@train-seed0]"]
+    path = write_sweep(tmp_path / "one.yaml", spec)
+    with pytest.raises(SweepError, match="needs runs=.*at least 2"):
+        run_sweep(path, tmp_path / "out", dry_run=True)
+
+
 def test_every_shipped_sweep_file_expands():
     files = sorted((REPO / "routertrain" / "recipes" / "sweeps").glob("*.yaml"))
     assert files, "no sweep files in routertrain/recipes/sweeps"

@@ -331,12 +331,22 @@ def finetuned_validation(r: Result) -> float:
     return float(value) if value is not None else float("-inf")
 
 
-def run_config(r: Result) -> dict:
-    """The training config of the run behind an evaluation ({} when it is gone)."""
+def run_config(r: Result, run: Path | None = None) -> dict:
+    """The training config of the run behind an evaluation, or of ``run`` ({} when it is gone)."""
     try:
-        return yaml.safe_load((Path(r.data["run"]) / "config.yaml").read_text()) or {}
+        return yaml.safe_load((Path(run or r.data["run"]) / "config.yaml").read_text()) or {}
     except (OSError, KeyError, TypeError, yaml.YAMLError):
         return {}
+
+
+def ensemble_runs(r: Result) -> list[Path]:
+    """The member runs of an evaluation's ensemble router (routertrain ensemble); [] when it is not one."""
+    try:
+        members = json.loads((Path(r.data["run"]) / "ensemble.json").read_text())["members"]
+    except (OSError, KeyError, TypeError, ValueError):
+        return []
+    sources = [Path(m["source"]) for m in members]
+    return [src.parent if src.name == "router" and (src.parent / "config.yaml").is_file() else src for src in sources]
 
 
 def remedy_label(cfg: dict) -> str:
@@ -363,9 +373,14 @@ def remedies(results: list[Result]) -> tuple[str, str, list]:
     for r in results:
         if "finetuned" not in r.data["routers"]:
             continue
-        cfg = run_config(r)
-        train_s = _train_seconds(r)
-        rows.append((remedy_label(cfg), (cfg.get("run") or {}).get("seed"), finetuned_validation(r), r.acc("finetuned"), train_s / 60 if train_s else None, r))
+        runs = ensemble_runs(r) or [None]  # an ensemble: its members' runs; else the evaluation's own
+        cfgs = [run_config(r, run) for run in runs]
+        labels = list(dict.fromkeys(remedy_label(c) for c in cfgs))
+        label = labels[0] if len(runs) == 1 else f"mean of {len(runs)} seeds: {' / '.join(labels)}"
+        seeds = [(c.get("run") or {}).get("seed") for c in cfgs]
+        seconds = [_train_seconds(r, run) for run in runs]
+        minutes = sum(seconds) / 60 if all(seconds) else None
+        rows.append((label, seeds[0] if len(seeds) == 1 else "+".join(map(str, seeds)), finetuned_validation(r), r.acc("finetuned"), minutes, r))
     groups: dict = {}
     for row in rows:
         groups.setdefault(row[0], []).append(row)
@@ -381,16 +396,16 @@ def remedies(results: list[Result]) -> tuple[str, str, list]:
             f"{len(groups[best])} and {len(groups[NO_REMEDY])} seeds); on test, {best} - plain BCE {ci_text(d, sign=True)} ({d['method']})", rows)
 
 
-def _train_metric(r: Result, key: str):
-    """A training number (``metrics.json`` ``train.<key>``) of the run behind an evaluation; None when it is gone."""
+def _train_metric(r: Result, key: str, run: Path | None = None):
+    """A training number (``metrics.json`` ``train.<key>``) of the run behind an evaluation (or of ``run``); None when it is gone."""
     try:
-        return json.loads((Path(r.data["run"]) / "metrics.json").read_text())["train"][key]
+        return json.loads((Path(run or r.data["run"]) / "metrics.json").read_text())["train"][key]
     except (OSError, KeyError, TypeError, ValueError):
         return None
 
 
-def _train_seconds(r: Result) -> float | None:
-    value = _train_metric(r, "runtime_s")
+def _train_seconds(r: Result, run: Path | None = None) -> float | None:
+    value = _train_metric(r, "runtime_s", run)
     return float(value) if value is not None else None
 
 

@@ -14,10 +14,12 @@ A sweep file (``routertrain/recipes/sweeps/<name>.yaml``) names the claim it tes
         grid: {data.fraction: [0.1, 1.0]}
       - kind: blend                                              # python -m routertrain.cli.blend OUT RUN
         args: [run=@train-minilm-l6]                             # (only run=: the blend reads the run's data)
+      - kind: ensemble                                           # python -m routertrain.cli.ensemble OUT RUN RUN ...
+        args: ["runs=[@train-seed0,@train-seed1]"]               # (only runs=: the members, at least 2)
 
 Every point gets a name from its grid values, so its output is ``<out>/<sweep>/<point>`` (a run
-or blend folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate
-or blend point refers to a train or blend point of the same sweep. The file's keys and every point's arguments are checked
+blend or ensemble folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate
+or blend point (and each ``@<point>`` of an ensemble's ``runs=[...]``) refers to a point of the same sweep. The file's keys and every point's arguments are checked
 (as ``train.py`` and ``routertrain.cli.evaluate`` read them) before anything runs, so a typo fails in one
 line. A train point is finished when its run folder holds ``done.json`` (written last by training).
 SIGTERM or SIGINT to the runner reaches the running point's launcher and training processes, which
@@ -48,7 +50,8 @@ import yaml
 from routertrain.provenance import atomic_write_text, finished
 from routertrain.training.preemption import PREEMPTED_EXIT, die_with_parent
 
-KINDS = ("train", "evaluate", "blend")
+KINDS = ("train", "evaluate", "blend", "ensemble")
+FOLDER_KINDS = {"blend": "blend.json", "ensemble": "ensemble.json"}  # router-folder points and the file each writes last
 SWEEP_KEYS = ("name", "claim", "common", "groups")
 GROUP_KEYS = ("kind", "label", "args", "grid")
 CLAIMS = ("plateau", "predictability", "more-data", "encoder", "finetune", "remedies")
@@ -64,14 +67,14 @@ class SweepInterrupted(SweepError):
 
 @dataclass
 class Point:
-    kind: str  # train, evaluate or blend
+    kind: str  # train, evaluate, blend or ensemble
     name: str  # unique within the sweep, derived from the grid values
     args: list[str]  # key=value arguments
-    output: Path  # run folder (train), JSON file (evaluate) or router folder (blend)
+    output: Path  # run folder (train), JSON file (evaluate) or router folder (blend, ensemble)
 
     def done(self) -> bool:
-        if self.kind == "blend":  # written atomically: the folder exists only when complete
-            return (self.output / "blend.json").is_file()
+        if self.kind in FOLDER_KINDS:  # written atomically: the folder exists only when complete
+            return (self.output / FOLDER_KINDS[self.kind]).is_file()
         return finished(self.output) if self.kind == "train" else self.output.is_file()
 
     def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
@@ -83,12 +86,20 @@ class Point:
             return ["accelerate", "launch", "--quiet", *config, "-m", "routertrain.cli.train", *self.args]
         if self.kind == "blend":
             return ["python", "-m", "routertrain.cli.blend", str(self.output), _kv(self.args).get("run", "")]
+        if self.kind == "ensemble":
+            return ["python", "-m", "routertrain.cli.ensemble", str(self.output), *members(self.args)]
         return ["python", "-m", "routertrain.cli.evaluate", *self.args, "--json", str(self.output)]
 
 
 def _kv(args) -> dict:
     """A point's key=value arguments as a mapping."""
     return dict(a.split("=", 1) for a in args if "=" in a)
+
+
+def members(args) -> list[str]:
+    """An ensemble point's member runs: its ``runs=[a,b,...]`` argument as a list."""
+    text = _kv(args).get("runs", "").strip()
+    return [m.strip() for m in text.removeprefix("[").removesuffix("]").split(",") if m.strip()]
 
 
 def _slug(value: object) -> str:
@@ -156,7 +167,7 @@ def load_sweep(path: str | Path) -> dict:
             raise SweepError(f"{where} must be a mapping with kind, and optionally label, args and grid")
         _check_keys(group, GROUP_KEYS, where)
         if group.get("kind") not in KINDS:
-            raise SweepError(f"{where} has kind {group.get('kind')!r}; use train, evaluate or blend")
+            raise SweepError(f"{where} has kind {group.get('kind')!r}; use train, evaluate, blend or ensemble")
         _check_args(group.get("args", []), f"{where}: args")
         grid = group.get("grid") or {}
         if not isinstance(grid, dict):
@@ -183,8 +194,9 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
                 output = root / name
                 args += [f"run.output_dir={root}", f"run.name={name}"]
             else:
-                output = root / name if group["kind"] == "blend" else root / f"{name}.json"
+                output = root / name if group["kind"] in FOLDER_KINDS else root / f"{name}.json"
                 args = [re.sub(r"^run=@(.+)$", lambda m: f"run={root / m.group(1)}", a) for a in args]
+                args = [re.sub(r"(?<=[\[,])\s*@([^,\]]+)", lambda m: str(root / m.group(1).strip()), a) if a.startswith("runs=") else a for a in args]
             points.append(Point(group["kind"], name, args, output))
     names = [p.name for p in points]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -206,6 +218,9 @@ def check_points(points: list[Point], path: str | Path) -> None:
             elif point.kind == "blend":
                 if not _kv(point.args).get("run"):
                     raise ConfigError("a blend point needs run=@<train point> (or a run folder)")
+            elif point.kind == "ensemble":
+                if len(members(point.args)) < 2:
+                    raise ConfigError("an ensemble point needs runs=[@<point>,@<point>,...] (at least 2 run folders)")
             else:
                 own, rest = split_args(point.args)
                 parse_routers(own.get("routers"), own.get("run"))
