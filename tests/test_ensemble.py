@@ -45,3 +45,33 @@ def test_routers_of_different_pools_are_refused_in_one_line(tiny_run, tiny_encod
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "routes to another pool" in err
     assert not (tmp_path / "ens").exists()
+
+
+def test_an_ensemble_blends_with_knn_on_its_members_vectors_side_by_side(tiny_run, tiny_encoder, tmp_path, capsys):
+    from routertrain.cli.add_model import main as add_model
+    from routertrain.cli.blend import main as blend_main
+    from routertrain.evaluation import blend
+    from routertrain.hub.router import BlendRouter
+
+    other = train(load_config(tiny_args(tiny_encoder, tmp_path, "run.name=seed7", "run.seed=7", "train.max_steps=4")))["run_dir"]
+    assert main([str(tmp_path / "ens"), str(tiny_run), other, "--device", "cpu"]) == 0
+    assert blend_main([str(tmp_path / "blend"), str(tmp_path / "ens"), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    router = Router.from_pretrained(tmp_path / "blend", device="cpu")
+    assert isinstance(router, BlendRouter) and isinstance(router.inner, EnsembleRouter) and len(router.networks()) == 2
+    members = [Router.from_pretrained(p, device="cpu") for p in (tiny_run / "router", tmp_path / "seed7" / "router")]
+    # by hand: the members' mean P(correct); kNN on the members' unit vectors side by side (the mean of their cosines)
+    encoded = [m.encode(QUERIES) for m in members]
+    probs = np.mean([p for p, _ in encoded], axis=0)
+    vectors = np.hstack([blend.unit(v) for _, v in encoded])
+    assert router.memory.keys.shape[1] == sum(m.embedding_dim for m in members) == router.embedding_dim
+    spec = json.loads((tmp_path / "blend" / "blend.json").read_text())
+    expected = blend.combine(blend.components(router.memory, vectors, probs, spec["k"]), spec["weights"])
+    np.testing.assert_allclose(router.predict(QUERIES), expected, atol=1e-5)
+    # adding a model to an ensemble or a blend is refused in one line (the other parts would not know it)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"query": f"question {i}", "score": i % 2}) + "\n" for i in range(12)))
+    for folder in ("ens", "blend"):
+        assert add_model([str(tmp_path / folder), "--name", "new", "--labels", str(labels), "--output", str(tmp_path / f"{folder}-plus")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "add the model to each fine-tuned run's router" in err and not (tmp_path / f"{folder}-plus").exists()

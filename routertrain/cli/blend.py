@@ -1,6 +1,6 @@
 """Blend a trained router with kNN on its own embeddings and the task prior, weights chosen on validation.
 
-    routertrain blend OUT RUN [--device cpu]
+    routertrain blend OUT RUN [--device cpu]         # RUN: a run, router or ensemble folder
 
 k and the weights are chosen on the validation split of RUN's data config (nothing else is tried on
 test); the blend is then scored on validation and on test, once, at export. OUT is a router folder
@@ -20,7 +20,7 @@ from routertrain.cli.common import USER_ERRORS, device_option, score_lines, verd
 def main(argv: list[str]) -> int:
     parser = Parser(prog="routertrain blend", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path, help="the blend router folder to write")
-    parser.add_argument("run", help="the run folder (or its router/ folder) to blend")
+    parser.add_argument("run", help="the run folder (or its router/ folder, or an ensemble folder) to blend")
     parser.add_argument("--device", type=device_option, default=None, help="where the router runs (default cuda when available)")
     args = parser.parse_args(argv)
     from routertrain.cli.evaluate import data_config

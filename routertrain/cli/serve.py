@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.fast == "int8":
             from routertrain.model.quantize import quantize_int8
 
-            quantize_int8(router.model)
+            for network in router.networks():  # one, or an ensemble's members
+                quantize_int8(network)
         backends = load_backends(args.backends, router.models)
         calibration = router.predict(read_queries(args.calibration_queries)) if args.calibration_queries else None
         sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)

@@ -214,10 +214,15 @@ class Router:
             from huggingface_hub import snapshot_download
 
             folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only))
+        if (folder / BLEND).is_file():  # a router (or ensemble) blended with kNN and the task prior (routertrain.hub.blend)
+            return BlendRouter.from_folder(folder, device, dtype)
         if (folder / ENSEMBLE).is_file():  # several routers shipped as one (routertrain.hub.ensemble)
-            return EnsembleRouter.from_folder(folder, device)
-        if cls is Router and (folder / BLEND).is_file():  # a router blended with kNN and the task prior (routertrain.hub.blend)
-            return BlendRouter.from_pretrained(folder, device=device, dtype=dtype)
+            return EnsembleRouter.from_folder(folder, device, dtype)
+        return cls.from_folder(folder, device, dtype)
+
+    @classmethod
+    def from_folder(cls, folder: Path, device: str | None = None, dtype: torch.dtype | str | None = None) -> "Router":
+        """One fine-tuned router from a local router folder (``from_pretrained`` resolves Hub ids and the folder kinds)."""
         device = check_device(device)
         missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
         if missing:
@@ -237,6 +242,15 @@ class Router:
     def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
         """P(correct) per (query, model): an array of shape (len(queries), len(self.models))."""
         return self.encode(queries, batch_size)[0]
+
+    def networks(self) -> list[RouterModel]:
+        """The networks this router runs (one here; an ensemble's members'), e.g. to quantize them."""
+        return [self.model]
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of the pooled query vectors ``encode`` returns."""
+        return self.model.head.in_features
 
     @torch.inference_mode()
     def encode(self, queries: Sequence[str] | str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -305,49 +319,73 @@ class EnsembleRouter(Router):
         self.device = members[0].device
 
     @classmethod
-    def from_folder(cls, folder: Path, device: str | None = None) -> "EnsembleRouter":
+    def from_folder(cls, folder: Path, device: str | None = None, dtype: torch.dtype | str | None = None) -> "EnsembleRouter":
         try:
             spec = json.loads((folder / ENSEMBLE).read_text())
             names = [m["folder"] for m in spec["members"]]
-        except (ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError):
             raise RouterFolderError(f"{folder / ENSEMBLE} does not list the members' folders; {REFETCH}") from None
-        members = [Router.from_pretrained(folder / name, device=device) for name in names]
+        members = [Router.from_folder(folder / name, device, dtype) for name in names]
         for name, member in zip(names, members):
             if member.models != members[0].models or member.costs != members[0].costs:
                 raise RouterFolderError(f"member {folder / name} routes to another pool than {folder / names[0]}; {REFETCH}")
         return cls(members, folder)
 
-    def predict(self, queries: Sequence[str] | str, batch_size: int = 64) -> np.ndarray:
-        """The members' mean P(correct) per (query, model)."""
-        return np.mean([m.predict(queries, batch_size=batch_size) for m in self.members], axis=0)
+    def encode(self, queries: Sequence[str] | str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """The members' mean P(correct) per (query, model), and their pooled vectors side by side, each
+        scaled to unit length (so the cosine of two such rows is the mean of the members' cosines)."""
+        parts = [m.encode(queries, batch_size) for m in self.members]
+        return np.mean([probs for probs, _ in parts], axis=0), np.hstack([blend.unit(vectors) for _, vectors in parts])
+
+    def networks(self) -> list[RouterModel]:
+        return [net for m in self.members for net in m.networks()]
+
+    @property
+    def embedding_dim(self) -> int:
+        return sum(m.embedding_dim for m in self.members)
 
 
 class BlendRouter(Router):
-    """A fine-tuned router blended with kNN on its own embeddings and the soft task prior
-    (``routertrain.evaluation.blend``); ``predict`` returns the blended scores and ``route`` picks by them."""
+    """A fine-tuned router (or an ensemble of them) blended with kNN on its own embeddings and the soft
+    task prior (``routertrain.evaluation.blend``); ``predict`` returns the blended scores and ``route`` picks by them."""
+
+    def __init__(self, inner: Router, memory: "blend.TrainMemory", spec: dict):
+        self.inner, self.memory, self.blend = inner, memory, spec
+        self.config, self.folder, self.device = inner.config, inner.folder, inner.device
+        if hasattr(inner, "model"):  # one fine-tuned router: its network and tokenizer, as on any router
+            self.model, self.tokenizer = inner.model, inner.tokenizer
 
     @classmethod
-    def from_pretrained(cls, path_or_repo_id, revision=None, device=None, **kwargs) -> "BlendRouter":
-        router = super().from_pretrained(path_or_repo_id, revision=revision, device=device, **kwargs)
+    def from_folder(cls, folder: Path, device: str | None = None, dtype: torch.dtype | str | None = None) -> "BlendRouter":
+        inner = EnsembleRouter.from_folder(folder, device, dtype) if (folder / ENSEMBLE).is_file() else Router.from_folder(folder, device, dtype)
         try:
-            spec = json.loads((router.folder / BLEND).read_text())
-            arrays = load_file(str(router.folder / BLEND_MEMORY))
+            spec = json.loads((folder / BLEND).read_text())
+            arrays = load_file(str(folder / BLEND_MEMORY))
             memory = blend.TrainMemory(arrays["keys"].numpy(), arrays["labels"].double().numpy(), arrays["task_ids"].numpy(),
                                        arrays["task_means"].double().numpy(), list(spec["tasks"]))
             if not {"weights", "k"} <= set(spec):
                 raise KeyError("weights and k")
         except (ValueError, KeyError, TypeError, OSError, SafetensorError) as err:
-            raise RouterFolderError(f"the blend files {BLEND}, {BLEND_MEMORY} in {router.folder} cannot be read ({first_line(err)}); {REFETCH}") from None
-        if memory.labels.shape[1] != len(router.models) or memory.keys.shape[1] != router.model.head.in_features:
-            raise RouterFolderError(f"{router.folder / BLEND_MEMORY} does not fit the router's pool or encoder; {REFETCH}")
-        return cls.wrap(router, memory, spec)
+            raise RouterFolderError(f"the blend files {BLEND}, {BLEND_MEMORY} in {folder} cannot be read ({first_line(err)}); {REFETCH}") from None
+        if memory.labels.shape[1] != len(inner.models) or memory.keys.shape[1] != inner.embedding_dim:
+            raise RouterFolderError(f"{folder / BLEND_MEMORY} does not fit the router's pool or encoder; {REFETCH}")
+        return cls(inner, memory, spec)
 
     @classmethod
     def wrap(cls, router: Router, memory: "blend.TrainMemory", spec: dict) -> "BlendRouter":
         """``router`` blended as ``spec`` says (k, weights) with the training ``memory``."""
-        out = cls(router.model, router.tokenizer, router.folder, router.device)
-        out.memory, out.blend = memory, spec
-        return out
+        return cls(router, memory, spec)
+
+    def encode(self, queries: Sequence[str] | str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """The inner router's P(correct) and pooled vectors (what the blend weighs and searches)."""
+        return self.inner.encode(queries, batch_size)
+
+    def networks(self) -> list[RouterModel]:
+        return self.inner.networks()
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.inner.embedding_dim
 
     def components(self, queries: Sequence[str] | str, batch_size: int = 64) -> dict[str, np.ndarray]:
         """The fine-tuned, kNN and soft task-prior scores the blend weighs."""

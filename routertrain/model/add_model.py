@@ -102,8 +102,10 @@ def with_row(model: RouterModel, weight: np.ndarray, bias: float) -> RouterModel
 def add_model(router, name: str, queries: Sequence[str], scores: np.ndarray, output: str | os.PathLike,
               cost: float | None = None, seed: int = 0, batch_size: int = 64) -> Path:
     """Write a new router folder at ``output``: ``router``'s pool plus ``name``, fitted on (queries, scores)."""
-    from routertrain.hub.router import save_router
+    from routertrain.hub.router import Router, save_router
 
+    if type(router) is not Router:  # an ensemble or a blend: its other parts would not learn the new model
+        raise ValueError(f"{router.folder} is {'a blend' if hasattr(router, 'blend') else 'an ensemble'}; add the model to each fine-tuned run's router, then ensemble or blend those again")
     if name in router.models:
         raise ValueError(f"model {name!r} is already in this router's pool; give the new model another name")
     if router.costs is not None and cost is None:
