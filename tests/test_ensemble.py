@@ -68,6 +68,8 @@ def test_an_ensemble_blends_with_knn_on_its_members_vectors_side_by_side(tiny_ru
     spec = json.loads((tmp_path / "blend" / "blend.json").read_text())
     expected = blend.combine(blend.components(router.memory, vectors, probs, spec["k"]), spec["weights"])
     np.testing.assert_allclose(router.predict(QUERIES), expected, atol=1e-5)
+    card = (tmp_path / "blend" / "README.md").read_text()
+    assert "## Ensemble" in card and "## Blend" in card and "the members' pooled embeddings of the training queries side by side" in card
     # adding a model to an ensemble or a blend is refused in one line (the other parts would not know it)
     labels = tmp_path / "labels.jsonl"
     labels.write_text("".join(json.dumps({"query": f"question {i}", "score": i % 2}) + "\n" for i in range(12)))

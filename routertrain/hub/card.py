@@ -200,16 +200,17 @@ This router is an ensemble: {ensemble['combine']}, over {len(ensemble['members']
 """
 
 
-def _blend_section(spec: dict | None) -> str:
-    """How a blend folder (blend.json) weighs the fine-tuned router, kNN and the soft task prior."""
+def _blend_section(spec: dict | None, of_ensemble: bool = False) -> str:
+    """How a blend folder (blend.json) weighs the fine-tuned router (or ensemble), kNN and the soft task prior."""
     if not spec:
         return ""
     acc = spec.get("validation_acc", {})
     rows = "\n".join(f"| {name} | {spec['weights'][name]:g} | {acc.get(name, float('nan')):.4f} |" for name in ("finetuned", "knn", "prior"))
+    own = ("the ensemble's (the members' mean above), kNN over the members' pooled embeddings of the training queries side by side"
+           if of_ensemble else "the fine-tuned router's own, kNN over its pooled embeddings of the training queries")
     return f"""## Blend
 
-This router blends three estimates of P(correct) per model: the fine-tuned router's own, kNN over its
-pooled embeddings of the training queries (k = {spec['k']}), and the task prior made soft (the share of each
+This router blends three estimates of P(correct) per model: {own} (k = {spec['k']}), and the task prior made soft (the share of each
 task among those k neighbours times the task's mean label on train), so no task label is needed at
 inference. k and the weights were chosen on validation ({spec.get('average', 'micro')} average) over a grid of
 {len(spec.get('weights_validation_acc', {}))} weightings; the blend's validation accuracy ({acc.get('blend', float('nan')):.4f}) is the best
@@ -296,7 +297,7 @@ Recipe `{training.get('recipe') or 'none'}`; resolved config:
 
 Provenance: git revision `{prov.get('git_revision', 'unknown')}`; {packages or 'package versions not recorded'}.
 
-{_search_section(_read(folder, "study.json"))}{_ensemble_section(_read(folder, "ensemble.json"))}{_blend_section(_read(folder, "blend.json"))}## Limitations
+{_search_section(_read(folder, "study.json"))}{_ensemble_section(_read(folder, "ensemble.json"))}{_blend_section(_read(folder, "blend.json"), of_ensemble=(Path(folder) / "ensemble.json").is_file())}## Limitations
 
 - The router only knows the models of its pool, in the order above; a model outside it cannot be chosen.
 - Its probabilities are learnt from the training data's queries and labels: on queries unlike those
