@@ -23,7 +23,7 @@ from routertrain.evaluation import heads
 from routertrain.evaluation.decision import model_means, nanmean_rows
 from routertrain.evaluation.interface import BaselineRouter
 
-K_GRID = (1, 3, 5, 10, 20, 50, 100, 200)
+K_GRID = (1, 3, 5, 10, 20, 50, 100, 200, 500, 1000)  # 500 and 1000 added when validation chose k = 200, then the edge (MMLU-Pro)
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
 CLUSTER_GRID = (4, 8, 16, 32, 64, 128)
 BLOCK = 1024  # query rows per similarity block (bounds memory: BLOCK x n_train floats)
