@@ -321,3 +321,15 @@ def test_a_blend_is_named_as_such_against_the_references():
     assert finetuned_against_references(plain)[0][0] == "finetuned - task-prior"
     what, d, status = finetuned_against_references(blended)[0]
     assert what == "blend (fine-tuned + kNN + soft task prior) - task-prior" and d["value"] == pytest.approx(0.02) and status == "holds"
+
+
+def test_an_ensemble_and_its_blend_are_named_as_such_against_the_references(tmp_path):
+    from routertrain.experiments.claims import finetuned_against_references
+
+    (tmp_path / "ensemble.json").write_text(json.dumps({"members": [{"folder": f"members/{i}", "source": f"run{i}/router"} for i in range(2)]}))
+    ensemble = fake({"finetuned": 0.60, "task-prior": 0.58}, noise=0.01)
+    blended = fake({"finetuned": 0.60, "task-prior": 0.58}, noise=0.01, finetuned={"info": {"blend": {"k": 20}}})
+    for r in (ensemble, blended):
+        r.data["run"] = str(tmp_path)  # the folder routertrain ensemble (or a blend of it) wrote
+    assert finetuned_against_references(ensemble)[0][0] == "finetuned (mean of 2 fine-tuned routers) - task-prior"
+    assert finetuned_against_references(blended)[0][0] == "blend (mean of 2 fine-tuned routers + kNN + soft task prior) - task-prior"

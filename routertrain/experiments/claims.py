@@ -212,7 +212,9 @@ def finetuned_against_references(r: Result) -> list[tuple[str, dict, str]]:
     routers = r.data["routers"]
     if "finetuned" not in routers:
         return []
-    out, me = [], "blend (fine-tuned + kNN + soft task prior)" if is_blend(r) else "finetuned"
+    n = len(ensemble_runs(r))  # an ensemble (or a blend of one): its members' mean
+    tuned = f"mean of {n} fine-tuned routers" if n else "fine-tuned"
+    out, me = [], f"blend ({tuned} + kNN + soft task prior)" if is_blend(r) else (f"finetuned ({tuned})" if n else "finetuned")
     for other in ("task-prior", "best-single"):
         if other in routers:
             d = difference([(r, "finetuned")], [(r, other)])
