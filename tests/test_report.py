@@ -225,6 +225,11 @@ def test_a_seed_ensemble_is_its_own_remedy_row_with_its_members_seeds_and_minute
     assert rows[0][:3] == ("mean of 2 seeds: task head 0.5", "42+1", 0.62) and rows[0][4] == pytest.approx(11.0)  # both members' training
     assert "chosen on validation: mean of 2 seeds: task head 0.5 (0.620 vs 0.550 for plain BCE, 1 and 1 seeds)" in detail
     assert [row[0] for row in rows[1:]] == ["task head 0.5", "task head 0.5", "none (BCE)"]
+    from routertrain.experiments.claims import samples_trained
+
+    for seed in (42, 1):  # each member saw 100 samples: the ensemble's training is both members'
+        (tmp_path / f"task{seed}" / "metrics.json").write_text(json.dumps({"train": {"runtime_s": 330.0, "samples_seen": 100}}))
+    assert samples_trained(ens) == 200 and samples_trained(members[0]) == 100
 
 
 def test_more_data_rule_pairs_resamples_and_adds_seed_spread():

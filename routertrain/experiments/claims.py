@@ -412,8 +412,9 @@ def _train_seconds(r: Result, run: Path | None = None) -> float | None:
 
 
 def samples_trained(r: Result) -> int:
-    """Training samples seen by the fine-tuned run behind an evaluation (0 when its metrics are gone)."""
-    return int(_train_metric(r, "samples_seen") or 0)
+    """Training samples seen by the fine-tuned run behind an evaluation, summed over an ensemble's
+    members (0 when the metrics are gone)."""
+    return int(sum(_train_metric(r, "samples_seen", run) or 0 for run in ensemble_runs(r) or [None]))
 
 
 def judge(results: list[Result], sweeps: list[Sweep], dataset: str) -> tuple[list[Verdict], dict]:
