@@ -338,3 +338,15 @@ def test_an_ensemble_and_its_blend_are_named_as_such_against_the_references(tmp_
         r.data["run"] = str(tmp_path)  # the folder routertrain ensemble (or a blend of it) wrote
     assert finetuned_against_references(ensemble)[0][0] == "finetuned (mean of 2 fine-tuned routers) - task-prior"
     assert finetuned_against_references(blended)[0][0] == "blend (mean of 2 fine-tuned routers + kNN + soft task prior) - task-prior"
+
+
+def test_finished_blend_and_ensemble_points_count_as_finished(tmp_path):
+    groups = [{"kind": "ensemble", "label": "e", "args": ["runs=[a,b]"]}, {"kind": "blend", "label": "b", "args": ["run=a"]}]
+    folder = write_sweep(tmp_path, "s", "finetune", groups, {})
+    (folder / "ensemble-e").mkdir()
+    (folder / "ensemble-e" / "ensemble.json").write_text("{}")  # written last by routertrain ensemble
+    (folder / "blend-b").mkdir()  # no blend.json: not finished
+    sweep, _ = report.read_sweep(folder)
+    assert sweep.done == ["ensemble-e"] and sweep.missing == ["blend-b"]
+    (folder / "blend-b" / "blend.json").write_text("{}")
+    assert report.read_sweep(folder)[0].done == ["ensemble-e", "blend-b"]

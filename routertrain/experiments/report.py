@@ -15,6 +15,7 @@ The verdict rules are in ``routertrain.experiments.claims``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -25,7 +26,7 @@ import numpy as np
 
 from routertrain.experiments.claims import BAND, CLAIMS, NOT_RUN, RECIPES, RULES, Result, Sweep, Verdict, _kv, ci_text, finetuned_against_references, fmt, judge
 from routertrain.config import did_you_mean
-from routertrain.provenance import atomic_write_text, finished
+from routertrain.provenance import atomic_write_text
 from routertrain.experiments.sweep import SweepError, expand, load_sweep
 
 
@@ -57,7 +58,7 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
         if values.get("data") and values["data"] not in datasets:
             datasets.append(values["data"])
         output = folder / p.output.name
-        complete = output.is_file() if p.kind == "evaluate" else finished(output)
+        complete = dataclasses.replace(p, output=output).done()  # as the sweep runner judges it (blend and ensemble folders included)
         (sweep.done if complete else sweep.missing).append(p.name)
         if complete and p.kind == "evaluate":
             try:
@@ -136,7 +137,7 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
         out += [""]
     if "more-data" in tables:
         fractions = sorted({f for _, accs, _, _ in tables["more-data"] for f in accs})
-        out += ["### Accuracy vs training fraction", "", "mean over subsample seeds [min, max]", "",
+        out += ["### Accuracy vs training fraction", "", "mean over seeds [min, max]: subsample seeds for the frozen baselines, training seeds for fine-tuned routers (one subsample per fraction)", "",
                 "| router | " + " | ".join(f"{f:g}" for f in fractions) + " | largest - smallest [95% CI] | verdict |", "|---" * (len(fractions) + 3) + "|"]
         for name, accs, d, status in tables["more-data"]:
             cells = [f"{fmt(float(np.mean(accs[f])))} [{fmt(min(accs[f]))}, {fmt(max(accs[f]))}]" if f in accs else "-" for f in fractions]
