@@ -129,7 +129,7 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
         out += [""]
     if "remedies" in tables:
         out += ["### Remedies: the ablation", "",
-                "One fine-tuned run per row. The configuration is chosen on validation (the mean over its seeds); every row was scored on test once, "
+                "One fine-tuned run, or one seed ensemble (the mean of its runs' P(correct)), per row. The configuration is chosen on validation (the mean over its seeds; an ensemble is one configuration); every row was scored on test once, "
                 "so this lists every configuration scored on test. Training minutes: training's wall time on the shared 2-core CPU, one job at a time.", "",
                 "| remedies | seed | validation acc | test acc [95% CI] | training minutes | run |", "|---|---|---|---|---|---|"]
         out += [f"| {label} | {seed} | {fmt(val)} | {ci_text(acc)} | {fmt(minutes, 1) if minutes else '-'} | {r.data.get('run', '-')} |"
