@@ -1,5 +1,7 @@
 """Sweep files: expansion into points, dry runs, running in order and skipping finished points."""
 
+import json
+
 import pytest
 import yaml
 
@@ -64,6 +66,35 @@ def test_an_ensemble_point_ensembles_train_points_of_the_sweep(tmp_path):
     path = write_sweep(tmp_path / "one.yaml", spec)
     with pytest.raises(SweepError, match="needs runs=.*at least 2"):
         run_sweep(path, tmp_path / "out", dry_run=True)
+
+
+def test_a_tune_point_runs_a_study_in_the_sweep_folder_and_its_best_router_is_evaluated(tiny_encoder, tmp_path, monkeypatch):
+    """kind: tune runs routertrain tune with the study under the sweep folder; it is finished only once the
+    study exported its best router, which run=@tune-<label>/best evaluates; a typo in its space fails first."""
+    monkeypatch.chdir(REPO)
+    space = tmp_path / "space.yaml"
+    space.write_text("train.lr: {low: 1.0e-4, high: 1.0e-2, log: true}\n")
+    common = [f"model.name_or_path={tiny_encoder}", "data.synthetic.n_train=32", "data.synthetic.n_validation=8", "data.synthetic.n_test=8",
+              "train.global_batch_size=8", "train.max_steps=4", "train.eval_every=2"]
+    groups = [{"kind": "tune", "label": "lr", "args": ["recipe=smoke", f"tune.space={space}", "tune.trials=2", "tune.startup_trials=1"]},
+              {"kind": "evaluate", "label": "best", "args": ["run=@tune-lr/best", "routers=[finetuned,task-prior]"]}]
+    path = write_sweep(tmp_path / "s.yaml", {"name": "tiny", "claim": "finetune", "common": common, "groups": groups})
+    study, evaluate = run_sweep(path, tmp_path / "out", dry_run=True)
+    root = tmp_path / "out" / "tiny"
+    assert study.output == root / "tune-lr" and study.command()[:3] == ["python", "-m", "routertrain.cli.tune"]
+    assert f"run.output_dir={root}" in study.args and "tune.study=tune-lr" in study.args
+    assert f"run={root / 'tune-lr' / 'best'}" in evaluate.args
+    run_sweep(path, tmp_path / "out")
+    assert study.done() and evaluate.done()
+    record = json.loads((study.output / "best" / "study.json").read_text())
+    assert record["study"] == "tune-lr" and sum(record["trials"].values()) == 2
+    scored = json.loads(evaluate.output.read_text())
+    assert scored["run"] == str(root / "tune-lr" / "best") and {"finetuned", "task-prior"} <= set(scored["routers"])
+    (study.output / "best" / "study.json").unlink()
+    assert not study.done()  # a study without its exported router is not finished
+    groups[0]["args"][1] = "tune.space=defualt"
+    with pytest.raises(SweepError, match="did you mean 'default'"):
+        run_sweep(write_sweep(tmp_path / "typo.yaml", {"name": "typo", "claim": "finetune", "common": common, "groups": groups}), tmp_path / "out", dry_run=True)
 
 
 def test_every_shipped_sweep_file_expands():

@@ -123,6 +123,11 @@ def test_search_space_and_study_mistakes_are_one_line(tiny_encoder, tmp_path, ca
         tuning.load_space("defualt", [])
     assert set(tuning.load_space("default", ["recipe=smoke"])) >= {"train.lr", "train.head_lr", "train.epochs", "data.max_length", "model.pooling",
                                                                   "train.warmup_ratio", "model.dropout", "model.prior_bias", "train.rank_loss", "train.task_loss_weight"}
+    # every packaged space loads (its keys and values checked); the CPU-sized one keeps a trial's cost bounded
+    for path in sorted(tuning.SEARCH_DIR.glob("*.yaml")):
+        assert tuning.load_space(path.stem, ["recipe=smoke"]), path
+    cpu = tuning.load_space("cpu", ["recipe=smoke"])
+    assert "data.max_length" not in cpu and max(cpu["train.epochs"]["choices"]) <= 2
     # a study folder holding another search is refused rather than mixed
     folder = tmp_path / "study"
     tuning.check_search(folder, {"space": {"train.lr": {"choices": [1.0]}}})

@@ -9,6 +9,8 @@ router's numbers, and says so when it does not beat the best single model or the
 
 from __future__ import annotations
 
+import sys
+
 from routertrain.cli.args import fail
 from routertrain.cli.common import DEFAULT_RECIPE, USER_ERRORS, score_lines, verdict_lines
 from routertrain.config import valid_keys
@@ -49,3 +51,7 @@ def main(argv: list[str]) -> int:
     print(f"best trial {best['trial']}: {', '.join(f'{k}={v}' for k, v in best['params'].items())}")
     print("\n".join([*score_lines(out["metrics"]), f"router:  {out['best']} (its README.md names the study and the search)", *verdict_lines(out["metrics"])]))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

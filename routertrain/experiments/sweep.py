@@ -16,9 +16,11 @@ A sweep file (``routertrain/recipes/sweeps/<name>.yaml``) names the claim it tes
         args: [run=@train-minilm-l6]                             # (only run=: the blend reads the run's data)
       - kind: ensemble                                           # python -m routertrain.cli.ensemble OUT RUN RUN ...
         args: ["runs=[@train-seed0,@train-seed1]"]               # (only runs=: the members, at least 2)
+      - kind: tune                                               # python -m routertrain.cli.tune ... (an Optuna study)
+        args: [recipe=minilm-l6, tune.space=cpu, tune.trials=10] # its best router: run=@tune-<label>/best
 
-Every point gets a name from its grid values, so its output is ``<out>/<sweep>/<point>`` (a run
-blend or ensemble folder) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate
+Every point gets a name from its grid values, so its output is ``<out>/<sweep>/<point>`` (a run,
+blend or ensemble folder, or a study folder whose ``best/`` is the exported router) or ``<out>/<sweep>/<point>.json`` (an evaluation); ``run=@<point>`` in an evaluate
 or blend point (and each ``@<point>`` of an ensemble's ``runs=[...]``) refers to a point of the same sweep. The file's keys and every point's arguments are checked
 (as ``train.py`` and ``routertrain.cli.evaluate`` read them) before anything runs, so a typo fails in one
 line. A train point is finished when its run folder holds ``done.json`` (written last by training).
@@ -50,8 +52,9 @@ import yaml
 from routertrain.provenance import atomic_write_text, finished
 from routertrain.training.preemption import PREEMPTED_EXIT, die_with_parent
 
-KINDS = ("train", "evaluate", "blend", "ensemble")
-FOLDER_KINDS = {"blend": "blend.json", "ensemble": "ensemble.json"}  # router-folder points and the file each writes last
+KINDS = ("train", "evaluate", "blend", "ensemble", "tune")
+# folder points and the file each writes last (a study exports its best router once all its trials finished)
+FOLDER_KINDS = {"blend": "blend.json", "ensemble": "ensemble.json", "tune": "best/study.json"}
 SWEEP_KEYS = ("name", "claim", "common", "groups")
 GROUP_KEYS = ("kind", "label", "args", "grid")
 CLAIMS = ("plateau", "predictability", "more-data", "encoder", "finetune", "remedies")
@@ -67,10 +70,10 @@ class SweepInterrupted(SweepError):
 
 @dataclass
 class Point:
-    kind: str  # train, evaluate, blend or ensemble
+    kind: str  # train, evaluate, blend, ensemble or tune
     name: str  # unique within the sweep, derived from the grid values
     args: list[str]  # key=value arguments
-    output: Path  # run folder (train), JSON file (evaluate) or router folder (blend, ensemble)
+    output: Path  # run folder (train), JSON file (evaluate), router folder (blend, ensemble) or study folder (tune)
 
     def done(self) -> bool:
         if self.kind in FOLDER_KINDS:  # written atomically: the folder exists only when complete
@@ -88,6 +91,8 @@ class Point:
             return ["python", "-m", "routertrain.cli.blend", str(self.output), _kv(self.args).get("run", "")]
         if self.kind == "ensemble":
             return ["python", "-m", "routertrain.cli.ensemble", str(self.output), *members(self.args)]
+        if self.kind == "tune":
+            return ["python", "-m", "routertrain.cli.tune", *self.args]
         return ["python", "-m", "routertrain.cli.evaluate", *self.args, "--json", str(self.output)]
 
 
@@ -167,7 +172,7 @@ def load_sweep(path: str | Path) -> dict:
             raise SweepError(f"{where} must be a mapping with kind, and optionally label, args and grid")
         _check_keys(group, GROUP_KEYS, where)
         if group.get("kind") not in KINDS:
-            raise SweepError(f"{where} has kind {group.get('kind')!r}; use train, evaluate, blend or ensemble")
+            raise SweepError(f"{where} has kind {group.get('kind')!r}; use train, evaluate, blend, ensemble or tune")
         _check_args(group.get("args", []), f"{where}: args")
         grid = group.get("grid") or {}
         if not isinstance(grid, dict):
@@ -193,6 +198,9 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
             if group["kind"] == "train":
                 output = root / name
                 args += [f"run.output_dir={root}", f"run.name={name}"]
+            elif group["kind"] == "tune":
+                output = root / name
+                args += [f"run.output_dir={root}", f"tune.study={name}"]
             else:
                 output = root / name if group["kind"] in FOLDER_KINDS else root / f"{name}.json"
                 args = [re.sub(r"^run=@(.+)$", lambda m: f"run={root / m.group(1)}", a) for a in args]
@@ -213,8 +221,12 @@ def check_points(points: list[Point], path: str | Path) -> None:
 
     for point in points:
         try:
-            if point.kind == "train":
-                check_names(load_config(point.args, default_recipe=DEFAULT_RECIPE))
+            if point.kind in ("train", "tune"):
+                cfg = check_names(load_config(point.args, default_recipe=DEFAULT_RECIPE))
+                if point.kind == "tune":  # the search space too (its keys and values), as the study reads it
+                    from routertrain.training.tune import load_space
+
+                    load_space(cfg.tune.space, point.args)
             elif point.kind == "blend":
                 if not _kv(point.args).get("run"):
                     raise ConfigError("a blend point needs run=@<train point> (or a run folder)")
