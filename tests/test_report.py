@@ -340,6 +340,15 @@ def test_an_ensemble_and_its_blend_are_named_as_such_against_the_references(tmp_
     assert finetuned_against_references(blended)[0][0] == "blend (mean of 2 fine-tuned routers + kNN + soft task prior) - task-prior"
 
 
+def test_a_study_best_trial_is_named_as_such_against_the_references(tmp_path):
+    from routertrain.experiments.claims import finetuned_against_references
+
+    (tmp_path / "study.json").write_text(json.dumps({"study": "tune-cpu", "trials": {"complete": 7, "pruned": 3, "fail": 0, "running": 0}}))
+    best = fake({"finetuned": 0.60, "task-prior": 0.58}, noise=0.01)
+    best.data["run"] = str(tmp_path)  # the study's exported best/ folder
+    assert finetuned_against_references(best)[0][0] == "finetuned (best of 10 Optuna trials) - task-prior"
+
+
 def test_finished_blend_and_ensemble_points_count_as_finished(tmp_path):
     groups = [{"kind": "ensemble", "label": "e", "args": ["runs=[a,b]"]}, {"kind": "blend", "label": "b", "args": ["run=a"]}]
     folder = write_sweep(tmp_path, "s", "finetune", groups, {})

@@ -212,9 +212,11 @@ def finetuned_against_references(r: Result) -> list[tuple[str, dict, str]]:
     routers = r.data["routers"]
     if "finetuned" not in routers:
         return []
-    n = len(ensemble_runs(r))  # an ensemble (or a blend of one): its members' mean
+    n, study = len(ensemble_runs(r)), study_record(r)  # an ensemble (or a blend of one): its members' mean
     tuned = f"mean of {n} fine-tuned routers" if n else "fine-tuned"
-    out, me = [], f"blend ({tuned} + kNN + soft task prior)" if is_blend(r) else (f"finetuned ({tuned})" if n else "finetuned")
+    if study:  # the best trial of a routertrain tune study
+        tuned = f"best of {sum(study['trials'].values())} Optuna trials"
+    out, me = [], f"blend ({tuned} + kNN + soft task prior)" if is_blend(r) else (f"finetuned ({tuned})" if n or study else "finetuned")
     for other in ("task-prior", "best-single"):
         if other in routers:
             d = difference([(r, "finetuned")], [(r, other)])
@@ -349,6 +351,14 @@ def ensemble_runs(r: Result) -> list[Path]:
         return []
     sources = [Path(m["source"]) for m in members]
     return [src.parent if src.name == "router" and (src.parent / "config.yaml").is_file() else src for src in sources]
+
+
+def study_record(r: Result) -> dict:
+    """The search record (``study.json``) of an evaluation's router when it is a tune study's best trial; {} otherwise."""
+    try:
+        return json.loads((Path(r.data["run"]) / "study.json").read_text())
+    except (OSError, KeyError, TypeError, ValueError):
+        return {}
 
 
 def remedy_label(cfg: dict) -> str:
