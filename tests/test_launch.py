@@ -23,7 +23,7 @@ def launch(*args: str, processes: int = 1, fsdp: bool = False, precision: str = 
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--config_file", str(config), "--num_processes", str(processes)]
         cmd += ["--mixed_precision", precision, str(REPO / "tests" / "fsdp_on_cpu.py")]
     elif processes > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes)]  # gloo on CPU
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]  # gloo on CPU; a free port
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([*cmd, str(REPO / "train.py"), *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
 
@@ -181,7 +181,7 @@ os.write(1, f"rank {PartialState().process_index} calls {calls} stopped_at {resu
 def test_on_evaluate_runs_on_the_main_process_and_its_stop_reaches_every_rank(tiny_encoder, tmp_path):
     script = tmp_path / "stop.py"
     script.write_text(STOP_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), *tiny_args(tiny_encoder, tmp_path, "run.name=stop", *PARALLEL)]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script), *tiny_args(tiny_encoder, tmp_path, "run.name=stop", *PARALLEL)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(line for line in proc.stdout.splitlines() if line.startswith("rank")) == ["rank 0 calls [2] stopped_at 2", "rank 1 calls [] stopped_at 2"]
