@@ -212,11 +212,9 @@ def finetuned_against_references(r: Result) -> list[tuple[str, dict, str]]:
     routers = r.data["routers"]
     if "finetuned" not in routers:
         return []
-    n, study = len(ensemble_runs(r)), study_record(r)  # an ensemble (or a blend of one): its members' mean
-    tuned = f"mean of {n} fine-tuned routers" if n else "fine-tuned"
-    if study:  # the best trial of a routertrain tune study
-        tuned = f"best of {sum(study['trials'].values())} Optuna trials"
-    out, me = [], f"blend ({tuned} + kNN + soft task prior)" if is_blend(r) else (f"finetuned ({tuned})" if n or study else "finetuned")
+    n, study = len(ensemble_runs(r)), study_record(r)  # an ensemble's members (or a blend of one); a tune study's best trial
+    tuned = f"best of {sum(study['trials'].values())} Optuna trials" if study else f"mean of {n} fine-tuned routers" if n else "fine-tuned"
+    out, me = [], f"blend ({tuned} + kNN + soft task prior)" if is_blend(r) else ("finetuned" if tuned == "fine-tuned" else f"finetuned ({tuned})")
     for other in ("task-prior", "best-single"):
         if other in routers:
             d = difference([(r, "finetuned")], [(r, other)])

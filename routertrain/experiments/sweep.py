@@ -76,7 +76,7 @@ class Point:
     output: Path  # run folder (train), JSON file (evaluate), router folder (blend, ensemble) or study folder (tune)
 
     def done(self) -> bool:
-        if self.kind in FOLDER_KINDS:  # written atomically: the folder exists only when complete
+        if self.kind in FOLDER_KINDS:  # the file each writes last, atomically
             return (self.output / FOLDER_KINDS[self.kind]).is_file()
         return finished(self.output) if self.kind == "train" else self.output.is_file()
 
@@ -195,12 +195,9 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
             values = dict(zip(keys, combo))
             name = point_name(group["kind"], group.get("label", ""), values)
             args = [*spec.get("common", []), *group.get("args", []), *(f"{k}={v}" for k, v in values.items())]
-            if group["kind"] == "train":
+            if group["kind"] in ("train", "tune"):  # a run folder, or a study folder holding its trials' runs
                 output = root / name
-                args += [f"run.output_dir={root}", f"run.name={name}"]
-            elif group["kind"] == "tune":
-                output = root / name
-                args += [f"run.output_dir={root}", f"tune.study={name}"]
+                args += [f"run.output_dir={root}", f"run.name={name}" if group["kind"] == "train" else f"tune.study={name}"]
             else:
                 output = root / name if group["kind"] in FOLDER_KINDS else root / f"{name}.json"
                 args = [re.sub(r"^run=@(.+)$", lambda m: f"run={root / m.group(1)}", a) for a in args]
