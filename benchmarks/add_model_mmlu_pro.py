@@ -7,7 +7,7 @@ and a logistic-regression head: a full fine-tuning of the encoder on 8.7k questi
 the ~10 CPU minutes this measurement may take on a 2-core machine, so "retrain from the start" is a
 frozen-encoder retrain of the full 27-row head (L2 chosen on validation routing accuracy), and the
 held-out router is the same recipe on the other 26 models. The added row is fitted by
-``routertrain.model.add_model.fit_row`` (the code ``add_model`` runs) on the same pooled features
+``routertrain.hub.add_model.fit_row`` (the code ``add_model`` runs) on the same pooled features
 (``router_features``). Label subsets of 100 and 500 are drawn with 5 seeds (mean and sd reported).
 Writes the markdown table to ``--output`` and prints it.
 """
@@ -29,7 +29,7 @@ def features(data, cache: Path) -> dict:
     from transformers import AutoTokenizer
 
     from routertrain.hub.router import Router
-    from routertrain.model.add_model import router_features
+    from routertrain.hub.add_model import router_features
     from routertrain.model.modeling import RouterModel, load_encoder
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -47,9 +47,9 @@ def features(data, cache: Path) -> dict:
 
 def fit_head(x: dict, y: dict, columns: list[int]):
     """The logistic head on ``columns``, L2 chosen on validation routing accuracy (as the logreg baseline)."""
-    from routertrain.evaluation.heads import fit_logistic, predict
+    from routertrain.model.heads import fit_logistic, predict
     from routertrain.evaluation.metrics import score_accuracy
-    from routertrain.model.add_model import L2_GRID
+    from routertrain.hub.add_model import L2_GRID
 
     heads = {l2: fit_logistic(x["train"], y["train"][:, columns], l2) for l2 in L2_GRID}
     best = max(heads, key=lambda l2: score_accuracy(predict(heads[l2], x["validation"]), y["validation"][:, columns]))
@@ -84,7 +84,7 @@ def main() -> None:
     from routertrain.data import load_routing_data
     from routertrain.evaluation.decision import best_single_index, oracle_accuracy
     from routertrain.evaluation.metrics import auroc, score_accuracy
-    from routertrain.model.add_model import fit_row
+    from routertrain.hub.add_model import fit_row
     from routertrain.provenance import atomic_write_text
 
     data = load_routing_data(load_config(["data=mmlu-pro", f"data.path={args.data}", "data.pool=open-weight"]).data)

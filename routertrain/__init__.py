@@ -13,7 +13,7 @@ from routertrain.config import Config, ConfigError, load_config
 def train(cfg: Config, on_evaluate=None) -> dict:
     """Fine-tune a router; see ``routertrain.training.loop.train``. The registries check their names
     (``data.name``, ``model.attention_kernel``) first, as the command line does."""
-    from routertrain.cli.common import check_names
+    from routertrain.training.registries import check_names
     from routertrain.training.loop import train as _train
 
     return _train(check_names(cfg), on_evaluate)

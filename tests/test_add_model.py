@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from routertrain import Router
 from routertrain.cli.add_model import main as add_model_main
-from routertrain.model.add_model import fit_row, read_labels, router_features
+from routertrain.hub.add_model import fit_row, read_labels, router_features
 
 
 def synthetic_queries(n: int) -> list[str]:

@@ -20,18 +20,20 @@ def test_nondecreasing_hull_and_aiq_by_hand():
     assert cq.aiq(cost, acc) == pytest.approx(0.25 * 0.6 + 0.5 * 0.8 + 0.25 * 0.9)
 
 
-def test_a_query_without_labels_is_neither_priced_nor_scored():
-    """Accuracy skips a query no model has a label for; its cost must be skipped too (it used to be
-    charged the pool's average price, and the curve then never reached cost 0)."""
-    scores = np.array([[0.1, 0.2, 0.9], [0.9, 0.1, 0.0], [0.0, 0.9, 0.1]])
-    labels = np.array([[NAN, NAN, NAN], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    decided = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    assert cq.mean_cost(decided, [1.0, 2.0, 4.0], labels) == pytest.approx((1 + 2) / 2)
-    assert cq.normalised_cost(decided, [1.0, 2.0, 4.0], labels) == pytest.approx((1.5 - 1) / 3)
-    curve = cq.cost_quality_curve(scores, labels, [1.0, 2.0, 4.0])
-    assert curve["cost"].min() == pytest.approx(0.0)  # the largest cost weight sends every scored query to the cheapest
-    # lambda = 0: (1.5 - 1) / 3 = 1/6 at accuracy 1; all cheapest: cost 0 at accuracy 1/2
-    assert cq.aiq(curve["cost"], curve["accuracy"]) == pytest.approx((1 / 6) * 0.75 + (5 / 6) * 1.0)
+def test_per_query_costs_are_what_the_metrics_spend():
+    """Decisions know only the models' mean costs [1, 3]; each chosen model is paid its cost on that query."""
+    scores = np.array([[0.9, 0.1], [0.2, 0.8]])
+    labels = np.array([[1.0, 0.0], [0.0, 1.0]])
+    per_query = np.array([[2.0, 3.0], [0.5, 4.0]])
+    decided = np.array([[1.0, 0.0], [0.0, 1.0]])
+    assert cq.mean_cost(decided, per_query) == pytest.approx((2 + 4) / 2)
+    assert cq.mean_cost(decided, [1.0, 3.0]) == pytest.approx((1 + 3) / 2)  # what average prices said
+    # 0 = each query's cheapest (mean 1.25), 1 = each query's dearest (mean 3.5)
+    assert cq.normalised_cost(decided, per_query) == pytest.approx((3 - 1.25) / (3.5 - 1.25))
+    curve = cq.cost_quality_curve(scores, labels, [1.0, 3.0], per_query)
+    assert curve["cost"].min() == pytest.approx(0.0) and curve["cost"].max() == pytest.approx(7 / 9)
+    # two points: (7/9, 1) at lambda = 0 and (0, 0.5) once query 1 moves to model 0 (lambda > 0.3)
+    assert cq.aiq(curve["cost"], curve["accuracy"]) == pytest.approx((7 / 9) * 0.75 + (2 / 9) * 1.0)
 
 
 def test_cost_quality_curve_by_hand():

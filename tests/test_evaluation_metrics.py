@@ -16,20 +16,38 @@ SCORES = np.array([[0.9, 0.9, 0.1], [0.2, 0.8, 0.5], [0.3, 0.1, 0.2]])
 LABELS = np.array([[1, 0, 1], [0, NAN, 1], [NAN, NAN, NAN]])
 
 
-def test_accuracy_splits_ties_and_skips_unlabelled_models():
-    # row 0: models 0 and 1 tie -> (1 + 0) / 2; row 1: model 1 has no label -> model 2 (label 1); row 2: no labels
-    assert np.allclose(d.per_query_accuracy(d.decide(SCORES, LABELS), LABELS), [0.5, 1.0, NAN], equal_nan=True)
-    assert d.score_accuracy(SCORES, LABELS) == pytest.approx(0.75)
+def test_ties_go_to_lower_cost_then_train_mean_then_pool_order():
+    """Row 0 ties models 0 and 1 exactly; the rule's keys decide, in order, and the metric scores that choice."""
+    scores = np.array([[0.9, 0.9, 0.1]])
+    labels = np.array([[0.0, 1.0, 1.0]])
+    assert d.score_accuracy(scores, labels) == 0.0  # no keys: pool order, model 0
+    assert d.score_accuracy(scores, labels, prior=[0.2, 0.6, 0.9]) == 1.0  # the higher train mean: model 1
+    assert d.score_accuracy(scores, labels, costs=[2.0, 1.0, 0.5], prior=[0.9, 0.1, 0.0]) == 1.0  # cost first: model 1
+    assert d.score_accuracy(scores, labels, costs=[1.0, 1.0, 0.5], prior=[0.9, 0.1, 0.0]) == 0.0  # equal cost, then the prior
+    assert d.decide(scores, prior=[0.2, 0.6, 0.9]).tolist() == [[0.0, 1.0, 0.0]]  # one model, never an even split
 
 
-def test_best_single_breaks_exact_train_ties_toward_the_model_it_names():
-    """A and B tie on train; the reference names A (the first), so its accuracy must be A's, not the
-    average of A and B."""
+def test_missing_labels_decide_over_the_whole_pool_and_score_by_policy():
+    """Row 1's top model has no label: the deployed router still sends the query there."""
+    # complete: rows 1 and 2 lack labels, so only row 0 is scored (tie: pool order -> model 0, label 1)
+    assert d.score_accuracy(SCORES, LABELS) == 1.0
+    y, keep = d.scored(LABELS, "complete")
+    assert keep.tolist() == [True, False, False] and y.tolist() == [[1, 0, 1]]
+    # wrong: row 1 goes to model 1 (no label) -> 0; row 2 to model 0 (no label) -> 0
+    assert d.score_accuracy(SCORES, LABELS, missing="wrong") == pytest.approx(1 / 3)
+    assert d.coverage(d.choose(SCORES), LABELS) == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="eval.missing=wrong"):
+        d.score_accuracy(SCORES[1:], LABELS[1:])  # no complete query at all: the error names the fix
+
+
+def test_best_single_breaks_exact_train_ties_by_the_rule():
+    """A and B tie on train; with no cost the rule names A (pool order), with B cheaper it names B."""
     y_train = np.array([[1.0, 0.0], [0.0, 1.0]])
     y = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]])
     assert d.nanmean(d.best_single_per_query(y, d.model_means(y_train))) == 1.0
     assert d.best_single_index(y_train) == 0
-    assert list(d.strict_preference([0.5, NAN, 0.5, 0.7])) == [3.0, 1.0, 2.0, 4.0]
+    assert d.best_single_index(y_train, costs=[2.0, 1.0]) == 1
+    assert d.nanmean(d.best_single_per_query(y, d.model_means(y_train), costs=[2.0, 1.0])) == 0.0
 
 
 def test_one_hot_decisions_match_the_chosen_labels():
@@ -39,25 +57,26 @@ def test_one_hot_decisions_match_the_chosen_labels():
 
 
 def test_reference_accuracies_by_hand():
-    assert d.random_accuracy(LABELS) == pytest.approx((2 / 3 + 1 / 2) / 2)
+    y, _ = d.scored(LABELS, "wrong")
+    assert d.random_accuracy(y) == pytest.approx((2 / 3 + 1 / 3 + 0) / 3)
     assert np.allclose(d.oracle_per_query(LABELS), [1, 1, NAN], equal_nan=True)
     assert d.nanmean(d.oracle_per_query(LABELS)) == pytest.approx(d.oracle_accuracy(LABELS))
-    # constant scores = the random router's expected value
-    assert d.score_accuracy(np.zeros_like(LABELS), LABELS) == pytest.approx(d.random_accuracy(LABELS))
-    # best single: model 2 preferred; where it has no label, the next preferred
-    labels = np.array([[0, 1, 1], [1, 0, NAN]])
-    assert np.allclose(d.best_single_per_query(labels, [0.5, 0.1, 0.9]), [1, 1])
+    # best single: the rule on the preference picks model 2 for every query
+    labels = np.array([[0, 1, 1], [1, 0, 0]])
+    assert np.allclose(d.best_single_per_query(labels, [0.5, 0.1, 0.9]), [1, 0])
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_oracle_bounds_every_router_and_random(seed):
+@pytest.mark.parametrize("missing", ["complete", "wrong"])
+def test_oracle_bounds_every_router_and_random(seed, missing):
     rng = np.random.default_rng(seed)
-    labels = np.where(rng.random((40, 5)) < 0.2, NAN, rng.random((40, 5)).round(1))
-    oracle = d.nanmean(d.oracle_per_query(labels))
+    labels = np.where(rng.random((40, 5)) < 0.05, NAN, rng.random((40, 5)).round(1))
+    y, _ = d.scored(labels, missing)
+    oracle = d.nanmean(d.oracle_per_query(y))
     for scores in (rng.random((40, 5)), rng.integers(0, 3, (40, 5)), np.zeros((40, 5)), np.nan_to_num(labels)):
-        assert d.score_accuracy(scores, labels) <= oracle + 1e-12
-    assert d.random_accuracy(labels) <= oracle
-    assert d.nanmean(d.best_single_per_query(labels, d.model_means(labels))) <= oracle + 1e-12
+        assert d.score_accuracy(scores, labels, missing=missing) <= oracle + 1e-12
+    assert d.random_accuracy(y) <= oracle
+    assert d.nanmean(d.best_single_per_query(y, d.model_means(labels))) <= oracle + 1e-12
 
 
 def test_auroc_by_hand_with_ties_and_graded_labels():
@@ -112,10 +131,14 @@ def test_evaluate_module_loads_offline_and_matches(monkeypatch, tmp_path):
     metric = evaluate.load(str(REPO / "metrics" / "routing_accuracy"), cache_dir=str(tmp_path))
     scores = [[0.9, 0.9, 0.1], [0.2, 0.8, 0.5], [0.3, 0.1, 0.6]]
     labels = [[1, 0, 1], [0, NAN, 1], [0, 1, NAN]]
-    out = metric.compute(predictions=scores, references=labels, best_single_index=0)
-    assert out["routing_accuracy"] == pytest.approx((0.5 + 1 + 0) / 3)
+    out = metric.compute(predictions=scores, references=labels, best_single_index=0, missing="wrong")
+    # row 0: models 0 and 1 tie; the higher mean label (model 1: 1/2 vs model 0: 0/3) wins -> 0; row 1: model 1 (unlabelled) -> 0;
+    # row 2: model 2 (unlabelled) -> 0
+    assert out["routing_accuracy"] == pytest.approx(0.0)
     assert out["oracle_accuracy"] == pytest.approx(1.0)
     assert out["best_single_index"] == 0 and out["best_single_accuracy"] == pytest.approx(1 / 3)
-    assert out["gap_closed"] == pytest.approx((0.5 - 1 / 3) / (1 - 1 / 3))
-    assert out["random_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1 / 2) / 3)
+    assert out["gap_closed"] == pytest.approx((0 - 1 / 3) / (1 - 1 / 3))
+    assert out["random_accuracy"] == pytest.approx((2 / 3 + 1 / 3 + 1 / 3) / 3)
     assert out["n_queries"] == 3
+    complete = metric.compute(predictions=scores, references=labels)  # only row 0 has every label
+    assert complete["n_queries"] == 1 and complete["routing_accuracy"] == pytest.approx(0.0)

@@ -93,6 +93,44 @@ def test_no_import_cycles():
     assert cycles(graph()) == []
 
 
+def package_of(module: str, known: dict) -> str:
+    """The package a module belongs to: ``routertrain.X`` for a module inside the subpackage X; a
+    module directly under ``routertrain`` (and the root package itself) is its own unit."""
+    parts = module.split(".")
+    if len(parts) >= 2 and f"routertrain.{parts[1]}" in known and known[f"routertrain.{parts[1]}"].name == "__init__.py":
+        return f"routertrain.{parts[1]}"
+    return module
+
+
+def package_graph(edges: dict[str, set[str]]) -> dict[str, set[str]]:
+    known = modules()
+    out: dict[str, set[str]] = {}
+    for source, targets in edges.items():
+        here = package_of(source, known)
+        out.setdefault(here, set()).update(t for t in (package_of(m, known) for m in targets) if t != here)
+    return out
+
+
+def test_the_package_checker_sees_packages():
+    packages = package_graph(graph())
+    assert "routertrain.model" in packages["routertrain.hub"]  # the Router wraps the network
+    assert package_of("routertrain.provenance", modules()) == "routertrain.provenance"
+    assert cycles({"p.a": {"p.b"}, "p.b": {"p.a"}}) == [["p.a", "p.b"]]
+
+
+def test_no_package_cycles():
+    """No two packages import each other (function-level imports included): the layers are routing <-
+    model <- hub <- evaluation, with data, config and provenance below and the commands on top."""
+    assert cycles(package_graph(graph())) == []
+
+
+def test_routing_core_imports_nothing_else():
+    """The routing rule and what shipped routers compute import nothing of routertrain outside routing."""
+    edges = graph()
+    core = {m: sorted(t for t in edges[m] if not t.startswith("routertrain.routing")) for m in edges if m.startswith("routertrain.routing")}
+    assert core and not any(core.values()), core
+
+
 def test_no_two_classes_share_a_name():
     names = Counter(node.name for path in modules().values() for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef))
     assert [n for n, count in names.items() if count > 1] == []

@@ -21,17 +21,20 @@ def test_routing_accuracy_by_hand():
     assert M.gap_closed(0.75, 0.5, 1.0) == pytest.approx(0.5)
 
 
-def test_ties_are_split_not_given_to_the_first_model():
+def test_a_tie_goes_to_one_model_as_route_sends_it():
     labels = np.array([[0.0, 1.0]])
-    assert M.score_accuracy(np.array([[0.5, 0.5]]), labels) == pytest.approx(0.5)
+    assert M.score_accuracy(np.array([[0.5, 0.5]]), labels) == 0.0  # pool order: model 0, as route() answers
+    assert M.score_accuracy(np.array([[0.5, 0.5]]), labels, prior=[0.1, 0.3]) == 1.0  # the higher train mean wins
 
 
-def test_missing_labels_route_among_labelled_models():
+def test_missing_labels_never_steer_the_decision():
     labels = np.array([[1.0, NAN], [NAN, 0.0], [0.0, 1.0]])
     assert M.model_means(labels).tolist() == [0.5, 0.5]
     assert M.oracle_accuracy(labels) == pytest.approx((1 + 0 + 1) / 3)
-    # scores prefer model 1 everywhere: query 0 has no label for it, so it goes to model 0
-    assert M.score_accuracy(np.tile([0.1, 0.9], (3, 1)), labels) == pytest.approx((1 + 0 + 1) / 3)
+    # scores prefer model 1 everywhere, and every query goes there, labelled or not
+    scores = np.tile([0.1, 0.9], (3, 1))
+    assert M.score_accuracy(scores, labels) == pytest.approx(1.0)  # complete: only query 2 is scored
+    assert M.score_accuracy(scores, labels, missing="wrong") == pytest.approx((0 + 0 + 1) / 3)  # query 0's choice has no label
 
 
 def test_graded_labels():
@@ -45,10 +48,9 @@ def test_task_prior_router_by_hand():
     train_labels = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], dtype=float)
     scores = M.task_prior_scores(train_tasks, train_labels, ["c", "m", "unseen"])
     assert scores[:2].argmax(axis=1).tolist() == [1, 0] and scores[2].tolist() == [0.5, 0.5]  # unseen: the overall means
-    # a query whose preferred model has no label goes to the next best
-    labels = np.array([[NAN, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    # query 0 (task c): model 1 (label 0); query 1 (m): model 0 (0); query 2 (unseen, tie 0.5/0.5): split (1 + 0) / 2
-    assert M.score_accuracy(scores, labels) == pytest.approx((0.0 + 0.0 + 0.5) / 3)
+    labels = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    # query 0 (task c): model 1 (label 0); query 1 (m): model 0 (0); query 2 (unseen, tie 0.5/0.5): pool order, model 0 (1)
+    assert M.score_accuracy(scores, labels) == pytest.approx((0.0 + 0.0 + 1.0) / 3)
 
 
 def test_task_prior_fills_a_model_missing_in_a_task_with_its_overall_mean():
@@ -58,10 +60,9 @@ def test_task_prior_fills_a_model_missing_in_a_task_with_its_overall_mean():
     assert scores[0].tolist() == pytest.approx([1.0, 0.5])  # model 1: no label in a, overall mean 0.5
 
 
-def test_best_single_falls_back_where_its_label_is_missing():
-    labels = np.array([[NAN, 1.0], [1.0, 0.0], [1.0, 0.0]])
-    # preferred model 0 (train means): query 0 falls back to model 1 -> (1 + 1 + 1) / 3
-    assert M.nanmean(M.best_single_per_query(labels, np.array([0.9, 0.2]))) == pytest.approx(1.0)
+def test_best_single_is_one_model_for_every_query():
+    labels = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    assert M.nanmean(M.best_single_per_query(labels, np.array([0.9, 0.2]))) == pytest.approx(2 / 3)
     assert M.nanmean(M.best_single_per_query(labels, np.array([0.1, 0.2]))) == pytest.approx(1 / 3)
 
 

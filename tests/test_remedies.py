@@ -9,6 +9,7 @@ import torch
 
 from routertrain.config import ConfigError, load_config
 from routertrain.evaluation import decision as M
+from routertrain.hub.card import shortfalls
 from routertrain.model.modeling import RouterModel, add_task_head, drop_task_head, init_prior_bias
 from routertrain.training.batching import UNKNOWN_TASK
 from routertrain.training.losses import listwise_loss, pairwise_loss, rank_loss, task_ids, task_loss, task_vocabulary
@@ -99,11 +100,11 @@ def test_prior_bias_starts_the_head_at_the_training_means_and_the_task_head_is_n
 
 def test_shortfalls_name_each_reference_router_the_router_does_not_beat():
     report = {"routing_acc": 0.61, "best_single_acc": 0.60, "task_prior_acc": 0.63}
-    lines = M.shortfalls(report)
+    lines = shortfalls(report)
     assert lines == ["on validation, this router (0.6100) does not beat the task-prior router (0.6300): -0.0200"]
-    assert M.shortfalls({**report, "task_prior_acc": 0.61})[0].endswith("(0.6100): +0.0000")  # a tie is not a win
-    assert M.shortfalls({**report, "task_prior_acc": 0.55}) == []
-    assert M.shortfalls({}) == []
+    assert shortfalls({**report, "task_prior_acc": 0.61})[0].endswith("(0.6100): +0.0000")  # a tie is not a win
+    assert shortfalls({**report, "task_prior_acc": 0.55}) == []
+    assert shortfalls({}) == []
 
 
 def test_a_losing_router_says_so_in_the_final_lines_and_in_the_card(tmp_path):

@@ -9,7 +9,8 @@ import yaml
 
 from routertrain import Router
 from routertrain.hub import push as push_module
-from routertrain.hub.card import metadata, render, router_settings
+from routertrain.hub.card import metadata, render
+from routertrain.hub.router import router_settings
 from routertrain.hub.push import PushError, push
 from routertrain.cli.route import main as route_main
 

@@ -4,7 +4,7 @@
 
 ``labels.jsonl``: one ``{"query": ..., "score": ...}`` per line (or a CSV with query,score columns),
 score 1 where the new model answers correctly. The existing models' rows and the encoder are copied
-unchanged; the new router folder is written atomically (see ``routertrain.model.add_model``).
+unchanged; the new router folder is written atomically (see ``routertrain.hub.add_model``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from routertrain.hub.router import Router, router_folder
-    from routertrain.model.add_model import add_model, read_labels
+    from routertrain.hub.add_model import add_model, read_labels
 
     try:
         if args.output.exists():

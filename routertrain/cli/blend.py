@@ -26,7 +26,8 @@ def main(argv: list[str]) -> int:
     from routertrain.cli.evaluate import data_config
     from routertrain.config import headline_average
     from routertrain.data import load_routing_data
-    from routertrain.hub.blend import fit_router_blend, save_blend
+    from routertrain.evaluation.blend import fit_router_blend
+    from routertrain.hub.blend import save_blend
     from routertrain.hub.router import BLEND, BlendRouter, Router, RouterFolderError, router_folder
     from routertrain.training.loop import router_report
 
@@ -38,9 +39,9 @@ def main(argv: list[str]) -> int:
         cfg, _ = data_config(source, [])
         average = headline_average(cfg)
         data = load_routing_data(cfg.data)
-        mem, spec = fit_router_blend(router, data, average)
+        mem, spec = fit_router_blend(router, data, average, missing=cfg.eval.missing)
         blended = BlendRouter.wrap(router, mem, spec)
-        metrics = {"models": router.models, **{split: router_report(blended, data, split, average) for split in ("validation", "test")}}
+        metrics = {"models": router.models, **{split: router_report(blended, data, split, average, cfg.eval.missing) for split in ("validation", "test")}}
         save_blend(source, args.out, mem, spec, metrics=metrics)
     except (*USER_ERRORS, RouterFolderError, FileNotFoundError, ValueError) as err:
         return fail(err)

@@ -38,7 +38,8 @@ def share_target(text: str) -> dict:
 
 
 def split_data(router, split: str, args: list[str]):
-    """(queries, labels) of a dataset split: the router's training data config unless ``data=`` args are given."""
+    """(queries, labels, per-query costs or None) of a dataset split: the router's training data config
+    unless ``data=`` args are given."""
     from routertrain.cli.evaluate import data_config
     from routertrain.data import load_routing_data
 
@@ -48,7 +49,7 @@ def split_data(router, split: str, args: list[str]):
         raise ConfigError(f"--split {split} is not a split of {data.name}; choose one of {', '.join(data.splits)}")
     if list(data.models) != router.models:
         raise ConfigError(f"the data's models ({len(data.models)}) are not the router's pool ({len(router.models)}) in order; give data= arguments for the router's data")
-    return list(data.splits[split]["query"]), data.labels(split)
+    return list(data.splits[split]["query"]), data.labels(split), data.query_costs(split) if data.cost_source == "per-query" else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     target.add_argument("--keep-accuracy", type=bounded(float, 0, 1, low_open=True), help="keep this share of the routing accuracy at cost weight 0 (needs labels)")
     target.add_argument("--clear", action="store_true", help="remove the saved setting (route() goes back to cost weight 0)")
     parser.add_argument("--backends", type=Path, help="serve's backends file: choose only among the models it has backends for")
+    parser.add_argument("--missing", choices=("complete", "wrong"), default="complete", help="--keep-accuracy on unlabelled pairs: score only fully labelled queries (default) or count a chosen model without a label as wrong")
     parser.add_argument("--batch-size", type=bounded(int, 1), default=64)
     parser.add_argument("--device", type=device_option, default=None, help="cpu, cuda, ...; default: cuda when available")
     args = parser.parse_intermixed_args(argv)
@@ -83,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError("give either --queries or data= arguments, not both")
         router = Router.from_pretrained(folder, device=args.device)
         served = list(load_backends(args.backends, router.models, keys=False).models) if args.backends else None
-        labels = None
+        labels = query_costs = None
         if args.queries:
             queries = read_queries(args.queries)
         else:
-            queries, labels = split_data(router, args.split, args.data_args)
+            queries, labels, query_costs = split_data(router, args.split, args.data_args)
         setting = router.calibrate(
             queries, max_share=args.max_share, mean_cost=args.mean_cost, accuracy_share=args.keep_accuracy,
             labels=labels if args.keep_accuracy is not None else None, models=served, batch_size=args.batch_size,
+            query_costs=query_costs, missing=args.missing,
         )
     except (CalibrationError, ConfigError, DataError, OSError, ValueError) as err:
         return fail(err)

@@ -7,11 +7,12 @@ import sys
 
 from routertrain.cli.args import fail
 from routertrain.config import Config, ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
-from routertrain.data import DataError, check_name
-from routertrain.evaluation.decision import shortfalls
-from routertrain.model.kernels import KernelUnavailable, check_kernel
+from routertrain.data import DataError
+from routertrain.hub.card import shortfalls
+from routertrain.model.kernels import KernelUnavailable
 from routertrain.model.modeling import EncoderNotFound
 from routertrain.hub.router import check_device
+from routertrain.training.registries import check_names  # noqa: F401 (re-exported for the commands)
 
 DEFAULT_RECIPE = "minilm-l6"
 USER_ERRORS = (ConfigError, DataError, EncoderNotFound, KernelUnavailable)
@@ -30,14 +31,6 @@ list and copy recipes: routertrain recipes ls; routertrain recipes cp smoke my-r
 inspect a dataset: routertrain data summary data=NAME data.path=...
 route with a router: routertrain route checkpoints/<run> "query"
 """
-
-
-def check_names(cfg: Config) -> Config:
-    """Check the names that live in registries (``data.name``, ``model.attention_kernel``) with the
-    registries themselves, right after ``load_config`` and before any work starts."""
-    check_name(cfg.data.name)
-    check_kernel(cfg.model.attention_kernel)
-    return cfg
 
 
 def device_option(text: str) -> str:

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
         ensemble = EnsembleRouter([Router.from_pretrained(p, device=args.device) for p in paths], args.out)
         cfg, _ = data_config(paths[0], [])
         data = load_routing_data(cfg.data)
-        metrics = {"models": configs[0]["models"], **{split: router_report(ensemble, data, split, headline_average(cfg)) for split in ("validation", "test")}}
+        metrics = {"models": configs[0]["models"], **{split: router_report(ensemble, data, split, headline_average(cfg), cfg.eval.missing) for split in ("validation", "test")}}
         save_ensemble(paths, args.out, metrics=metrics)
     except (*USER_ERRORS, RouterFolderError, FileNotFoundError, ValueError) as err:
         return fail(err)

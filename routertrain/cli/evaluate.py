@@ -33,6 +33,7 @@ key=value arguments:
   data=NAME, data.*=...  the dataset, as in training (data recipes: {', '.join(available_data_recipes()) or 'none'});
                     with run= and no data arguments, the run's own data config is used
   eval.average=micro|macro  headline average (default: the data recipe's data.average; RouterDC: macro)
+  eval.missing=complete|wrong  queries with a missing label: score only fully labelled ones (default), or count an unlabelled choice as wrong
 """
 
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate_routers(
             data, routers, run=run, encoder=encoder, split=opts.split, n_boot=opts.n_boot, seed=opts.seed,
             max_length=cfg.data.max_length, batch_size=opts.batch_size, device=opts.device, hard_k=opts.hard_k, solved_at=opts.solved_at,
-            average=headline_average(cfg),
+            average=headline_average(cfg), missing=cfg.eval.missing,
         )
     except (ConfigError, DataError, EncoderNotFound, RouterUnavailable, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)

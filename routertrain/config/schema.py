@@ -141,6 +141,7 @@ class EvalConfig:
     batch_size: int = 64  # examples per forward pass at evaluation, per process
     splits: str = "validation,test"  # splits evaluated by the final router
     average: Optional[str] = None  # headline average of every accuracy (and of checkpoint choice): micro or macro; null = data.average
+    missing: str = "complete"  # queries with a missing label: complete (score only queries with every model labelled) or wrong (an unlabelled choice fails)
 
 
 @dataclass
@@ -188,6 +189,7 @@ CHOICES = {
     "data.table.label_map": ("as-is", "threshold", "rescale"),
     "data.labels": ("correctness", "graded"),
     "data.average": ("micro", "macro"),
+    "eval.missing": ("complete", "wrong"),
     "model.pooling": ("mean", "cls"),
     "train.mixed_precision": ("no", "bf16", "fp16"),
     "tracking.backend": ("none", "tensorboard", "wandb"),
@@ -361,7 +363,7 @@ def _is_str_field(dotted: str) -> bool:
 def validate(cfg: Config) -> None:
     """Check values that types alone cannot (choices, ranges, consistency). Names kept in registries
     (``data.name``, ``model.attention_kernel``) are checked by the registries themselves
-    (``routertrain.cli.common.check_names``), so this module imports nothing of the package."""
+    (``routertrain.training.registries.check_names``), so this module imports nothing of the package."""
     for key, allowed in CHOICES.items():
         value = get_key(cfg, key)
         if value not in allowed:

@@ -48,6 +48,27 @@ class RoutingData:
             y = np.where(mask, y, np.nan)
         return y
 
+    def query_costs(self, split: str) -> np.ndarray | None:
+        """The (N, M) cost of each model on each query of a split: the per-query ``costs`` column where
+        the data has one (a missing cell gets the model's mean cost), else each model's mean cost;
+        None without costs."""
+        if self.costs is None:
+            return None
+        mean = np.asarray(self.costs, dtype=np.float64)
+        ds = self.splits[split]
+        if "costs" not in ds.column_names:
+            return np.tile(mean, (len(ds), 1))
+        table = ds.with_format("arrow")[:]
+        per_query = np.asarray(table["costs"].combine_chunks().flatten(), dtype=np.float64).reshape(len(ds), len(self.models))
+        return np.where(np.isfinite(per_query), per_query, mean[None, :])
+
+    @property
+    def cost_source(self) -> str | None:
+        """Which costs the cost metrics read: "per-query" (a ``costs`` column), "model mean", or None."""
+        if self.costs is None:
+            return None
+        return "per-query" if all("costs" in ds.column_names for ds in self.splits.values()) else "model mean"
+
     def tasks(self, split: str) -> np.ndarray | None:
         """The task of each query of a split, or None when the data has no task column."""
         ds = self.splits[split]

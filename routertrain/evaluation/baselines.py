@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from routertrain.evaluation import heads
+from routertrain.model import heads
 from routertrain.evaluation.decision import model_means, nanmean_rows
+from routertrain.routing.neighbours import BLOCK, fill, neighbour_means, neighbours  # noqa: F401 (re-exported)
 from routertrain.evaluation.interface import BaselineRouter
 
 K_GRID = (1, 3, 5, 10, 20, 50, 100, 200, 500, 1000)  # 500 and 1000 added when validation chose k = 200, then the edge (MMLU-Pro)
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
 CLUSTER_GRID = (4, 8, 16, 32, 64, 128)
-BLOCK = 1024  # query rows per similarity block (bounds memory: BLOCK x n_train floats)
 
 
 def pick(candidates: dict, ctx, score) -> tuple:
@@ -34,28 +34,6 @@ def pick(candidates: dict, ctx, score) -> tuple:
     acc = {k: ctx.accuracy(score(c, "validation"), "validation") for k, c in candidates.items()}
     best = max(acc, key=lambda k: (np.nan_to_num(acc[k], nan=-1.0)))
     return best, {str(k): v for k, v in acc.items()}
-
-
-def neighbours(queries: np.ndarray, keys: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` most similar rows of ``keys`` per query row, most similar first."""
-    out = np.empty((len(queries), k), dtype=np.int64)
-    for start in range(0, len(queries), BLOCK):
-        sims = queries[start : start + BLOCK] @ keys.T
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < keys.shape[0] else np.tile(np.arange(keys.shape[0]), (len(sims), 1))
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
-        out[start : start + BLOCK] = np.take_along_axis(top, order, axis=1)
-    return out
-
-
-def fill(scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    return np.where(np.isfinite(scores), scores, np.nan_to_num(fallback, nan=0.0)[None, :])
-
-
-def neighbour_means(labels: np.ndarray, idx: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """Mean train label per model over each query's neighbour indices ``idx`` (n, k), missing labels
-    skipped; ``fallback`` (per model) where none of the neighbours has a label."""
-    blocks = [nanmean_rows(labels[idx[i : i + BLOCK]], axis=1) for i in range(0, len(idx), BLOCK)]
-    return fill(np.concatenate(blocks) if blocks else np.zeros((0, labels.shape[1])), fallback)
 
 
 class Knn(BaselineRouter):

@@ -1,52 +1,22 @@
-"""The blend of a fine-tuned router with kNN and the task prior, its weights chosen on validation.
+"""Fitting a blend of a fine-tuned router with kNN and the task prior: the weights chosen on validation.
 
-Three per-model score matrices in [0, 1], all from one forward pass of the fine-tuned router:
-
-    finetuned   its own P(correct);
-    knn         the mean train label of the k training queries nearest to the query in the router's
-                own pooled embedding (cosine); a model with no label among them gets its train mean;
-    prior       the task prior made soft: the share of each task among those k neighbours times that
-                task's per-model mean train label. No task label is needed at inference; a dataset
-                without tasks gets the overall means (the best-single router's scores).
-
-The blend is ``w_finetuned * finetuned + w_knn * knn + w_prior * prior``. ``fit`` chooses k first, as
-the kNN router's own (best on validation), then the weights over a grid of the simplex, best on
-validation with the dataset's headline average (``decision.score_accuracy``). Nothing here reads test.
-``routertrain.hub.router.BlendRouter`` applies a fitted blend; ``routertrain blend`` ships one.
+The components and how they combine are ``routertrain.routing.blend`` (what a shipped blend runs).
+``fit`` chooses k first, as the kNN router's own (best on validation), then the weights over a grid of
+the simplex, best on validation with the dataset's headline average (``decision.score_accuracy``).
+Nothing here reads test. ``fit_router_blend`` fits one for a trained router; ``routertrain.hub.blend``
+ships it and ``routertrain.hub.router.BlendRouter`` applies it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from routertrain.evaluation.baselines import K_GRID, neighbour_means, neighbours
+from routertrain.evaluation.baselines import K_GRID
 from routertrain.evaluation.decision import model_means, score_accuracy, task_prior_scores
+from routertrain.routing.blend import COMPONENTS, TrainMemory, combine, components, components_of, unit  # noqa: F401 (re-exported)
+from routertrain.routing.neighbours import neighbours
 
-COMPONENTS = ("finetuned", "knn", "prior")
 STEP = 0.1  # the weight grid's step on the simplex (66 weightings)
-
-
-@dataclass
-class TrainMemory:
-    """What the blend keeps of the training split: everything kNN and the soft prior read."""
-
-    keys: np.ndarray  # (N, d) unit-norm pooled embeddings of the training queries
-    labels: np.ndarray  # (N, M) training labels, NaN = missing
-    task_ids: np.ndarray  # (N,) row of task_means each training query belongs to
-    task_means: np.ndarray  # (T, M) per task, each model's mean train label (T = 1 without tasks)
-    task_names: list  # the T task names ("all" without tasks)
-
-    @property
-    def means(self) -> np.ndarray:
-        return model_means(self.labels)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (cosine similarity as a dot product); zero rows stay zero."""
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def memory(embeddings: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro") -> TrainMemory:
@@ -63,24 +33,6 @@ def memory(embeddings: np.ndarray, labels: np.ndarray, tasks=None, how: str = "m
     return TrainMemory(unit(embeddings), labels, ids, np.asarray(means, dtype=np.float64), list(names))
 
 
-def components(mem: TrainMemory, embeddings: np.ndarray, finetuned: np.ndarray, k: int) -> dict[str, np.ndarray]:
-    """The three score matrices of the queries whose pooled ``embeddings`` and P(correct) ``finetuned`` are given."""
-    return components_of(mem, neighbours(unit(embeddings), mem.keys, min(k, len(mem.keys))), finetuned)
-
-
-def components_of(mem: TrainMemory, idx: np.ndarray, finetuned: np.ndarray) -> dict[str, np.ndarray]:
-    """The three score matrices, given each query's neighbour indices ``idx`` (n, k) into the training split."""
-    share = np.zeros((len(idx), len(mem.task_names)))
-    np.add.at(share, (np.repeat(np.arange(len(idx)), idx.shape[1]), mem.task_ids[idx].ravel()), 1.0 / max(idx.shape[1], 1))
-    knn = neighbour_means(mem.labels, idx, mem.means)
-    return {"finetuned": np.asarray(finetuned, dtype=np.float64), "knn": knn, "prior": share @ mem.task_means}
-
-
-def combine(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """The blended scores: the weighted sum of the components."""
-    return sum(float(weights[name]) * parts[name] for name in COMPONENTS)
-
-
 def weight_grid(step: float = STEP) -> list[dict[str, float]]:
     """Every weighting on the simplex in steps of ``step``, the most fine-tuned first (so that ties keep it)."""
     n = int(round(1 / step))
@@ -93,12 +45,13 @@ def key(weights: dict[str, float]) -> str:
 
 
 def fit(mem: TrainMemory, embeddings: np.ndarray, finetuned: np.ndarray, labels: np.ndarray, tasks=None,
-        how: str = "micro", k_grid: tuple[int, ...] = K_GRID, step: float = STEP) -> dict:
+        how: str = "micro", k_grid: tuple[int, ...] = K_GRID, step: float = STEP, costs=None, prior=None, missing: str = "complete") -> dict:
     """The blend best on the validation queries given (their pooled ``embeddings``, P(correct)
-    ``finetuned``, ``labels`` and ``tasks``): k as the kNN router's own, then the weights."""
+    ``finetuned``, ``labels`` and ``tasks``): k as the kNN router's own, then the weights. Accuracies
+    score the routing rule's decisions with the router's tie-break keys (``costs``, ``prior``)."""
     labels = np.asarray(labels, dtype=np.float64)
     grid = tuple(k for k in k_grid if k <= len(mem.keys)) or (len(mem.keys),)
-    acc = lambda scores: score_accuracy(scores, labels, tasks, how)  # noqa: E731
+    acc = lambda scores: score_accuracy(scores, labels, tasks, how, costs, prior, missing)  # noqa: E731
     idx = neighbours(unit(embeddings), mem.keys, max(grid))  # most similar first: the k nearest are its first k columns
     k_acc = {k: acc(components_of(mem, idx[:, :k], finetuned)["knn"]) for k in grid}
     k = max(grid, key=lambda k: np.nan_to_num(k_acc[k], nan=-1.0))  # first of the best on ties
@@ -114,3 +67,16 @@ def fit(mem: TrainMemory, embeddings: np.ndarray, finetuned: np.ndarray, labels:
         "k_validation_acc": {str(k): v for k, v in k_acc.items()},
         "weights_validation_acc": weight_acc,
     }
+
+
+def fit_router_blend(router, data, average: str, batch_size: int = 64, missing: str = "complete") -> tuple[TrainMemory, dict]:
+    """The blend of ``router`` (a ``routertrain.hub.router.Router``) on ``data`` (a ``RoutingData`` of
+    its pool): the training split's memory, and the k and weights best on the validation split."""
+    if list(data.models) != list(router.models):
+        raise ValueError(f"the data's models {list(data.models)[:3]}... are not the router's pool {router.models[:3]}...; blend a router with the data it was trained on")
+    _, train_vectors = router.encode(list(data.splits["train"]["query"]), batch_size)
+    mem = memory(train_vectors, data.labels("train"), data.tasks("train"), average)
+    probs, vectors = router.encode(list(data.splits["validation"]["query"]), batch_size)
+    spec = fit(mem, vectors, probs, data.labels("validation"), data.tasks("validation"), average,
+               costs=router.costs, prior=router.train_means, missing=missing)
+    return mem, spec

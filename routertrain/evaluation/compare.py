@@ -1,7 +1,12 @@
 """Compare routers on one split: ``evaluate_routers(data, routers, ...) -> dict``, and its table.
 
 Every router is fitted on train (hyperparameters on validation) and scored on ``split`` (test by
-default). Per router: routing accuracy and gap closed with 95% bootstrap intervals, the paired
+default), on the decisions of the one routing rule (``routertrain.routing.rule``: the whole pool, ties
+to the lower cost, then the higher train mean, then pool order; a fine-tuned router with its own saved
+setting, exactly as ``route()`` decides). ``missing`` picks the scored queries when labels are missing
+(``complete``: every model labelled, the default; ``wrong``: an unlabelled choice fails); each router
+reports its ``coverage`` (the share of all queries whose chosen model has a label). Cost metrics spend
+the per-query ``costs`` column where the data has one (``data.cost_source`` says which). Per router: routing accuracy and gap closed with 95% bootstrap intervals, the paired
 bootstrap difference to a reference router (best single by default), accuracy on hard queries,
 calibration (probabilistic routers), the task-prior share, and, when the data has costs, the mean
 routed cost, normalised cost and AIQ; for two-model pools APGR and CPT(50%) / CPT(80%). Then the
@@ -42,7 +47,7 @@ from routertrain.evaluation import cost as cq
 from routertrain.evaluation import decision as d
 from routertrain.evaluation import metrics as m
 from routertrain.evaluation.routers import ALL, Context, RouterUnavailable
-from routertrain.hub.card import router_settings
+from routertrain.hub.router import router_settings
 from routertrain.hub.router import router_folder
 
 DEFAULT_ROUTERS = ("oracle", "best-single", "random", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf")
@@ -87,9 +92,11 @@ def evaluate_routers(
     solved_at: float = 0.5,
     reference: str = "best-single",
     average: str = "micro",
+    missing: str = "complete",
 ) -> dict:
     """Fit, score and measure ``routers`` on ``data`` (a ``RoutingData``); a JSON-ready dict."""
     d.check_average(average)
+    d.check_missing(missing)
     unknown = [r for r in routers if r not in ALL]
     if unknown:
         raise ValueError(f"unknown router(s) {unknown}: choose from {', '.join(ALL)}")
@@ -103,13 +110,17 @@ def evaluate_routers(
     if average == "macro" and tasks is None:
         warnings.append(f"average=macro needs a task column, which split '{split}' lacks: reporting micro averages")
         average = "micro"
-    ctx = Context(data, encoder=encoder, max_length=max_length, batch_size=batch_size, device=device, cache_root=cache_root, seed=seed, average=average)
+    ctx = Context(data, encoder=encoder, max_length=max_length, batch_size=batch_size, device=device, cache_root=cache_root, seed=seed,
+                  average=average, missing=missing)
     warnings += task_coverage_warnings(ctx, split)
-    y, y_train = ctx.labels(split), ctx.labels("train")
+    y_all, y_train = ctx.labels(split), ctx.labels("train")
+    y, keep = d.scored(y_all, missing)  # every router is scored on these queries, as ``missing`` says
+    if tasks is not None:
+        tasks = tasks[keep]
+    query_costs = None if data.costs is None else data.query_costs(split)[keep]
     groups = tasks if average == "macro" else None  # bootstrap strata and per-task grouping of the headline mean
-    preference = d.model_means(y_train, ctx.tasks("train"), average)
-    best = d.best_single_index(y_train, ctx.tasks("train"), average)
-    single_q = d.best_single_per_query(y, preference)
+    best = d.best_single_index(y_train, ctx.tasks("train"), average, data.costs)
+    single_q = y[:, best]
     oracle_q, random_q = d.oracle_per_query(y), d.random_per_query(y)
     boot = {"n_boot": n_boot, "seed": seed, "strata": groups}
     results, solved, skipped, per_query = {}, {}, {}, {}
@@ -123,10 +134,13 @@ def evaluate_routers(
             if name in routers or name == reference:
                 skipped[name] = str(err)
             continue
-        weights = d.decide(scores, y)
+        all_weights = router.weights(ctx, split, scores)  # the rule's decisions (one-hot) over the whole pool
+        weights = all_weights[keep]
         per_query[name] = d.per_query_accuracy(weights, y)
         solved[name] = m.solved_set(weights, y, solved_at)
-        results[name] = measure(scores, weights, y, y_train, data.costs, router.probabilistic, hard_k, solved_at)
+        results[name] = measure(scores[keep], weights, y, y_train, data.costs, query_costs, router.probabilistic, hard_k, solved_at, ctx.prior)
+        one_hot = bool(np.all(all_weights.max(axis=1, initial=0) == 1))  # the random reference's weights are its expected value
+        results[name]["coverage"] = d.coverage(all_weights.argmax(axis=1), y_all) if one_hot else None
         results[name]["gap_closed"] = bs.ci(bs.gap_closed_of(per_query[name], single_q, oracle_q, groups), len(y), **boot)
         results[name]["accuracy"] = bs.ci(bs.mean_of(per_query[name], groups), len(y), **boot)
         results[name]["accuracy_boot"] = np.round(bs.distribution(bs.mean_of(per_query[name], groups), len(y), **boot), 6)
@@ -134,7 +148,8 @@ def evaluate_routers(
             results[name]["per_task"] = d.per_task(per_query[name], tasks)
         results[name]["info"] = router.info
         # for choosing among routers without looking at the evaluated split (claims pick heads on it)
-        results[name]["validation_acc"] = ctx.accuracy(scores if split == "validation" else router.scores(ctx, "validation"), "validation")
+        val_scores = scores if split == "validation" else router.scores(ctx, "validation")
+        results[name]["validation_acc"] = split_accuracy(router, ctx, "validation", val_scores)
         results[name]["seconds"] = round(time.perf_counter() - start, 2)
     prior = results.get("task-prior", {}).get("accuracy", {}).get("value")
 
@@ -151,11 +166,12 @@ def evaluate_routers(
     reference_q = {"oracle": oracle_q, "best-single": single_q, "random": random_q}
     return {
         "data": {"name": data.name, "fingerprint": data.fingerprint, "models": list(data.models), "costs": data.costs, "split": split,
-                 "n_queries": len(y), "n_train": len(y_train), "split_hash": split_hash(ctx.queries(split))},
+                 "n_queries": len(y), "n_total": len(y_all), "n_train": len(y_train), "cost_source": data.cost_source,
+                 "split_hash": split_hash([q for q, k in zip(ctx.queries(split), keep) if k])},
         "encoder": encoder,
         "run": str(run) if run is not None else None,
         "settings": {"n_boot": n_boot, "seed": seed, "hard_k": hard_k, "solved_at": solved_at, "reference": reference, "max_length": max_length,
-                     "average": average},
+                     "average": average, "missing": missing},
         "reference": {"oracle_acc": d.average(oracle_q, tasks, average), "best_single_model": data.models[best],
                       "best_single_acc": d.average(single_q, tasks, average), "random_acc": random_acc,
                       **({"per_task": {k: d.per_task(v, tasks) for k, v in reference_q.items()}} if tasks is not None else {})},
@@ -182,15 +198,24 @@ def split_hash(queries) -> str:
     return hashlib.sha256("\n".join(queries).encode()).hexdigest()[:16]
 
 
-def measure(scores, weights, y, y_train, costs, probabilistic: bool, hard_k: int, solved_at: float) -> dict:
+def split_accuracy(router, ctx: Context, split: str, scores: np.ndarray) -> float:
+    """Routing accuracy of ``router``'s decisions on ``split`` (its ``scores`` there), as ``ctx`` scores and averages."""
+    y, keep = d.scored(ctx.labels(split), ctx.missing)
+    tasks = ctx.tasks(split)
+    return d.accuracy(router.weights(ctx, split, scores)[keep], y, None if tasks is None else tasks[keep], ctx.average)
+
+
+def measure(scores, weights, y, y_train, costs, query_costs, probabilistic: bool, hard_k: int, solved_at: float, prior=None) -> dict:
+    """Hard-query accuracy, calibration, and with costs the mean cost (spent per query: ``query_costs``),
+    AIQ and its cost curve (decisions by the rule on the models' ``costs``), and two-model metrics."""
     out = {"hard_accuracy": m.hard_accuracy(weights, y, hard_k, solved_at), "n_hard": int(m.hard_mask(y, hard_k, solved_at).sum())}
     out["calibration"] = m.calibration(scores, y, solved_at) if probabilistic else None
     if costs is not None:
         cost = np.asarray(costs, dtype=np.float64)
-        out["cost"] = cq.mean_cost(weights, cost, y)
+        out["cost"] = cq.mean_cost(weights, query_costs)
         if cost.max() > cost.min():
-            curve = cq.cost_quality_curve(scores, y, cost)
-            out["cost_norm"] = cq.normalised_cost(weights, cost, y)
+            curve = cq.cost_quality_curve(scores, y, cost, query_costs, prior=prior)
+            out["cost_norm"] = cq.normalised_cost(weights, query_costs)
             out["aiq"] = cq.aiq(curve["cost"], curve["accuracy"])
             hx, hy = cq.nondecreasing_hull(curve["cost"], curve["accuracy"])  # the frontier AIQ integrates, for plots
             out["cost_curve"] = {"cost": [round(float(x), 6) for x in hx], "accuracy": [round(float(y), 6) for y in hy]}
@@ -224,6 +249,8 @@ def format_table(result: dict) -> str:
     ref = result["settings"]["reference"]
     routers = result["routers"]
     cols = ["router", "accuracy [95% CI]", f"vs {ref} [95% CI]", "gap closed [95% CI]", f"hard@{result['settings']['hard_k']}", "AUROC", "ECE"]
+    partial = any((r.get("coverage") or 1.0) < 1.0 for r in routers.values())  # some chosen model lacks a label
+    cols += ["coverage"] if partial else []
     has_cost = any("cost" in r for r in routers.values())
     has_aiq = any("aiq" in r for r in routers.values())
     two = any("apgr" in r for r in routers.values())
@@ -232,14 +259,17 @@ def format_table(result: dict) -> str:
     for name, r in routers.items():
         cal = r.get("calibration") or {}
         row = [name, _interval(r["accuracy"]), _interval(r.get(f"vs_{ref}")), _interval(r["gap_closed"]), _fmt(r["hard_accuracy"]),
-               _fmt(cal.get("auroc")), _fmt(cal.get("ece"))]
+               _fmt(cal.get("auroc")), _fmt(cal.get("ece"))] + ([_fmt(r.get("coverage"))] if partial else [])
         row += ([_fmt(r.get("cost"), 4)] if has_cost else []) + ([_fmt(r.get("aiq"))] if has_aiq else [])
         row += [_fmt(r.get(k)) for k in ("apgr", "cpt50", "cpt80")] if two else []
         rows.append(row)
     lines = _columns(cols, rows)
     data, refs = result["data"], result["reference"]
     how = result["settings"].get("average", "micro")
-    head = (f"{data['name']} {data['split']}: {data['n_queries']} queries, {len(data['models'])} models, {how} average"
+    scored_note = (f" of {data['n_total']} (those with every model labelled; eval.missing=complete)" if result["settings"].get("missing", "complete") == "complete"
+                   else " (an unlabelled choice counts as wrong; eval.missing=wrong)") if data.get("n_total", data["n_queries"]) != data["n_queries"] or result["settings"].get("missing") == "wrong" else ""
+    cost_note = f"; costs: {data['cost_source']}" if data.get("cost_source") else ""
+    head = (f"{data['name']} {data['split']}: {data['n_queries']} queries{scored_note}, {len(data['models'])} models{cost_note}, {how} average"
             f"{' (the plain mean of per-task accuracies)' if how == 'macro' else ' (over queries)'}; oracle {_fmt(refs['oracle_acc'])}, "
             f"best single {refs['best_single_model']} {_fmt(refs['best_single_acc'])}, random {_fmt(refs['random_acc'])}")
     paired = [f"{k} (paired bootstrap): {_signed(v)}, p = {_fmt(v.get('p_value'))}" for k, v in result.get("paired", {}).items()]

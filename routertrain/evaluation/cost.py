@@ -1,13 +1,15 @@
 """Cost-aware routing: the cost-quality curve and its area (RouterBench's AIQ), and RouteLLM's APGR / CPT.
 
-Cost-quality curve (any pool with known, not all equal, costs per query): for each cost weight
-lambda in a sweep, route every query to argmax_j (score_ij - lambda * cost_j) over the models with a
-label (``metrics.decide``: ties split evenly) and
-record (normalised cost, accuracy). Normalised cost = (mean routed cost - cheapest model's cost) /
-(dearest model's cost - cheapest model's cost), so always-cheapest is 0 and always-dearest is 1. The
-sweep is lambda = 0 plus a geometric grid up to a lambda large enough that every query goes to a
-cheapest model (cost 0). Accuracy follows ``routertrain.evaluation.decision.accuracy``; cost is taken
-over the same queries (those with at least one label: a query with none has no decision to price).
+Cost-quality curve (any pool with known, not all equal, model costs): for each cost weight lambda in
+a sweep, route every query by the routing rule (``routertrain.routing.rule.choose``: argmax_j
+(score_ij - lambda * cost_j) with cost_j the model's mean cost, which is all a router knows before
+the call; ties to the lower cost, then the higher train mean, then pool order) and record
+(normalised cost, accuracy). The cost spent is the chosen model's cost on that query: the data's
+per-query costs where it has them (RouterBench), else the model's mean cost. Normalised cost =
+(mean spent - mean per-query cheapest cost) / (mean per-query dearest cost - mean per-query cheapest
+cost), so always-cheapest is 0 and always-dearest is 1. The sweep is lambda = 0 plus a geometric grid
+up to a lambda large enough that every query goes to a cheapest model. Labels are the scored ones
+(``decision.scored``: no NaN), so accuracy and cost are taken over the same queries.
 
 Non-decreasing convex hull (RouterBench): the upper convex hull of the curve's points, cut after its
 highest point (mixing two routings at random reaches every point between them, and spending more
@@ -31,22 +33,27 @@ from __future__ import annotations
 import numpy as np
 
 from routertrain.evaluation.decision import accuracy, decide, model_means
+from routertrain.routing.outcome import weighted_costs
 
 N_LAMBDAS = 100
 
 
-def mean_cost(weights: np.ndarray, costs, labels: np.ndarray | None = None) -> float:
-    """Mean cost of the routed models; with ``labels``, over the queries accuracy counts (a label or more)."""
-    routed = np.asarray(weights, dtype=np.float64) @ np.asarray(costs, dtype=np.float64)
-    if labels is not None:
-        routed = routed[np.isfinite(np.asarray(labels, dtype=np.float64)).any(axis=1)]
-    return float(routed.mean())
-
-
-def normalised_cost(weights: np.ndarray, costs, labels: np.ndarray | None = None) -> float:
+def spent(costs, n: int) -> np.ndarray:
+    """(n, M) per-query costs: ``costs`` as given when per query, else each model's cost on every query."""
     cost = np.asarray(costs, dtype=np.float64)
-    spent = mean_cost(weights, cost, labels)
-    return (spent - cost.min()) / (cost.max() - cost.min())
+    return np.broadcast_to(cost, (n, cost.shape[-1])) if cost.ndim == 1 else cost
+
+
+def mean_cost(weights: np.ndarray, costs) -> float:
+    """Mean cost of the routed models (``costs``: per model, or per query and model)."""
+    return float(weighted_costs(weights, costs).mean())
+
+
+def normalised_cost(weights: np.ndarray, costs) -> float:
+    """Mean cost spent, 0 = always the cheapest model of each query, 1 = always the dearest."""
+    cost = spent(costs, len(weights))
+    low, high = cost.min(axis=1).mean(), cost.max(axis=1).mean()
+    return (mean_cost(weights, cost) - low) / (high - low) if high > low else float("nan")
 
 
 def lambda_sweep(scores: np.ndarray, costs, n: int = N_LAMBDAS) -> np.ndarray:
@@ -61,12 +68,14 @@ def lambda_sweep(scores: np.ndarray, costs, n: int = N_LAMBDAS) -> np.ndarray:
     return np.concatenate([[0.0], np.geomspace(high * 1e-4, high, n - 1)])
 
 
-def cost_quality_curve(scores: np.ndarray, labels: np.ndarray, costs, n: int = N_LAMBDAS) -> dict:
-    """``{'lambda', 'cost', 'accuracy'}`` arrays over the cost-weight sweep (cost normalised)."""
+def cost_quality_curve(scores: np.ndarray, labels: np.ndarray, costs, query_costs=None, n: int = N_LAMBDAS, prior=None) -> dict:
+    """``{'lambda', 'cost', 'accuracy'}`` arrays over the cost-weight sweep (cost normalised): decisions
+    by the rule on the models' ``costs``, cost spent on ``query_costs`` (default: the models' costs)."""
     scores = np.asarray(scores, dtype=np.float64)
     cost = np.asarray(costs, dtype=np.float64)
+    paid = cost if query_costs is None else query_costs
     lambdas = lambda_sweep(scores, cost, n)
-    points = [(normalised_cost(w, cost, labels), accuracy(w, labels)) for w in (decide(scores - lam * cost, labels) for lam in lambdas)]
+    points = [(normalised_cost(w, paid), accuracy(w, labels)) for w in (decide(scores, cost, prior, lam) for lam in lambdas)]
     xs, ys = (np.array(v) for v in zip(*points))
     return {"lambda": lambdas, "cost": xs, "accuracy": ys}
 

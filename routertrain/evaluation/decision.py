@@ -1,5 +1,5 @@
-"""The one decision core: the routing rule, and the metrics every layer reports (training's
-``metrics.json``, the evaluator, the claims, the ``routing_accuracy`` evaluate module).
+"""Every routing metric, computed on the decisions the routing rule makes: the headline numbers of
+training's ``metrics.json``, the evaluator, the claims and the ``routing_accuracy`` evaluate module.
 
 Conventions (N queries x M models):
 
@@ -10,43 +10,38 @@ Conventions (N queries x M models):
   per-task averages (each task weighs the same, as multi-benchmark routing papers report), with
   ``how="micro"`` (default) the mean over queries.
 
-The routing rule (``decide``): each query goes to the argmax of its scores over the models that
-have a label for it (a model without one is treated as absent from the pool for that query). Exact
-ties are split evenly among the tied models: the expected value of breaking ties at random, so no
-model is favoured by its position in the pool. A decision is an N x M weight matrix whose rows sum
-to 1; ``per_query_accuracy`` is the expected label of the routed model. Because decisions only pick
-labelled models, every router, the oracle and random are scored on the same queries (those with at
-least one label), and no router can beat the oracle.
+**Decisions.** Each query goes to ``routertrain.routing.rule.choose`` over the whole pool, as in
+deployment: exact ties go to the lower cost, then the higher mean train label (``prior``), then pool
+order; a NaN score is never chosen. Metrics score exactly these decisions (``decide`` gives them as
+one-hot weights), so an accuracy reported here is the accuracy of what ``route()`` and ``serve``
+return for the same scores.
+
+**Missing labels** (``missing``): decisions never look at the test split's labels. Then
+``complete`` (default) scores only the queries on which every model has a label (``scored`` says which;
+reports give their count), and ``wrong`` scores every query, a chosen model without a label counting
+as a failure (label 0). Either way every router is scored on the same queries, and no router beats
+the oracle. ``coverage`` is the share of queries whose chosen model has a label.
 
 Reference routers:
 
-- best single: the models ranked by their mean label on train (macro: the mean of per-task means;
-  equal means: the lower model index first); each query goes to the first of them that has a
-  label (with complete labels: the one model best on train).
-- task prior: per task, the models ranked by their mean label on that task's train queries; a
-  model with no train label in that task gets its overall train mean; tasks unseen in train use
-  the overall means.
-- random: the mean over queries of the mean label across the models that have one.
+- best single: the rule applied to the models' mean labels on train (macro: the mean of per-task
+  means), i.e. the model best on train, ties broken by the rule.
+- task prior: per task, the models' mean labels on that task's train queries as scores; a model
+  with no train label in that task gets its overall train mean; tasks unseen in train use the
+  overall means.
+- random: the mean over queries of the mean label across the models (the expected value).
 - oracle: the best label per query.
 - gap closed: (routing - best single) / (oracle - best single).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
-
 import numpy as np
 
+from routertrain.routing.outcome import MISSING, check_missing, chosen_labels, scored  # noqa: F401 (re-exported)
+from routertrain.routing.rule import check_cost_options, check_number, choose, nanmean_rows, one_hot  # noqa: F401 (re-exported)
+
 AVERAGES = ("micro", "macro")
-
-
-def nanmean_rows(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Mean over ``axis`` ignoring NaN; NaN (without a warning) where every value is NaN."""
-    x = np.asarray(x, dtype=np.float64)
-    count = np.isfinite(x).sum(axis=axis)
-    total = np.nansum(x, axis=axis)
-    return np.divide(total, count, out=np.full(np.shape(total), np.nan), where=count > 0)
 
 
 def nanmean(x: np.ndarray) -> float:
@@ -85,53 +80,42 @@ def model_means(labels: np.ndarray, tasks=None, how: str = "micro") -> np.ndarra
     return nanmean_rows(labels, axis=0)
 
 
-def strict_preference(preference: np.ndarray) -> np.ndarray:
-    """Scores that rank models as ``preference`` does with no ties left: equal preferences go to the
-    lower model index first (as ``best_single_index`` names the best single model), NaN last."""
-    pref = np.nan_to_num(np.asarray(preference, dtype=np.float64), nan=-np.inf, posinf=np.finfo(np.float64).max)
-    order = np.lexsort((np.arange(len(pref)), -pref))  # most preferred first
-    strict = np.empty(len(pref))
-    strict[order] = np.arange(len(pref), 0, -1)
-    return strict
+def best_single_index(labels: np.ndarray, tasks=None, how: str = "micro", costs=None) -> int:
+    """The best single model: the rule applied to the mean labels (``how``) on ``labels`` (train)."""
+    means = model_means(labels, tasks, how)
+    return int(choose(means[None, :], costs, prior=means)[0])
 
 
-def best_single_index(labels: np.ndarray, tasks=None, how: str = "micro") -> int:
-    """The best single model: highest mean label (``how``), the lower index on exact ties."""
-    return int(np.argmax(strict_preference(model_means(labels, tasks, how))))
+# --- decisions and their accuracy -------------------------------------------------------------
 
 
-# --- the routing rule -------------------------------------------------------------------------
-
-
-def argmax_weights(utility: np.ndarray) -> np.ndarray:
-    """Routing weights of argmax: 1 on the top model, 1/t on each of t exactly tied top models."""
-    u = np.asarray(utility, dtype=np.float64)
-    u = np.where(np.isnan(u), -np.inf, u)
-    top = u == u.max(axis=1, keepdims=True)
-    return top / top.sum(axis=1, keepdims=True)
-
-
-def decide(scores: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-    """Routing weights of argmax(scores) over the models with a label (all models without ``labels``)."""
-    s = np.asarray(scores, dtype=np.float64)
-    return argmax_weights(s if labels is None else np.where(np.isfinite(labels), s, np.nan))
+def decide(scores: np.ndarray, costs=None, prior=None, cost_weight: float = 0.0) -> np.ndarray:
+    """The rule's decisions as one-hot routing weights (N x M), over the whole pool."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return one_hot(choose(scores, costs, cost_weight, prior=prior), scores.shape[1])
 
 
 def per_query_accuracy(weights: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Expected label of the routed model per query (NaN where no chosen model has a label)."""
+    """Expected label of the routed model per query (NaN where a chosen model has no label)."""
     y = np.asarray(labels, dtype=np.float64)
-    observed = np.isfinite(y)
-    w = np.where(observed, np.asarray(weights, dtype=np.float64), 0.0)
-    mass = w.sum(axis=1)
-    value = (w * np.where(observed, y, 0.0)).sum(axis=1)
-    return np.divide(value, mass, out=np.full(len(y), np.nan), where=mass > 0)
+    w = np.asarray(weights, dtype=np.float64)
+    value = (w * np.where(np.isfinite(y), y, 0.0)).sum(axis=1)
+    unlabelled = ((w > 0) & ~np.isfinite(y)).any(axis=1)
+    return np.where(unlabelled, np.nan, value)
 
 
-def chosen_accuracy(choice: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro") -> float:
-    """Routing accuracy of explicit choices (one model index per query, e.g. a cost-aware rule's);
-    a chosen model without a label leaves its query out."""
-    labels = np.asarray(labels, dtype=np.float64)
-    return average(labels[np.arange(len(labels)), np.asarray(choice, dtype=np.int64)], tasks, how)
+def coverage(choice: np.ndarray, labels: np.ndarray) -> float:
+    """The share of queries whose chosen model has a label (1.0 on complete labels)."""
+    y = np.asarray(labels, dtype=np.float64)
+    if len(y) == 0:
+        return float("nan")
+    return float(np.isfinite(y[np.arange(len(y)), np.asarray(choice, dtype=np.int64)]).mean())
+
+
+def chosen_accuracy(choice: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro", missing: str = "complete") -> float:
+    """Routing accuracy of explicit choices (one model index per query), scored as ``missing`` says."""
+    values, keep = chosen_labels(choice, labels, missing)
+    return average(values, None if tasks is None else np.asarray(tasks)[keep], how)
 
 
 def accuracy(weights: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro") -> float:
@@ -139,58 +123,19 @@ def accuracy(weights: np.ndarray, labels: np.ndarray, tasks=None, how: str = "mi
     return average(per_query_accuracy(weights, labels), tasks, how)
 
 
-def score_accuracy(scores: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro") -> float:
-    """Routing accuracy of ``decide(scores, labels)``: the one definition of routing accuracy."""
-    return accuracy(decide(scores, labels), labels, tasks, how)
-
-
-# --- the rule at inference: one model per query, costs considered ---
-
-
-def check_cost_options(cost_weight, max_cost) -> None:
-    """``cost_weight`` and ``max_cost``, each None (the saved setting decides) or a finite number >= 0."""
-    if cost_weight is not None:
-        check_number("cost_weight", cost_weight)
-    if max_cost is not None:
-        check_number("max_cost", max_cost)
-
-
-def check_number(name: str, value) -> None:
-    """A one-line error unless ``value`` is a finite number >= 0 (cost weights and budgets)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-
-
-def choose(probs: np.ndarray, costs: Sequence[float] | None, cost_weight: float = 0.0, max_cost: float | None = None) -> np.ndarray:
-    """Index of the chosen model per row of ``probs`` under a cost weight or a cost budget: the argmax
-    of P(correct) - cost_weight * cost (``max_cost``: over the models that cost at most that). At
-    inference a tie goes to the lower model index; ``decide`` scores exact ties as their average,
-    the expected value of breaking them at random (real-valued probabilities almost never tie)."""
-    check_cost_options(cost_weight, max_cost)
-    if (cost_weight or max_cost is not None) and costs is None:
-        raise ValueError("this router has no model costs: cost_weight and max_cost need costs (set them when building the dataset)")
-    utility = np.asarray(probs, dtype=np.float64).copy()
-    if costs is not None:
-        cost = np.asarray(costs, dtype=np.float64)
-        utility -= cost_weight * cost
-        if max_cost is not None:
-            allowed = cost <= max_cost
-            if not allowed.any():
-                raise ValueError(f"no model costs at most max_cost={max_cost} (cheapest: {cost.min()}); raise the budget")
-            utility[:, ~allowed] = -np.inf
-    return utility.argmax(axis=1)
+def score_accuracy(scores: np.ndarray, labels: np.ndarray, tasks=None, how: str = "micro", costs=None, prior=None, missing: str = "complete") -> float:
+    """Routing accuracy of the rule's decisions on ``scores``: the one definition of routing accuracy."""
+    return chosen_accuracy(choose(scores, costs, prior=prior), labels, tasks, how, missing)
 
 
 # --- reference routers ------------------------------------------------------------------------
 
 
-def best_single_per_query(labels: np.ndarray, preference: np.ndarray) -> np.ndarray:
-    """Per query, the label of the most preferred model that has one (``preference``: e.g. train
-    means; ties: the lower model index, the model ``best_single_index`` names)."""
-    order = strict_preference(preference)
-    return per_query_accuracy(decide(np.broadcast_to(order, np.shape(labels)), labels), labels)
+def best_single_per_query(labels: np.ndarray, preference: np.ndarray, costs=None) -> np.ndarray:
+    """Per query, the label of the model the rule picks on ``preference`` (e.g. train means)."""
+    labels = np.asarray(labels, dtype=np.float64)
+    pref = np.asarray(preference, dtype=np.float64)
+    return labels[:, int(choose(pref[None, :], costs, prior=pref)[0])]
 
 
 def random_per_query(labels: np.ndarray) -> np.ndarray:
@@ -231,42 +176,35 @@ def task_prior_scores(train_tasks, train_labels: np.ndarray, tasks, how: str = "
     return np.stack([by_task.get(t, overall) for t in np.asarray(tasks)]) if len(tasks) else np.empty((0, len(overall)))
 
 
-def routing_report(scores: np.ndarray, labels: np.ndarray, train_labels: np.ndarray, tasks=None, train_tasks=None, how: str = "micro") -> dict:
-    """The headline numbers of one split, averaged ``how``: routing accuracy, best single (chosen on
-    train with the same average), task prior (when tasks are known), oracle, random, gap closed,
-    and, with tasks, each task's routing accuracy."""
+def routing_report(scores: np.ndarray, labels: np.ndarray, train_labels: np.ndarray, tasks=None, train_tasks=None, how: str = "micro",
+                   costs=None, missing: str = "complete", choice: np.ndarray | None = None) -> dict:
+    """The headline numbers of one split, averaged ``how``, on the rule's decisions (ties: ``costs``,
+    then the train means): routing accuracy, best single (chosen on train with the same average), task
+    prior (when tasks are known), oracle, random, gap closed, and, with tasks, each task's routing
+    accuracy. Queries are scored as ``missing`` says (``n_queries`` of ``n_total``). ``choice``: the
+    decisions to score when the router makes its own (a saved setting), else the rule's on ``scores``."""
     how_used = check_average(how) if tasks is not None else "micro"
-    labels = np.asarray(labels, dtype=np.float64)
-    routed = per_query_accuracy(decide(scores, labels), labels)
-    single = best_single_per_query(labels, model_means(train_labels, train_tasks, how_used))
+    y, keep = scored(labels, missing)
+    prior = model_means(train_labels, train_tasks, how_used)
+    choice = choose(scores, costs, prior=prior) if choice is None else np.asarray(choice, dtype=np.int64)
+    sub = None if tasks is None else np.asarray(tasks)[keep]
+    routed = y[np.arange(len(y)), choice[keep]]
+    single = best_single_per_query(y, prior, costs)
     report = {
-        "routing_acc": average(routed, tasks, how_used),
-        "best_single_acc": average(single, tasks, how_used),
-        "oracle_acc": oracle_accuracy(labels, tasks, how_used),
-        "random_acc": random_accuracy(labels, tasks, how_used),
+        "routing_acc": average(routed, sub, how_used),
+        "best_single_acc": average(single, sub, how_used),
+        "oracle_acc": oracle_accuracy(y, sub, how_used),
+        "random_acc": random_accuracy(y, sub, how_used),
         "average": how_used,
-        "n_queries": int(len(labels)),
+        "missing": missing,
+        "n_queries": int(keep.sum()),
+        "n_total": int(len(keep)),
+        "coverage": coverage(choice, labels),
     }
     report["gap_closed"] = gap_closed(report["routing_acc"], report["best_single_acc"], report["oracle_acc"])
     if tasks is not None and train_tasks is not None:
-        prior = task_prior_scores(train_tasks, train_labels, tasks, how_used)
-        report["task_prior_acc"] = score_accuracy(prior, labels, tasks, how_used)
+        prior_scores = task_prior_scores(train_tasks, train_labels, tasks, how_used)
+        report["task_prior_acc"] = score_accuracy(prior_scores, labels, tasks, how_used, costs, prior, missing)
     if tasks is not None:
-        report["per_task"] = per_task(routed, tasks)
+        report["per_task"] = per_task(routed, sub)
     return report
-
-
-REFERENCES = (("best_single_acc", "the best single model"), ("task_prior_acc", "the task-prior router"))
-
-
-def shortfalls(report: dict, split: str = "validation") -> list[str]:
-    """One sentence per reference router (best single, task prior; both chosen on train) that the
-    router's routing accuracy in ``report`` does not beat, with the numbers; empty when it beats all."""
-    acc = report.get("routing_acc")
-    if acc is None:
-        return []
-    return [
-        f"on {split}, this router ({acc:.4f}) does not beat {label} ({report[key]:.4f}): {acc - report[key]:+.4f}"
-        for key, label in REFERENCES
-        if key in report and not acc > report[key]
-    ]

@@ -16,7 +16,9 @@ class RouterUnavailable(ValueError):
 
 class BaselineRouter:
     """A router under evaluation: ``fit(ctx)`` on train (hyperparameters on validation), then
-    ``scores(ctx, split)``, an N x M matrix (higher = route there). ``ctx`` is a ``routers.Context``."""
+    ``scores(ctx, split)``, an N x M matrix (higher = route there), and ``decide(ctx, split, scores)``,
+    the chosen model per query (by default the routing rule, ``ctx.choose``; a shipped router applies
+    its own saved setting). ``ctx`` is a ``routers.Context``."""
 
     name = "router"
     probabilistic = True  # scores are P(correct)
@@ -29,3 +31,15 @@ class BaselineRouter:
 
     def scores(self, ctx, split: str) -> np.ndarray:
         raise NotImplementedError
+
+    def decide(self, ctx, split: str, scores: np.ndarray) -> np.ndarray:
+        """The chosen model's index per query, given this router's ``scores`` on ``split``."""
+        return ctx.choose(scores)
+
+    def weights(self, ctx, split: str, scores: np.ndarray) -> np.ndarray:
+        """Routing weights per (query, model): one-hot on the decisions (the random reference overrides
+        this with its expected value)."""
+        choice = self.decide(ctx, split, scores)
+        out = np.zeros(np.shape(scores))
+        out[np.arange(len(choice)), choice] = 1.0
+        return out

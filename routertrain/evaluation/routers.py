@@ -1,11 +1,12 @@
 """Routers to compare, behind one interface: fit on train (and validation), then score a split.
 
-Every router subclasses ``interface.BaselineRouter``: ``scores(ctx, split)`` is an N x M matrix (higher = route there); a routing rule turns it
-into a decision (``metrics.decide``, or ``cost.cost_quality_curve`` with costs). Routers
-whose scores are P(correct) set ``probabilistic`` and get calibration metrics.
+Every router subclasses ``interface.BaselineRouter``: ``scores(ctx, split)`` is an N x M matrix (higher = route there); the routing rule
+(``routertrain.routing.rule.choose``, ties to the lower cost, then the higher train mean, then pool
+order) turns it into a decision (``ctx.choose``; a fine-tuned router applies its own saved setting).
+Routers whose scores are P(correct) set ``probabilistic`` and get calibration metrics.
 
 Reference routers: ``oracle`` (the labels themselves), ``best-single`` (the model best on train),
-``random`` (constant scores: every query split evenly over the models, the expected value),
+``random`` (the expected value of a uniformly random choice: its weights are 1/M on every model),
 ``random-draw`` (one seeded uniform draw per query), ``task-prior`` (per task, the models' mean
 labels on train; unseen tasks get the overall means). ``finetuned`` scores with a trained router
 folder (``Router.from_pretrained(...).predict``); ``frozen`` holds that router's base encoder fixed
@@ -25,7 +26,8 @@ import numpy as np
 
 from routertrain.evaluation import baselines
 from routertrain.evaluation.embeddings import split_embeddings
-from routertrain.evaluation.decision import model_means, score_accuracy, strict_preference, task_prior_scores
+from routertrain.evaluation.decision import chosen_accuracy, model_means, task_prior_scores
+from routertrain.routing.rule import choose
 from routertrain.evaluation.interface import BaselineRouter, RouterUnavailable
 
 
@@ -40,6 +42,7 @@ class Context:
     cache_root: str | None = None  # embeddings cache folder; None = $ROUTERTRAIN_CACHE/embeddings
     seed: int = 0
     average: str = "micro"  # how accuracies are averaged, here and in every validation choice: micro or macro (per task)
+    missing: str = "complete"  # which queries are scored when labels are missing: complete (every model labelled) or wrong (unlabelled = failure)
     fitted: dict = field(default_factory=dict)  # (router name, encoder, pooling, max_length) -> fitted router
     _labels: dict = field(default_factory=dict)
 
@@ -48,9 +51,24 @@ class Context:
             self._labels[split] = self.data.labels(split).astype(np.float64)
         return self._labels[split]
 
+    @property
+    def prior(self) -> np.ndarray:
+        """Each model's mean train label (averaged as this context says): the rule's second tie-break."""
+        if "prior" not in self._labels:
+            self._labels["prior"] = model_means(self.labels("train"), self.tasks("train"), self.average)
+        return self._labels["prior"]
+
+    def choose(self, scores: np.ndarray) -> np.ndarray:
+        """The routing rule on ``scores``: the chosen model per query (ties: lower cost, higher train mean, pool order)."""
+        return choose(scores, self.data.costs, prior=self.prior)
+
+    def decision_accuracy(self, choice: np.ndarray, split: str) -> float:
+        """Routing accuracy of the chosen models on ``split``, averaged and scored as this context says."""
+        return chosen_accuracy(choice, self.labels(split), self.tasks(split), self.average, self.missing)
+
     def accuracy(self, scores: np.ndarray, split: str) -> float:
-        """Routing accuracy of ``scores`` on ``split``, averaged as this context says (the rule of every choice)."""
-        return score_accuracy(scores, self.labels(split), self.tasks(split), self.average)
+        """Routing accuracy of the rule's decisions on ``scores`` (the rule of every choice on validation)."""
+        return self.decision_accuracy(self.choose(scores), split)
 
     def queries(self, split: str) -> list[str]:
         return list(self.data.splits[split]["query"])
@@ -88,14 +106,11 @@ class BestSingle(BaselineRouter):
 
     def fit(self, ctx):
         self.means = model_means(ctx.labels("train"), ctx.tasks("train"), ctx.average)
-        self.info = {"model": ctx.data.models[int(np.nanargmax(self.means))]}
+        self.info = {"model": ctx.data.models[int(ctx.choose(self.means[None, :])[0])]}
         return self
 
     def scores(self, ctx, split):
-        # the train means (probabilities, for calibration), nudged apart where they tie exactly so that
-        # the named model is the one routed to; 1e-12 per rank is far below 1 / n_train
-        nudge = 1e-12 * (len(self.means) - strict_preference(self.means))
-        return np.tile(np.nan_to_num(self.means, nan=-1.0) - nudge, (len(ctx.labels(split)), 1))
+        return np.tile(self.means, (len(ctx.labels(split)), 1))  # the rule breaks ties among equal means
 
 
 class Random(BaselineRouter):
@@ -109,6 +124,11 @@ class Random(BaselineRouter):
     def scores(self, ctx, split):
         shape = ctx.labels(split).shape
         return np.random.default_rng(ctx.seed).random(shape) if self.draw else np.zeros(shape)
+
+    def weights(self, ctx, split, scores):
+        if self.draw:
+            return super().weights(ctx, split, scores)
+        return np.full(np.shape(scores), 1.0 / np.shape(scores)[1])  # the expected value of a uniform draw
 
 
 class TaskPrior(BaselineRouter):
@@ -143,13 +163,29 @@ class Finetuned(BaselineRouter):
         if missing:
             raise ValueError(f"router {self.router_dir} was trained for another pool (lacks {missing[:3]}); evaluate it on the data it was trained for")
         self.columns = [self.router.models.index(m) for m in ctx.data.models]
+        self.probs = {}
         self.info = {"router": str(self.router_dir), "base_model": self.router.config.base_model}
         if getattr(self.router, "blend", None):  # a blend with kNN and the task prior (routertrain blend)
             self.info["blend"] = {k: self.router.blend[k] for k in ("weights", "k")}
         return self
 
     def scores(self, ctx, split):
-        return self.router.predict(ctx.queries(split), batch_size=ctx.batch_size)[:, self.columns].astype(np.float64)
+        probs = self.router.predict(ctx.queries(split), batch_size=ctx.batch_size)
+        self.probs[split] = probs  # the router's own pool and order, for its own decisions
+        return probs[:, self.columns].astype(np.float64)
+
+    def decide(self, ctx, split, scores):
+        """The router's own decisions (its saved calibration and tie-break keys), as ``route()`` makes them."""
+        probs = self.probs.get(split)
+        if probs is None or len(probs) != len(scores):
+            self.scores(ctx, split)
+            probs = self.probs[split]
+        chosen = self.router.decide(probs)
+        outside = [self.router.models[i] for i in chosen if self.router.models[i] not in ctx.data.models]
+        if outside:
+            raise ValueError(f"router {self.router_dir} routes to {outside[0]}, which the data has no labels for; evaluate it on data with every model of its pool")
+        index = {m: j for j, m in enumerate(ctx.data.models)}
+        return np.array([index[self.router.models[i]] for i in chosen], dtype=np.int64)
 
 
 class Frozen(BaselineRouter):
@@ -165,7 +201,7 @@ class Frozen(BaselineRouter):
     def fit(self, ctx):
         self.ctx = ctx.with_encoder(self.encoder, self.pooling, self.max_length)
         fitted = {h: self.ctx.fit(h) for h in self.heads}
-        val = {h: ctx.accuracy(r.scores(self.ctx, "validation"), "validation") for h, r in fitted.items()}
+        val = {h: ctx.decision_accuracy(r.decide(self.ctx, "validation", r.scores(self.ctx, "validation")), "validation") for h, r in fitted.items()}
         self.head = max(self.heads, key=lambda h: val[h])  # first of the best on ties
         self.best = fitted[self.head]
         self.info = {"encoder": self.encoder, "head": self.head, "validation_acc": val, **{f"head_{k}": v for k, v in self.best.info.items()}}
@@ -173,6 +209,9 @@ class Frozen(BaselineRouter):
 
     def scores(self, ctx, split):
         return self.best.scores(self.ctx, split)
+
+    def decide(self, ctx, split, scores):
+        return self.best.decide(self.ctx, split, scores)
 
 
 EMBEDDING_HEADS = ("knn", "logreg", "mlp", "mf", "kmeans")

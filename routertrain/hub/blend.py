@@ -11,7 +11,8 @@ weights, tokenizer, metrics of the router alone as ``router_metrics.json``), plu
 
 ``Router.from_pretrained(folder)`` returns a ``BlendRouter``: ``predict``/``route`` are called as for
 any router, and no task label is needed. ``RouterModel.from_pretrained`` and the Auto classes still
-load the fine-tuned router alone. The math is ``routertrain.evaluation.blend``.
+load the fine-tuned router alone. The math is ``routertrain.routing.blend``; the fit on validation,
+``routertrain.evaluation.blend.fit_router_blend``.
 """
 
 from __future__ import annotations
@@ -23,24 +24,12 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from routertrain.evaluation import blend
-from routertrain.hub.router import BLEND, BLEND_MEMORY, Router
+from routertrain.hub.router import BLEND, BLEND_MEMORY
+from routertrain.routing.blend import TrainMemory
 from routertrain.provenance import atomic_dir, atomic_write_json
 
 
-def fit_router_blend(router: Router, data, average: str, batch_size: int = 64) -> tuple[blend.TrainMemory, dict]:
-    """The blend of ``router`` on ``data`` (a ``RoutingData`` of its pool): the training split's
-    memory, and the k and weights best on the validation split."""
-    if list(data.models) != list(router.models):
-        raise ValueError(f"the data's models {list(data.models)[:3]}... are not the router's pool {router.models[:3]}...; blend a router with the data it was trained on")
-    _, train_vectors = router.encode(list(data.splits["train"]["query"]), batch_size)
-    mem = blend.memory(train_vectors, data.labels("train"), data.tasks("train"), average)
-    probs, vectors = router.encode(list(data.splits["validation"]["query"]), batch_size)
-    spec = blend.fit(mem, vectors, probs, data.labels("validation"), data.tasks("validation"), average)
-    return mem, spec
-
-
-def save_blend(router_dir: str | Path, folder: str | Path, mem: blend.TrainMemory, spec: dict, metrics: dict | None = None) -> Path:
+def save_blend(router_dir: str | Path, folder: str | Path, mem: TrainMemory, spec: dict, metrics: dict | None = None) -> Path:
     """Copy the router folder ``router_dir`` to ``folder`` and add the blend's files (see the module doc)."""
     from routertrain.hub.card import render as render_card
 

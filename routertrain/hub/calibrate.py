@@ -1,7 +1,9 @@
 """Calibrate a router's routing setting to a budget, on its probabilities for unlabelled queries.
 
 A *setting* is what ``Router.route`` needs besides the probabilities: a cost weight ``w`` and the
-per-model costs it multiplies. The routing rule is always ``choose`` (argmax of P(correct) - w x cost).
+per-model costs it multiplies. The routing rule is always ``routertrain.routing.rule.choose`` (argmax
+of P(correct) - w x cost; exact ties to the lower cost, then the higher train mean, then pool order).
+Where a labelled split has per-query costs, the mean-cost and accuracy-share targets spend those.
 Three targets, each solved by a monotone (bisection) search on ``w``:
 
 - ``max_share``: the named models take at most a share of the calls. The setting then prices the
@@ -29,7 +31,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from routertrain.evaluation.decision import choose, chosen_accuracy
+from routertrain.routing.outcome import chosen_costs, chosen_labels
+from routertrain.routing.rule import choose, utility
 from routertrain.hub.card import describe, render  # noqa: F401 (the setting in one line; re-exported for the command line)
 from routertrain.provenance import atomic_write_json, atomic_write_text
 
@@ -48,11 +51,15 @@ def setting_costs(setting: dict | None, models: Sequence[str], costs: Sequence[f
     return costs
 
 
-def decisions(probs: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, setting: dict | None) -> np.ndarray:
-    """Index of the chosen model per row under a saved setting (``None``: no cost weight)."""
+def decisions(probs: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, setting: dict | None,
+              prior: Sequence[float] | None = None) -> np.ndarray:
+    """Index of the chosen model per row under a saved setting (``None``: no cost weight), by the one
+    routing rule (``routertrain.routing.rule.choose``): exact ties go to the lower cost (the router's
+    own costs, also under a share target), then the higher train mean ``prior``, then pool order."""
     setting = setting or {}
     probs = only(probs, models, setting.get("models"))
-    return choose(probs, setting_costs(setting, models, costs), float(setting.get("cost_weight", 0.0)))
+    weight, priced = float(setting.get("cost_weight", 0.0)), setting_costs(setting, models, costs)
+    return choose(utility(probs, priced, weight) if weight else probs, costs, prior=prior)
 
 
 def smallest_weight(holds: Callable[[float], bool], high: float) -> float:
@@ -104,14 +111,26 @@ def check_probs(probs: np.ndarray, models: Sequence[str]) -> np.ndarray:
     return probs
 
 
+def check_query_costs(query_costs, shape) -> np.ndarray:
+    """Per-query costs of the calibration queries: one finite cost >= 0 per query and model."""
+    cost = np.asarray(query_costs, dtype=np.float64)
+    if cost.shape != tuple(shape):
+        raise CalibrationError(f"per-query costs of shape {cost.shape} do not match the probabilities {tuple(shape)}; give one cost per query and model")
+    if not np.isfinite(cost).all() or (cost < 0).any():
+        raise CalibrationError("per-query costs hold a NaN, infinite or negative value; fill missing costs with the model's mean cost")
+    return cost
+
+
 def need_costs(costs, target: str) -> np.ndarray:
     if costs is None:
         raise CalibrationError(f"{target} needs model costs and this router has none; use a max-share target, or train with costs")
     return np.asarray(costs, dtype=np.float64)
 
 
-def solve_max_share(probs: np.ndarray, models: Sequence[str], members: Sequence[str], share: float) -> dict:
-    """The smallest handicap on ``members`` that leaves them at most ``share`` of the calls."""
+def solve_max_share(probs: np.ndarray, models: Sequence[str], members: Sequence[str], share: float,
+                    costs: Sequence[float] | None = None, prior: Sequence[float] | None = None) -> dict:
+    """The smallest handicap on ``members`` that leaves them at most ``share`` of the calls (``costs``
+    and ``prior``: the router's tie-break keys, as ``decisions`` uses them)."""
     probs = check_probs(probs, models)
     unknown = [m for m in members if m not in models]
     if unknown or not members:
@@ -122,7 +141,7 @@ def solve_max_share(probs: np.ndarray, models: Sequence[str], members: Sequence[
     inside = np.isin(np.asarray(models), list(members))
 
     def reached(w: float) -> float:
-        return float(inside[decisions(probs, models, None, {**setting, "cost_weight": w})].mean())
+        return float(inside[decisions(probs, models, costs, {**setting, "cost_weight": w}, prior)].mean())
 
     if reached(2.0) > share:  # a handicap above 1 moves every query that has a choice outside the set
         raise CalibrationError(
@@ -133,13 +152,16 @@ def solve_max_share(probs: np.ndarray, models: Sequence[str], members: Sequence[
     return {**setting, "cost_weight": w, "reached": {"share": reached(w)}, "n_queries": len(probs)}
 
 
-def solve_mean_cost(probs: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, target: float) -> dict:
-    """The smallest cost weight whose routing costs at most ``target`` per query on average."""
+def solve_mean_cost(probs: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, target: float,
+                    prior: Sequence[float] | None = None, query_costs: np.ndarray | None = None) -> dict:
+    """The smallest cost weight whose routing costs at most ``target`` per query on average: measured
+    on ``query_costs`` (per query and model) where given, else on each model's cost."""
     probs = check_probs(probs, models)
     cost = need_costs(costs, "a mean-cost target")
+    spent_on = check_query_costs(query_costs, probs.shape) if query_costs is not None else cost
 
     def reached(w: float) -> float:
-        return float(cost[choose(probs, cost, w)].mean())
+        return float(chosen_costs(decisions(probs, models, cost, {"cost_weight": w}, prior), spent_on).mean())
 
     high = cheapest_weight(probs, cost)
     if reached(high) > target:
@@ -151,8 +173,10 @@ def solve_mean_cost(probs: np.ndarray, models: Sequence[str], costs: Sequence[fl
     return {"target": {"mean_cost": target}, "cost_weight": w, "reached": {"mean_cost": reached(w)}, "n_queries": len(probs)}
 
 
-def solve_accuracy_share(probs: np.ndarray, labels: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, share: float) -> dict:
-    """The largest cost weight whose routing accuracy on ``labels`` keeps ``share`` of the accuracy at weight 0."""
+def solve_accuracy_share(probs: np.ndarray, labels: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, share: float,
+                         prior: Sequence[float] | None = None, query_costs: np.ndarray | None = None, missing: str = "complete") -> dict:
+    """The largest cost weight whose routing accuracy on ``labels`` keeps ``share`` of the accuracy at
+    weight 0; decisions over the whole pool, queries scored as ``missing`` says (as the evaluator does)."""
     probs = check_probs(probs, models)
     labels = np.asarray(labels, dtype=np.float64)
     if labels.shape != probs.shape:
@@ -160,16 +184,17 @@ def solve_accuracy_share(probs: np.ndarray, labels: np.ndarray, models: Sequence
     cost = need_costs(costs, "an accuracy-share target")
     if not 0.0 < share <= 1.0:
         raise CalibrationError(f"accuracy share {share} cannot be reached: the most accurate setting keeps 100% (share 1); give a value in (0, 1]")
-    observed = np.where(np.isfinite(labels), probs, -np.inf)  # choose among the models with a label, as the metrics do
-    keep = np.isfinite(observed).any(axis=1)  # queries where some choosable model has a label
-    observed, labels = observed[keep], labels[keep]
+    spent_on = check_query_costs(query_costs, probs.shape) if query_costs is not None else cost
+
+    def choice(w: float) -> np.ndarray:
+        return decisions(probs, models, cost, {"cost_weight": w}, prior)
 
     def accuracy(w: float) -> float:
-        return chosen_accuracy(choose(observed, cost, w), labels)
+        return float(chosen_labels(choice(w), labels, missing)[0].mean())
 
     best = accuracy(0.0)
     w = largest_weight(lambda w: accuracy(w) >= share * best, cheapest_weight(probs, cost))
-    spent = float(cost[choose(observed, cost, w)].mean())
+    spent = float(chosen_costs(choice(w), spent_on).mean())
     return {
         "target": {"accuracy_share": share},
         "cost_weight": w,
@@ -197,14 +222,17 @@ def save_calibration(folder: str | os.PathLike, setting: dict | None) -> None:
 
 def solve(probs: np.ndarray, models: Sequence[str], costs: Sequence[float] | None, max_share: dict | None = None,
           mean_cost: float | None = None, accuracy_share: float | None = None, labels: np.ndarray | None = None,
-          allowed: Sequence[str] | None = None) -> dict:
+          allowed: Sequence[str] | None = None, prior: Sequence[float] | None = None, query_costs: np.ndarray | None = None,
+          missing: str = "complete") -> dict:
     """The setting for exactly one target (see the module docstring), choosing only among ``allowed``
-    models when given (the models a server has backends for); the setting records them."""
-    setting = solve_target(only(probs, models, allowed), models, costs, max_share, mean_cost, accuracy_share, labels)
+    models when given (the models a server has backends for); the setting records them. ``prior``:
+    the router's train means (the rule's tie-break); ``query_costs``: per-query costs of these
+    queries (a labelled split's), which the mean-cost and accuracy-share targets then spend."""
+    setting = solve_target(only(probs, models, allowed), models, costs, max_share, mean_cost, accuracy_share, labels, prior, query_costs, missing)
     return setting if allowed is None else {**setting, "models": list(allowed)}
 
 
-def solve_target(probs, models, costs, max_share, mean_cost, accuracy_share, labels) -> dict:
+def solve_target(probs, models, costs, max_share, mean_cost, accuracy_share, labels, prior=None, query_costs=None, missing="complete") -> dict:
     given = [name for name, value in (("max_share", max_share), ("mean_cost", mean_cost), ("accuracy_share", accuracy_share)) if value is not None]
     if len(given) != 1:
         raise CalibrationError(f"give exactly one target (max_share, mean_cost or accuracy_share), got {', '.join(given) or 'none'}")
@@ -212,9 +240,9 @@ def solve_target(probs, models, costs, max_share, mean_cost, accuracy_share, lab
         if len(max_share) != 1:
             raise CalibrationError("max_share takes one entry: a model, or a tuple of models, and its share")
         (members, share), = max_share.items()
-        return solve_max_share(probs, models, [members] if isinstance(members, str) else list(members), float(share))
+        return solve_max_share(probs, models, [members] if isinstance(members, str) else list(members), float(share), costs, prior)
     if mean_cost is not None:
-        return solve_mean_cost(probs, models, costs, float(mean_cost))
+        return solve_mean_cost(probs, models, costs, float(mean_cost), prior, query_costs)
     if labels is None:
         raise CalibrationError("an accuracy-share target needs labels (queries x models); calibrate on a labelled split")
-    return solve_accuracy_share(probs, labels, models, costs, float(accuracy_share))
+    return solve_accuracy_share(probs, labels, models, costs, float(accuracy_share), prior, query_costs, missing)

@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from routertrain.hub.folder import router_settings
+
 DEFAULT_LICENSE = "apache-2.0"  # push.license overrides it; a router may need its base encoder's license
 
 ROWS = (
@@ -34,19 +36,6 @@ def _read(folder: Path, name: str, default=None):
     if name.endswith((".yaml", ".yml")):
         return yaml.safe_load(text)
     return text
-
-
-def router_settings(folder: str | Path) -> dict:
-    """The pool, costs, pooling, max length and base encoder of a router folder, without loading it:
-    from its ``config.json`` (``id2label`` in output order), or a format-1 ``router_config.json``."""
-    folder = Path(folder)
-    legacy = _read(folder, "router_config.json")
-    if legacy is not None:
-        return legacy
-    config = _read(folder, "config.json", {}) or {}
-    labels = config.get("id2label") or {}
-    models = [labels[k] for k in sorted(labels, key=int)]
-    return {"models": models, **{k: config.get(k) for k in ("costs", "pooling", "max_length", "base_model", "calibration")}}
 
 
 def _is_hub_id(name: str) -> bool:
@@ -154,9 +143,24 @@ def _setting(config: dict) -> str:
     return f"Calibrated: {describe(config['calibration'])}. `route()` uses it unless given `cost_weight` or `max_cost`."
 
 
+REFERENCES = (("best_single_acc", "the best single model"), ("task_prior_acc", "the task-prior router"))
+
+
+def shortfalls(report: dict, split: str = "validation") -> list[str]:
+    """One sentence per reference router (best single, task prior; both chosen on train) that the
+    router's routing accuracy in ``report`` does not beat, with the numbers; empty when it beats all."""
+    acc = report.get("routing_acc")
+    if acc is None:
+        return []
+    return [
+        f"on {split}, this router ({acc:.4f}) does not beat {label} ({report[key]:.4f}): {acc - report[key]:+.4f}"
+        for key, label in REFERENCES
+        if key in report and not acc > report[key]
+    ]
+
+
 def _losing_note(metrics: dict) -> str:
     """A limitation per reference router (chosen on train) that the router does not beat on validation."""
-    from routertrain.evaluation.decision import shortfalls  # routertrain.evaluation imports this module's package
 
     lines = shortfalls(metrics.get("validation", {}))
     return "".join(f"- **It does not beat a simpler router**: {line}. Prefer that router for this data.\n" for line in lines)

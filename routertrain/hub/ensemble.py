@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 
-from routertrain.hub.card import router_settings
+from routertrain.hub.router import router_settings
 from routertrain.hub.router import ENSEMBLE, LEGACY_CONFIG, EnsembleRouter, router_folder  # noqa: F401 (EnsembleRouter re-exported)
 from routertrain.provenance import atomic_dir, atomic_write_json
 

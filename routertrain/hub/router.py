@@ -36,29 +36,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoTokenizer
 
-from routertrain.evaluation import blend
-from routertrain.evaluation.decision import check_cost_options, check_number, choose  # noqa: F401 (choose: the rule route() uses, re-exported)
 from routertrain.hub.card import render as render_card
+from routertrain.hub.folder import (  # noqa: F401 (the folder format, re-exported: router_settings lives next to the Router)
+    BLEND, BLEND_MEMORY, CONFIG, ENSEMBLE, LEGACY_CONFIG, REFETCH, REQUIRED_FILES, TOKENIZER_FILES, WEIGHTS,
+    RouterFolderError, RunUnfinished, first_line, is_router_folder, router_folder, router_settings,
+)
 from routertrain.model.modeling import MODEL_TYPE, RouterConfig, RouterModel
-from routertrain.provenance import DONE, atomic_dir, finished
-
-CONFIG = "config.json"
-LEGACY_CONFIG = "router_config.json"  # format 1
-ENSEMBLE = "ensemble.json"  # an ensemble folder: members/<i>/ router folders (routertrain.hub.ensemble)
-BLEND, BLEND_MEMORY = "blend.json", "blend.safetensors"  # a blend folder: the router + kNN and task-prior memory (routertrain.hub.blend)
-WEIGHTS = "model.safetensors"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")  # what save_pretrained writes for the (fast) training tokenizer
-REQUIRED_FILES = (CONFIG, WEIGHTS, *TOKENIZER_FILES)
-REFETCH = "copy or download the router folder again, or train again"
-
-
-class RunUnfinished(OSError):
-    """A run folder whose training stopped before its end (no done.json), in one line."""
-
-
-class RouterFolderError(OSError):
-    """A router folder that cannot be loaded (a missing, truncated or mismatched file), in one line."""
-
+from routertrain.provenance import atomic_dir
+from routertrain.routing import blend
+from routertrain.routing.rule import check_cost_options, check_costs, check_finite, check_number, choose  # noqa: F401 (choose: the rule route() uses, re-exported)
 
 def save_router(
     model: RouterModel,
@@ -69,11 +55,18 @@ def save_router(
     max_length: int,
     base_model: str,
     extra_files: dict[str, str] | None = None,
+    train_means: Sequence[float] | None = None,
 ) -> Path:
-    """Write a loadable router folder; ``extra_files`` maps file names to text (metrics, card, ...)."""
+    """Write a loadable router folder; ``extra_files`` maps file names to text (metrics, card, ...);
+    ``train_means``: each model's mean train label, the routing rule's tie-break (kept from
+    ``model.config`` when not given)."""
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     config = copy.deepcopy(model.config)
     config.set_pool(list(models), costs)
+    if train_means is not None:
+        config.train_means = [float(v) for v in check_finite(train_means, "the train means")]
+    if config.train_means is not None and len(config.train_means) != len(models):
+        raise ValueError(f"{len(config.train_means)} train means for {len(models)} models; give one per model")
     config.pooling, config.max_length, config.base_model = model.pooling, max_length, base_model
     config.architectures = [type(model).__name__]
     config.dtype = next(iter(state.values())).dtype
@@ -88,27 +81,6 @@ def save_router(
         if not (tmp / "README.md").exists():
             (tmp / "README.md").write_text(render_card(tmp, final=folder))
     return Path(folder)
-
-
-def is_router_folder(folder: Path) -> bool:
-    """A folder ``save_router`` wrote: a router ``config.json``, or a format-1 ``router_config.json``."""
-    if (folder / LEGACY_CONFIG).is_file():
-        return True
-    try:
-        return json.loads((folder / CONFIG).read_text()).get("model_type") == MODEL_TYPE
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
-def router_folder(run: str | os.PathLike) -> Path:
-    """The router folder of a run folder (``run/router``), or ``run`` itself if it is one."""
-    run = Path(run)
-    for folder in (run / "router", run):
-        if is_router_folder(folder):
-            if folder != run and not finished(run):
-                raise RunUnfinished(f"run {run} did not finish (no {DONE}: it stopped before its end); rerun its training command to finish it")
-            return folder
-    raise FileNotFoundError(f"{run} holds no router (no router {CONFIG} in it or in {run}/router); pass a run folder that finished training")
 
 
 def read_config(folder: Path) -> RouterConfig:
@@ -192,6 +164,18 @@ class Router:
     def costs(self) -> list[float] | None:
         return list(self.config.costs) if self.config.costs is not None else None
 
+    @property
+    def train_means(self) -> list[float] | None:
+        """Each model's mean train label (the routing rule's tie-break after cost), or None for folders
+        written before it was stored (ties then go to the lower cost, then pool order)."""
+        means = getattr(self.config, "train_means", None)
+        return list(means) if means is not None else None
+
+    @property
+    def calibration(self) -> dict | None:
+        """The saved routing setting ``route()`` applies by default (``routertrain.hub.calibrate``), or None."""
+        return getattr(self.config, "calibration", None)
+
     @classmethod
     def from_pretrained(
         cls,
@@ -228,6 +212,7 @@ class Router:
         if missing:
             raise RouterFolderError(f"router folder {folder} lacks {', '.join(missing)}; {REFETCH}")
         config = read_config(folder)
+        check_settings(config, folder / CONFIG)
         config.classifier_dropout = 0.0
         model = RouterModel(config)
         load_weights(model, folder / WEIGHTS)
@@ -281,40 +266,67 @@ class Router:
         return [self.models[i] for i in self.decide(probs, cost_weight, max_cost)]
 
     def decide(self, probs: np.ndarray, cost_weight: float | None = None, max_cost: float | None = None) -> np.ndarray:
-        """The chosen model's index per row of ``probs``, by the rule of ``route``."""
+        """The chosen model's index per row of ``probs``, by the rule of ``route`` (``routertrain.routing.rule``:
+        ties to the lower cost, then the higher train mean, then pool order; NaN never chosen)."""
         from routertrain.hub.calibrate import decisions
 
         if cost_weight is None and max_cost is None:
-            return decisions(probs, self.models, self.costs, getattr(self.config, "calibration", None))
-        return choose(probs, self.costs, cost_weight or 0.0, max_cost)
+            return decisions(probs, self.models, self.costs, self.calibration, self.train_means)
+        return choose(probs, self.costs, cost_weight or 0.0, max_cost, prior=self.train_means)
 
     def calibrate(self, queries: Sequence[str], max_share: dict | None = None, mean_cost: float | None = None,
                   accuracy_share: float | None = None, labels: np.ndarray | None = None, models: Sequence[str] | None = None,
-                  save: bool = True, batch_size: int = 64) -> dict:
+                  save: bool = True, batch_size: int = 64, query_costs: np.ndarray | None = None, missing: str = "complete") -> dict:
         """Find the setting that meets one target on ``queries`` (``routertrain.hub.calibrate``) and,
         with ``save``, make it this router's default (in memory and in its folder).
 
         ``max_share={"modelA": 0.2}`` or ``{("modelA", "modelB"): 0.2}``: those models get at most that
         share of calls; ``mean_cost=0.3``: mean cost per query; ``accuracy_share=0.95`` with ``labels``
         (queries x models, NaN = missing): keep that share of the routing accuracy at cost weight 0.
-        ``models``: choose only among these (the models a server has backends for).
+        ``models``: choose only among these (the models a server has backends for). ``query_costs``:
+        the per-query costs of ``queries`` (queries x models), which cost targets then spend;
+        ``missing``: how unlabelled (query, model) pairs count for ``accuracy_share`` (as ``eval.missing``).
         """
         from routertrain.hub import calibrate as cal
 
         probs = self.predict(queries, batch_size=batch_size)
-        setting = cal.solve(probs, self.models, self.costs, max_share=max_share, mean_cost=mean_cost, accuracy_share=accuracy_share, labels=labels, allowed=models)
+        setting = cal.solve(probs, self.models, self.costs, max_share=max_share, mean_cost=mean_cost, accuracy_share=accuracy_share, labels=labels,
+                            allowed=models, prior=self.train_means, query_costs=query_costs, missing=missing)
         if save:
             cal.save_calibration(self.folder, setting)
             self.config.calibration = setting
         return setting
 
 
+def check_settings(config, path: Path) -> None:
+    """Refuse, in one line, a router config whose costs, train means or calibration hold a non-finite
+    value: the routing rule would otherwise choose by a NaN."""
+    try:
+        check_costs(config.costs, len(config.models), "the costs")
+        if getattr(config, "train_means", None) is not None:
+            check_finite(config.train_means, "the train means")
+            if len(config.train_means) != len(config.models):
+                raise ValueError(f"the train means give {len(config.train_means)} values for {len(config.models)} models")
+        check_calibration(getattr(config, "calibration", None))
+    except (ValueError, TypeError) as err:
+        raise RouterFolderError(f"{path}: {first_line(err)}; {REFETCH}") from None
+
+
+def check_calibration(setting: dict | None) -> None:
+    """A saved routing setting's cost weight must be a finite number >= 0 (a one-line error if not)."""
+    if setting is not None:
+        if not isinstance(setting, dict):
+            raise ValueError(f"the calibration is {type(setting).__name__}, not a setting; calibrate again")
+        check_number("the calibration's cost_weight", setting.get("cost_weight", 0.0))
+
+
 class EnsembleRouter(Router):
     """Several routers of one pool; P(correct) is the mean of theirs."""
 
-    def __init__(self, members: list[Router], folder: Path):
+    def __init__(self, members: list[Router], folder: Path, calibration: dict | None = None):
         self.members = members
-        self.config = members[0].config  # the pool, costs and max length every member shares
+        self.config = copy.copy(members[0].config)  # the pool, costs, max length and train means every member shares
+        self.config.calibration = calibration  # the ensemble's own setting (its router_config.json), never a member's
         self.folder = folder
         self.device = members[0].device
 
@@ -329,7 +341,12 @@ class EnsembleRouter(Router):
         for name, member in zip(names, members):
             if member.models != members[0].models or member.costs != members[0].costs:
                 raise RouterFolderError(f"member {folder / name} routes to another pool than {folder / names[0]}; {REFETCH}")
-        return cls(members, folder)
+        try:
+            calibration = router_settings(folder).get("calibration")
+            check_calibration(calibration)
+        except (OSError, ValueError, TypeError) as err:
+            raise RouterFolderError(f"{folder / LEGACY_CONFIG} cannot be read ({first_line(err)}); {REFETCH}") from None
+        return cls(members, folder, calibration)
 
     def encode(self, queries: Sequence[str] | str, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
         """The members' mean P(correct) per (query, model), and their pooled vectors side by side, each
@@ -347,7 +364,7 @@ class EnsembleRouter(Router):
 
 class BlendRouter(Router):
     """A fine-tuned router (or an ensemble of them) blended with kNN on its own embeddings and the soft
-    task prior (``routertrain.evaluation.blend``); ``predict`` returns the blended scores and ``route`` picks by them."""
+    task prior (``routertrain.routing.blend``); ``predict`` returns the blended scores and ``route`` picks by them."""
 
     def __init__(self, inner: Router, memory: "blend.TrainMemory", spec: dict):
         self.inner, self.memory, self.blend = inner, memory, spec
@@ -365,6 +382,8 @@ class BlendRouter(Router):
                                        arrays["task_means"].double().numpy(), list(spec["tasks"]))
             if not {"weights", "k"} <= set(spec):
                 raise KeyError("weights and k")
+            check_finite(memory.task_means, "the task means")
+            check_finite([spec["weights"][name] for name in blend.COMPONENTS], "the blend weights")
         except (ValueError, KeyError, TypeError, OSError, SafetensorError) as err:
             raise RouterFolderError(f"the blend files {BLEND}, {BLEND_MEMORY} in {folder} cannot be read ({first_line(err)}); {REFETCH}") from None
         if memory.labels.shape[1] != len(inner.models) or memory.keys.shape[1] != inner.embedding_dim:
@@ -413,12 +432,6 @@ def check_queries(queries) -> list[str]:
 def check_batch_size(batch_size) -> None:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-
-
-def first_line(err: BaseException) -> str:
-    """The first line of an error's message, for one-line reports."""
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 def check_device(device: str | torch.device | None) -> torch.device:

@@ -97,6 +97,7 @@ class RouterConfig(PreTrainedConfig):
     base_model: str | None = None  # the encoder the router was fine-tuned from (Hub id or folder)
     classifier_dropout: float = 0.1  # dropout before the routing head (training only)
     calibration: dict | None = None  # calibrated routing settings (written by calibration; None = raw probabilities)
+    train_means: list[float] | None = None  # each model's mean train label, in label order: the routing rule's tie-break after cost (None: pool order)
     format_version: int = 2  # router folder format (1: router_config.json beside the encoder's config.json)
     problem_type: str | None = "multi_label_classification"  # one sigmoid per model: P(that model answers correctly)
 

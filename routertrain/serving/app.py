@@ -135,15 +135,15 @@ class Routing:
             raise BadRequest(f"{PREFIX}-{rest}: the target must end in a number, e.g. {PREFIX}-mean-cost-0.3 or {PREFIX}-max-share-MODEL-0.2") from None
         try:
             if kind == "mean-cost":
-                return solve_mean_cost(self.calibration_probs, self.models, self.router.costs, number)
-            return solve_max_share(self.calibration_probs, self.models, [members], number)
+                return solve_mean_cost(self.calibration_probs, self.models, self.router.costs, number, self.router.train_means)
+            return solve_max_share(self.calibration_probs, self.models, [members], number, self.router.costs, self.router.train_means)
         except CalibrationError as err:
             raise BadRequest(str(err)) from None
 
     def decide(self, probs: np.ndarray, setting: dict | None) -> np.ndarray:
         masked = np.where(self.available, np.asarray(probs, dtype=np.float64), -np.inf)
         try:
-            return decisions(masked, self.models, self.router.costs, setting)
+            return decisions(masked, self.models, self.router.costs, setting, self.router.train_means)
         except ValueError as err:
             raise BadRequest(str(err)) from None
 

@@ -106,26 +106,31 @@ def train_sampler(dataset, seed: int, group: bool, step: int, batch_size: int) -
 
 
 @torch.no_grad()
-def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray]:
+def predict(model, loader, accelerator: Accelerator) -> tuple[np.ndarray, np.ndarray]:  # P(correct), as the exported router gives it
     """Logits and dataset row indices of a whole split, gathered over processes (no duplicates)."""
     model.eval()
-    logits, rows = [], []
+    probs, rows = [], []
     for batch in loader:
         out = model(**model_inputs(batch)).logits.float()
         out, row = accelerator.gather_for_metrics((out, batch["row"]))
-        logits.append(out.cpu())
+        probs.append(torch.sigmoid(out).cpu())  # float32 sigmoid, as Router.encode computes it: equal scores tie as they will at inference
         rows.append(row.cpu())
     model.train()
-    return torch.cat(logits).numpy(), torch.cat(rows).numpy()
+    return torch.cat(probs).numpy(), torch.cat(rows).numpy()
 
 
-def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, average: str) -> dict:
+def split_report(scores: np.ndarray, rows: np.ndarray, data: RoutingData, split: str, average: str, missing: str = "complete",
+                 choice: np.ndarray | None = None) -> dict:
     """Routing metrics of one split (``evaluation.decision.routing_report``: the evaluator's
-    definitions, averaged ``average``); adds the Bayes ceiling when the data knows true probabilities."""
+    definitions and the routing rule's decisions, ties broken by the data's costs and train means,
+    averaged ``average``, missing labels as ``missing`` says); adds the Bayes ceiling when the data
+    knows true probabilities. ``scores`` are the router's P(correct) (sigmoid of its logits) in row
+    order ``rows``; ``choice``, the router's own decisions where it makes them (a saved setting)."""
     order = np.argsort(rows)
-    logits = logits[order]
+    scores = scores[order]
     labels = data.labels(split)
-    report = M.routing_report(logits, labels, data.labels("train"), data.tasks(split), data.tasks("train"), average)
+    report = M.routing_report(scores, labels, data.labels("train"), data.tasks(split), data.tasks("train"), average, data.costs, missing,
+                              None if choice is None else np.asarray(choice)[order])
     ds = data.splits[split]
     if "p_correct" in ds.column_names:
         p = np.asarray(ds.with_format("numpy")["p_correct"], dtype=np.float64).reshape(labels.shape)
@@ -134,11 +139,12 @@ def split_report(logits: np.ndarray, rows: np.ndarray, data: RoutingData, split:
     return report
 
 
-def router_report(router, data: RoutingData, split: str, average: str) -> dict:
-    """``split_report`` of a saved router (``Router`` or ``EnsembleRouter``) on ``split``: how tune and
-    ensembles score the folders they ship."""
+def router_report(router, data: RoutingData, split: str, average: str, missing: str = "complete") -> dict:
+    """``split_report`` of a saved router (``Router``, ``EnsembleRouter`` or ``BlendRouter``) on
+    ``split``, scoring the decisions ``route()`` makes: how tune, ensembles and blends score the
+    folders they ship."""
     probs = router.predict(list(data.splits[split]["query"]))
-    return split_report(probs, np.arange(len(probs)), data, split, average)
+    return split_report(probs, np.arange(len(probs)), data, split, average, missing, router.decide(probs))
 
 
 def clock() -> float:
@@ -426,8 +432,8 @@ def evaluate(run: Run, on_evaluate) -> bool:
     """Validation metrics, logged; the best weights so far kept; True when ``on_evaluate`` says stop
     (asked on the main process, the answer broadcast so that every rank stops at the same step)."""
     paused = clock()
-    logits, rows = predict(run.model, run.eval_loaders["validation"], run.accelerator)
-    report = split_report(logits, rows, run.data, "validation", run.average)
+    probs, rows = predict(run.model, run.eval_loaders["validation"], run.accelerator)
+    report = split_report(probs, rows, run.data, "validation", run.average, run.cfg.eval.missing)
     log(run.accelerator, run.run_dir, {f"eval/{k}": v for k, v in flatten(report).items() if isinstance(v, (int, float))}, run.step)
     if report["routing_acc"] > run.best["routing_acc"]:
         run.best = {"routing_acc": report["routing_acc"], "step": run.step}
@@ -454,15 +460,15 @@ def final_evaluate(run: Run, runtime: float) -> dict:
         else:
             unwrapped.load_state_dict(best_state)
     models = run.data.models
-    results = {"best_step": run.best["step"], "total_steps": run.total_steps, "models": models, "best_single_model": models[M.best_single_index(run.data.labels("train"), run.data.tasks("train"), run.average)]}
+    results = {"best_step": run.best["step"], "total_steps": run.total_steps, "models": models, "best_single_model": models[M.best_single_index(run.data.labels("train"), run.data.tasks("train"), run.average, run.data.costs)]}
     if run.stopped_at is not None:
         results["stopped_at"] = run.stopped_at
     # the exported router runs in fp32: score the final splits without the mixed-precision autocast
     # wrapper (training is over), so metrics.json describes the router that ships with it
     final = accelerator.unwrap_model(model, keep_fp32_wrapper=False) if run.cfg.train.mixed_precision != "no" else model
     for split in [s.strip() for s in run.cfg.eval.splits.split(",") if s.strip()]:
-        logits, rows = predict(final, run.eval_loaders[split], accelerator)
-        results[split] = split_report(logits, rows, run.data, split, run.average)
+        probs, rows = predict(final, run.eval_loaders[split], accelerator)
+        results[split] = split_report(probs, rows, run.data, split, run.average, run.cfg.eval.missing)
     samples, real_tokens, padded_tokens = accelerator.reduce(run.counts, reduction="sum").tolist()
     results["train"] = {
         "runtime_s": runtime,
@@ -491,6 +497,7 @@ def export(run: Run, results: dict) -> None:
         router = merged(drop_task_head(unwrapped)).to(torch.float32)  # the shipped router needs no task label
         save_router(
             router, run.tokenizer, run_dir / "router", run.data.models, run.data.costs, cfg.data.max_length, cfg.model.name_or_path,
+            train_means=M.model_means(run.data.labels("train"), run.data.tasks("train"), run.average),
             extra_files={
                 "metrics.json": json.dumps(results, indent=2),
                 "training_config.yaml": to_yaml(cfg),

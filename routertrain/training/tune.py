@@ -224,7 +224,7 @@ def export_best(study: optuna.Study, folder: Path, cfg, space: dict) -> Path | N
         metrics["test"] = json.loads((folder / "best" / "metrics.json").read_text())["test"]
     else:
         trial_cfg = load_config(best.user_attrs["args"])
-        metrics["test"] = router_report(Router.from_pretrained(source, device="cpu"), load_routing_data(trial_cfg.data), "test", headline_average(trial_cfg))
+        metrics["test"] = router_report(Router.from_pretrained(source, device="cpu"), load_routing_data(trial_cfg.data), "test", headline_average(trial_cfg), trial_cfg.eval.missing)
     counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
     record = {
         "study": study.study_name,

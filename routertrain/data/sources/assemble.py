@@ -224,7 +224,7 @@ def assemble(cfg, rows: SourceRows, name: str) -> RoutingData:
     splits = {}
     for s in SPLITS:
         sel = [int(i) for i in kept if split[i] == s]
-        splits[s] = make_split(sel, queries, labels, missing, rows, row_costs, use_mask)
+        splits[s] = make_split(sel, queries, labels, missing, rows, None if cfg.costs else row_costs, use_mask)
     report = {
         "source": name,
         "rows_read": int(rows.rows_read if rows.rows_read is not None else n),
@@ -251,7 +251,11 @@ def dataset_costs(cfg, models: list[str], row_costs: Optional[np.ndarray], train
         return None, ""
     if not train_rows:
         raise DataError("the train split is empty, so model costs (mean per-query cost over train) cannot be computed")
-    means = np.nanmean(row_costs[train_rows], axis=0)
+    train = row_costs[train_rows]
+    unpriced = [m for m, seen in zip(models, np.isfinite(train).any(axis=0)) if not seen]
+    if unpriced:
+        raise DataError(f"no train query has a cost for {unpriced[:3]}, so its mean cost is unknown; give costs with data.costs (model: cost) or drop the model")
+    means = np.nanmean(train, axis=0)
     return [float(c) for c in means], "dataset costs = mean per-query cost over the train split; per-query costs in the 'costs' column"
 
 

@@ -1,7 +1,7 @@
 """Add a model to a trained router's pool without retraining: one new head row, the encoder frozen.
 
 The router's logit for model m is ``head.weight[m] . pool(encoder(query)) + head.bias[m]``. A new
-model gets a row fitted by logistic regression (``evaluation.heads.fit_logistic``: BCE, scores in
+model gets a row fitted by logistic regression (``model.heads.fit_logistic``: BCE, scores in
 [0, 1] as soft targets, L2 penalty, L-BFGS from zeros) on the router's own pooled features of the
 queries it has scores for. The L2 strength is chosen from ``L2_GRID`` by the log loss on a held-out
 fifth of those labels, then the row is refitted on all of them. Every existing weight (encoder and
@@ -19,7 +19,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from routertrain.evaluation.heads import fit_logistic, predict
+from routertrain.model.heads import fit_logistic, predict
+from routertrain.hub.router import Router, save_router, tokenize
 from routertrain.model.modeling import RouterModel, masked_bce
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -58,8 +59,6 @@ def read_labels(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
 @torch.inference_mode()
 def router_features(router, queries: Sequence[str], batch_size: int = 64) -> np.ndarray:
     """What the router's head reads: the pooled encoder output per query, shape (len(queries), hidden)."""
-    from routertrain.hub.router import tokenize
-
     model = router.model
     out = np.zeros((len(queries), model.head.in_features), dtype=np.float32)
     for start in range(0, len(queries), batch_size):
@@ -102,8 +101,6 @@ def with_row(model: RouterModel, weight: np.ndarray, bias: float) -> RouterModel
 def add_model(router, name: str, queries: Sequence[str], scores: np.ndarray, output: str | os.PathLike,
               cost: float | None = None, seed: int = 0, batch_size: int = 64) -> Path:
     """Write a new router folder at ``output``: ``router``'s pool plus ``name``, fitted on (queries, scores)."""
-    from routertrain.hub.router import Router, save_router
-
     if type(router) is not Router:  # an ensemble or a blend: its other parts would not learn the new model
         raise ValueError(f"{router.folder} is {'a blend' if hasattr(router, 'blend') else 'an ensemble'}; add the model to each fine-tuned run's router, then ensemble or blend those again")
     if name in router.models:
@@ -120,4 +117,6 @@ def add_model(router, name: str, queries: Sequence[str], scores: np.ndarray, out
     for carried in ("training_config.yaml", "provenance.json"):  # how the encoder and the other rows were made
         if (Path(router.folder) / carried).is_file():
             extra[carried] = (Path(router.folder) / carried).read_text()
-    return save_router(model, router.tokenizer, output, [*router.models, name], costs, router.config.max_length, (router.config.base_model or ""), extra)
+    means = router.config.train_means  # the tie-break keys; the new model's mean label is its mean score here
+    means = None if means is None else [*means, float(np.mean(scores))]
+    return save_router(model, router.tokenizer, output, [*router.models, name], costs, router.config.max_length, (router.config.base_model or ""), extra, train_means=means)
