@@ -7,7 +7,8 @@ and that script's cached pooled features (so no encoder runs here: probabilities
 with the illustrative prices of ``data=mmlu-pro-priced``. Targets are solved by ``routertrain.hub.calibrate.solve``
 (what ``Router.calibrate`` and the calibrate command run) on the validation questions as unlabelled traffic
 (labelled for --keep-accuracy); the test split shows whether the setting holds on queries it was not solved on.
-Test accuracy chooses among the models with a label, as the metrics do.
+Test accuracy scores the decisions ``route()`` makes (over the whole pool) on the questions with every label,
+as the evaluator does by default (eval.missing=complete).
 """
 
 import contextlib, io, json
@@ -26,8 +27,8 @@ assert [cfg["id2label"][str(i)] for i in range(len(cfg["id2label"]))] == data.mo
 probs = {s: 1 / (1 + np.exp(-(np.load(f"checkpoints/add-model-features/{s}.npy") @ W.T + b))) for s in ("validation", "test")}
 y = {s: data.labels(s) for s in probs}
 models, costs = data.models, data.costs
-def acc(setting):  # routing accuracy as the metrics define it: choosing among the models with a label
-    return chosen_accuracy(decisions(np.where(np.isfinite(y["test"]), probs["test"], -np.inf), models, costs, setting), y["test"])
+def acc(setting):  # routing accuracy as the metrics define it: the shipped decisions, scored on fully labelled questions
+    return chosen_accuracy(decisions(probs["test"], models, costs, setting), y["test"])
 
 best = "DeepSeek-Coder-V2"
 for share in (0.5, 0.2, 0.05):

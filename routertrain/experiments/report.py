@@ -153,14 +153,29 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
     return out
 
 
+def scored_text(d: dict, settings: dict) -> str:
+    """Which queries were scored when labels are missing (nothing when every query was)."""
+    total = d.get("n_total", d["n_queries"])
+    if settings.get("missing", "complete") == "wrong":
+        return " (a chosen model without a label counts as wrong)"
+    return f" of {total} (those with every model labelled)" if total != d["n_queries"] else ""
+
+
+def cost_text(d: dict) -> str:
+    """Whether costs are known, and which the cost figures spend."""
+    if not d.get("costs"):
+        return "costs unknown"
+    return {"per-query": "costs: per query (the data's own)", "model mean": "costs: each model's mean cost"}.get(d.get("cost_source"), "costs known")
+
+
 def main_table(r: Result) -> list[str]:
     d, ref, settings = r.data["data"], r.data["reference"], r.data["settings"]
     routers = r.data["routers"]
     cost = any(x.get("cost_norm") is not None for x in routers.values())
     out = [f"### Main comparison ({r.sweep}/{r.path.name}, encoder {r.data.get('encoder') or '-'})", "",
-           (f"{d['n_queries']} {d['split']} queries ({d['n_train']} train), {len(d['models'])} models ({', '.join(d['models'])}); "
+           (f"{d['n_queries']} {d['split']} queries{scored_text(d, settings)} ({d['n_train']} train), {len(d['models'])} models ({', '.join(d['models'])}); "
             f"oracle {fmt(ref['oracle_acc'])}, best single {ref['best_single_model']} {fmt(ref['best_single_acc'])} (chosen on train), "
-            f"random {fmt(ref['random_acc'])}; costs {'known' if d.get('costs') else 'unknown'}. "
+            f"random {fmt(ref['random_acc'])}; {cost_text(d)}. "
             f"{AVERAGE_TEXT[settings.get('average', 'micro')]}"), "",
            f"| router | accuracy [95% CI] | vs {settings['reference']} [95% CI] | gap closed [95% CI] | task-prior share | AUROC | ECE | hard@{settings['hard_k']} accuracy |"
            + (" norm. cost | AIQ |" if cost else ""), "|---" * (8 + 2 * cost) + "|"]

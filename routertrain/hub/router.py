@@ -212,10 +212,10 @@ class Router:
         if missing:
             raise RouterFolderError(f"router folder {folder} lacks {', '.join(missing)}; {REFETCH}")
         config = read_config(folder)
-        check_settings(config, folder / CONFIG)
         config.classifier_dropout = 0.0
         model = RouterModel(config)
         load_weights(model, folder / WEIGHTS)
+        check_settings(config, folder / CONFIG)
         if dtype is not None:
             model = model.to(getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         try:
