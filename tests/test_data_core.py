@@ -30,6 +30,8 @@ def test_valid_dataset_passes():
         ({"query": ["  "], "labels": [[1.0, 0.0]]}, ("a", "b"), "empty query"),
         ({"query": ["q"], "labels": [[1.0, 0.0]]}, ("a", "a"), "model names repeat"),
         ({"query": ["q"], "labels": [[1.0, 0.0]]}, (), "names no models"),
+        ({"query": ["q"], "labels": [[1.0, 0.0]], "costs": [[float("inf"), 1.0]]}, ("a", "b"), "per-query costs must give one finite cost >= 0"),
+        ({"query": ["q"], "labels": [[1.0, 0.0]], "costs": [[-1.0, 1.0]]}, ("a", "b"), "per-query costs must give one finite cost >= 0"),
     ],
 )
 def test_bad_datasets_give_one_line_errors(rows, models, fragment):
@@ -49,6 +51,17 @@ def test_missing_split_is_refused():
     del data.splits["validation"]
     with pytest.raises(DataError, match="no validation split"):
         validate(data)
+
+
+def test_per_query_costs_fill_unknown_cells_with_the_model_mean():
+    rows = {"query": ["q1", "q2"], "labels": [[1.0, 0.0], [0.5, 1.0]], "costs": [[2.0, float("nan")], [4.0, 1.0]]}
+    data = make(rows)
+    data.costs = [3.0, 0.5]
+    validate(data)
+    assert data.cost_source == "per-query"
+    assert data.query_costs("test").tolist() == [[2.0, 0.5], [4.0, 1.0]]
+    data.splits = DatasetDict({s: ds.remove_columns("costs") for s, ds in data.splits.items()})
+    assert data.cost_source == "model mean" and data.query_costs("test").tolist() == [[3.0, 0.5], [3.0, 0.5]]
 
 
 def test_label_mask_turns_labels_into_nan():

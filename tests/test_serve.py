@@ -286,7 +286,7 @@ def test_per_request_settings_from_the_model_name():
     from routertrain.serving.backends import Backend, Backends
     from tests.test_calibrate import COSTS, MODELS, PROBS
 
-    router = SimpleNamespace(models=MODELS, costs=COSTS, config={})
+    router = SimpleNamespace(models=MODELS, costs=COSTS, config={}, train_means=None)
     served = Backends({m: Backend(m, "http://127.0.0.1:1/v1", m) for m in MODELS})
     routing = Routing(router, served, PROBS)
     assert routing.setting("router") == (None, None) and routing.setting("b") == (None, 1)

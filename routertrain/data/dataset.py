@@ -128,6 +128,12 @@ def validate(data: RoutingData) -> None:
         if (y < 0).any() or (y > 1).any():
             i, j = (int(v) for v in np.argwhere((y < 0) | (y > 1))[0])
             raise DataError(f"split '{split}' row {i}: label {y[i, j]} for model '{data.models[j]}' is outside [0, 1]; rescale or threshold scores into [0, 1]")
+        if "costs" in ds.column_names:
+            c = np.asarray([[np.nan] * n_models if r is None else r for r in ds["costs"]], dtype=np.float64)
+            bad = np.isinf(c) | (c < 0)
+            if c.shape != (len(ds), n_models) or bad.any():
+                i = int(np.argwhere(bad)[0][0]) if c.shape == (len(ds), n_models) else 0
+                raise DataError(f"split '{split}' row {i}: the per-query costs must give one finite cost >= 0 per model (NaN = unknown, the model's mean cost is used); fix the cost columns")
 
 
 def nested_subset(n: int, fraction: float, seed: int) -> list[int]:
