@@ -292,3 +292,24 @@ def test_an_ensemble_keeps_its_own_calibration(kinds):
     assert all(member.calibration is None for member in ensemble.members)
     probs = ensemble.predict(list(data.splits["test"]["query"]))
     assert ensemble.decide(probs).tolist() != ensemble.decide(probs, cost_weight=0.0).tolist()
+
+
+def test_training_refuses_complete_scoring_of_a_split_without_a_complete_query(tiny_encoder, tmp_path):
+    """eval.missing=complete on a validation split where every query lacks a label: one line naming the fix, before any work."""
+    from routertrain.config import load_config
+    from routertrain.data import DataError
+    from routertrain.training.loop import train
+    from tests.conftest import tiny_args
+
+    data = make_data()
+    masks = np.ones((SIZES["validation"], len(MODELS)), dtype=np.float32)
+    masks[np.arange(SIZES["validation"]), np.arange(SIZES["validation"]) % len(MODELS)] = 0.0
+    data.splits["validation"] = data.splits["validation"].remove_columns("label_mask").add_column("label_mask", masks.tolist())
+    data.save_to_disk(tmp_path / "data")
+    args = tiny_args(tiny_encoder, tmp_path / "runs", "data.name=disk", f"data.path={tmp_path / 'data'}", "train.max_steps=2")
+    with pytest.raises(DataError, match="eval.missing=wrong") as info:
+        train(load_config(args))
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("done.json"))
+    results = train(load_config([*args, "eval.missing=wrong"]))  # the fix it names works
+    assert results["validation"]["missing"] == "wrong" and results["validation"]["n_queries"] == SIZES["validation"]

@@ -44,7 +44,7 @@ from routertrain.evaluation import decision as M
 from routertrain.training.batching import Collator, EpochSampler, StepPadded, model_inputs, tokenize_split
 from routertrain.training.losses import step_loss, with_task_ids
 from routertrain.config import Config, ConfigError, flatten, headline_average, to_dict, to_yaml
-from routertrain.data import RoutingData, load_routing_data
+from routertrain.data import DataError, RoutingData, load_routing_data
 from routertrain.data.dataset import fingerprint
 from routertrain.data.synthetic import bayes_accuracy
 from routertrain.model.encoders import cached_snapshot
@@ -238,9 +238,26 @@ def setup_accelerator(cfg: Config) -> tuple[Accelerator, Path, int, int]:
     return accelerator, run_dir, per_device, accum
 
 
+def check_scored_queries(data: RoutingData, cfg: Config, say) -> None:
+    """Before any work: with ``eval.missing=complete`` each evaluated split needs a query with every
+    model labelled (a one-line error naming the fix if not); a warning when under half of it is scored."""
+    if cfg.eval.missing != "complete":
+        return
+    for split in ("validation", *[s.strip() for s in cfg.eval.splits.split(",") if s.strip() and s.strip() != "validation"]):
+        labels = data.labels(split)
+        complete = int(np.isfinite(labels).all(axis=1).sum())
+        if complete == 0:
+            raise DataError(f"no {split} query has a label for every model, so eval.missing=complete would score none: set eval.missing=wrong "
+                            "(a chosen model without a label counts as a failure)")
+        if complete < len(labels) / 2:
+            say(f"warning: eval.missing=complete scores {complete} of {len(labels)} {split} queries (those with every model labelled); "
+                "eval.missing=wrong scores them all")
+
+
 def setup_data_and_model(cfg: Config, accelerator: Accelerator, run_dir: Path, per_device: int, accum: int) -> Run:
     """Data, tokenizer and model (everything that can fail on bad input), then the run folder."""
     data = load_routing_data(cfg.data)
+    check_scored_queries(data, cfg, accelerator.print)
     model_cfg = local_encoder(cfg.model, accelerator)
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_cfg.name_or_path)
