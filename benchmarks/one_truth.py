@@ -58,12 +58,12 @@ def row(name: str, old: dict, new: dict, wrong: dict | None) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def table(dataset: str, old: dict, new: dict, wrong: dict | None) -> list[str]:
+def table(dataset: str, old: dict, new: dict, wrong: dict | None, command: str) -> list[str]:
     costs = any("cost" in r for r in new["routers"].values())
     head = ["router", "old accuracy", "new accuracy (complete)", "new - old", "new accuracy (wrong)", "coverage"]
     head += ["old cost", "new cost", "old AIQ", "new AIQ"] if costs else []
     d = new["data"]
-    lines = [f"### {dataset}", "",
+    lines = [f"### {dataset}", "", f"Written by {command}.", "",
              f"{d['n_total']} test queries, {d['n_queries']} with every model labelled; {new['settings']['average']} average; "
              f"old best single {old['reference']['best_single_model']} {old['reference']['best_single_acc']:.4f}, "
              f"new {new['reference']['best_single_model']} {new['reference']['best_single_acc']:.4f}; "
@@ -83,9 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     old_rev = subprocess.run(["git", "-C", str(args.old), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     new_rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    lines = ["# The rule change in numbers: old vs new evaluator on the frozen baselines", "",
-             f"Written by `python benchmarks/one_truth.py --old <checkout of {old_rev}> --datasets {args.datasets} --n-boot {args.n_boot}` "
-             f"(new: {new_rev} plus the working tree). Encoder {ENCODER}; test split; seed 0.", ""]
+    sections = read_sections(args.output)  # datasets run earlier keep their sections; those run now are replaced
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.datasets.split(","):
             data_args = DATASETS[name]
@@ -93,9 +91,25 @@ def main() -> None:
             new = evaluate(REPO, data_args, Path(tmp) / f"{name}-new.json", args.n_boot)
             partial = new["data"]["n_total"] != new["data"]["n_queries"]
             wrong = evaluate(REPO, [*data_args, "eval.missing=wrong"], Path(tmp) / f"{name}-wrong.json", args.n_boot) if partial else None
-            lines += table(name, old, new, wrong)
-            args.output.write_text("\n".join(lines) + "\n")  # what has run so far, rewritten after each dataset
+            command = (f"`python benchmarks/one_truth.py --old <checkout of {old_rev}> --datasets {name} --n-boot {args.n_boot}` "
+                       f"(new: {new_rev} plus the working tree)")
+            sections[name] = table(name, old, new, wrong, command)
+            head = ["# The rule change in numbers: old vs new evaluator on the frozen baselines", "",
+                    f"Encoder {ENCODER}; test split; seed 0. Each section says the command that wrote it.", ""]
+            args.output.write_text("\n".join(head + [line for key in DATASETS if key in sections for line in sections[key]]) + "\n")
             print(f"{name}: done", flush=True)
+
+
+def read_sections(path: Path) -> dict[str, list[str]]:
+    """The dataset sections (from their "### name" line) of an earlier output file."""
+    sections, current = {}, None
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        if line.startswith("### "):
+            current = line[4:].strip()
+            sections[current] = []
+        if current is not None:
+            sections[current].append(line)
+    return sections
 
 
 if __name__ == "__main__":

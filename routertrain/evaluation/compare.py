@@ -214,7 +214,8 @@ def measure(scores, weights, y, y_train, costs, query_costs, probabilistic: bool
         cost = np.asarray(costs, dtype=np.float64)
         out["cost"] = cq.mean_cost(weights, query_costs)
         if cost.max() > cost.min():
-            curve = cq.cost_quality_curve(scores, y, cost, query_costs, prior=prior)
+            one_hot = bool(np.all(np.asarray(weights).max(axis=1, initial=0) == 1))
+            curve = cq.cost_quality_curve(scores, y, cost, query_costs, prior=prior, weights_at_zero=None if one_hot else weights)
             out["cost_norm"] = cq.normalised_cost(weights, query_costs)
             out["aiq"] = cq.aiq(curve["cost"], curve["accuracy"])
             hx, hy = cq.nondecreasing_hull(curve["cost"], curve["accuracy"])  # the frontier AIQ integrates, for plots

@@ -68,14 +68,20 @@ def lambda_sweep(scores: np.ndarray, costs, n: int = N_LAMBDAS) -> np.ndarray:
     return np.concatenate([[0.0], np.geomspace(high * 1e-4, high, n - 1)])
 
 
-def cost_quality_curve(scores: np.ndarray, labels: np.ndarray, costs, query_costs=None, n: int = N_LAMBDAS, prior=None) -> dict:
+def cost_quality_curve(scores: np.ndarray, labels: np.ndarray, costs, query_costs=None, n: int = N_LAMBDAS, prior=None,
+                       weights_at_zero: np.ndarray | None = None) -> dict:
     """``{'lambda', 'cost', 'accuracy'}`` arrays over the cost-weight sweep (cost normalised): decisions
-    by the rule on the models' ``costs``, cost spent on ``query_costs`` (default: the models' costs)."""
+    by the rule on the models' ``costs``, cost spent on ``query_costs`` (default: the models' costs).
+    ``weights_at_zero``: the router's own weights at cost weight 0 where they are not the rule's (the
+    random reference's expected value)."""
     scores = np.asarray(scores, dtype=np.float64)
     cost = np.asarray(costs, dtype=np.float64)
     paid = cost if query_costs is None else query_costs
     lambdas = lambda_sweep(scores, cost, n)
-    points = [(normalised_cost(w, paid), accuracy(w, labels)) for w in (decide(scores, cost, prior, lam) for lam in lambdas)]
+    decisions = [decide(scores, cost, prior, lam) for lam in lambdas]
+    if weights_at_zero is not None:
+        decisions[0] = np.asarray(weights_at_zero, dtype=np.float64)
+    points = [(normalised_cost(w, paid), accuracy(w, labels)) for w in decisions]
     xs, ys = (np.array(v) for v in zip(*points))
     return {"lambda": lambdas, "cost": xs, "accuracy": ys}
 
