@@ -24,6 +24,25 @@ from typing import Iterator
 DONE = "done.json"  # written last in a run folder: training, metrics and router/ are all in place
 
 
+class WriteFailed(OSError):
+    """A write that failed (full disk, file-size limit, permissions), as one line naming the path and the cause."""
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike, then: str = "free space or fix the folder's permissions, then run the same command again") -> Iterator[None]:
+    """Turn a failed write inside the block (an ``OSError``, or safetensors' error wrapping one) into
+    one ``WriteFailed`` line that names ``path``, the cause and what to do (``then``)."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except WriteFailed:
+        raise
+    except (OSError, SafetensorError) as err:
+        cause = getattr(err, "strerror", None) or (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise WriteFailed(f"could not write {path} ({cause}); {then}") from None
+
+
 def finished(run_dir: str | os.PathLike) -> bool:
     """Whether the run folder's training finished (``done.json`` present): sweeps, evaluate and push use it."""
     return (Path(run_dir) / DONE).is_file()

@@ -30,10 +30,21 @@ def router_folder(path: str | Path) -> Path:
         raise PushError(str(err)) from None
 
 
+def check_repo_id(repo_id: str) -> None:
+    """Refuse, before any work, a ``repo_id`` that is not of the Hub's form (ORG/NAME)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise PushError(f"--repo-id {repo_id!r} is not a Hub repo id ({str(err).split(':')[0]}); give ORG/NAME, e.g. my-org/my-router") from None
+
+
 def push(path: str | Path, repo_id: str, revision: str | None = None, private: bool = False, token: str | None = None) -> str:
     """Upload the router folder to ``repo_id`` (branch ``revision``); returns the commit URL."""
     from huggingface_hub import HfApi, constants
 
+    check_repo_id(repo_id)
     folder = router_folder(path)
     if constants.HF_HUB_OFFLINE:
         raise PushError(f"cannot push to the Hub while offline (HF_HUB_OFFLINE=1); the router stays in {folder}; push it later with routertrain push {folder} --repo-id {repo_id}")
