@@ -83,6 +83,8 @@ def test_kill_9_at_each_stage_then_rerun_gets_the_uninterrupted_weights(tiny_enc
     assert_not_finished(run)
     assert main_train(args) == 0
     assert_finished_like(run, reference)
+    stats = json.loads((run / "metrics.json").read_text())["train"]  # the whole run's, not only the rerun's (nothing, once at step 8)
+    assert stats["samples_seen"] == 64 and stats["padding_share"] < 1 and stats["runtime_s"] > 0.01
 
 
 def test_sigterm_at_a_step_saves_a_checkpoint_there_and_the_rerun_resumes_exactly(tiny_encoder, tmp_path, reference):
@@ -98,6 +100,43 @@ def test_sigterm_at_a_step_saves_a_checkpoint_there_and_the_rerun_resumes_exactl
     assert_finished_like(run, reference)
 
 
+def test_a_rerun_of_a_finished_run_says_so_and_leaves_it_as_it_is(tiny_encoder, reference, capsys):
+    before = sorted((str(p.relative_to(reference)), p.stat().st_mtime_ns) for p in reference.rglob("*"))
+    capsys.readouterr()
+    assert main_train(tiny_args(tiny_encoder, reference.parent, "run.name=ref", *COMMON)) == 0
+    assert f"run {reference} already finished" in capsys.readouterr().out
+    assert sorted((str(p.relative_to(reference)), p.stat().st_mtime_ns) for p in reference.rglob("*")) == before
+
+
+def test_a_file_size_limit_mid_run_ends_in_one_line_and_the_last_checkpoint_resumes(tiny_encoder, tmp_path, reference):
+    """A real EFBIG (RLIMIT_FSIZE from step 5 on, standing in for a full disk): one line naming the
+    path and the cause, exit 2; the step-4 checkpoint is intact and the rerun finishes as the reference."""
+    args = tiny_args(tiny_encoder, tmp_path, "run.name=full", *COMMON)
+    proc = faulty_run(args, "fsize", 5)
+    run = tmp_path / "full"
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"could not write {run}/" in errors[0] and "File too large" in errors[0] and "run the same command again" in errors[0]
+    assert problem(run / "checkpoints" / "step-000004") is None
+    assert_not_finished(run)
+    assert main_train(args) == 0
+    assert_finished_like(run, reference)
+
+
+def test_the_first_logged_loss_after_a_resume_is_the_uninterrupted_runs(tiny_encoder, tmp_path):
+    """Logged every 3 steps, stopped at step 5: the loss logged at step 6 is still the mean of steps 4 to 6."""
+    def losses(run: Path) -> dict:
+        return {line["step"]: line["train/loss"] for line in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "train/loss" in line}
+
+    common = ("train.max_steps=8", "tracking.log_every=3")
+    assert main_train(tiny_args(tiny_encoder, tmp_path, "run.name=whole", *common)) == 0
+    args = tiny_args(tiny_encoder, tmp_path, "run.name=resumed", *common)
+    assert faulty_run(args, "sigterm", 5).returncode == PREEMPTED_EXIT
+    assert main_train(args) == 0
+    whole, resumed = losses(tmp_path / "whole"), losses(tmp_path / "resumed")
+    assert sorted(resumed) == [3, 6, 8] and resumed == pytest.approx(whole, rel=1e-6)
+
+
 def test_a_truncated_latest_checkpoint_is_skipped_for_the_previous_one(tiny_encoder, tmp_path, reference, capsys):
     run = tmp_path / "truncated"
     shutil.copytree(reference, run)
@@ -110,6 +149,20 @@ def test_a_truncated_latest_checkpoint_is_skipped_for_the_previous_one(tiny_enco
     out = capsys.readouterr().out
     assert "skipping checkpoint" in out and "step-000008: model.safetensors is missing or truncated" in out
     assert "resumed from" in out and "step-000004 at step 4" in out
+    assert_finished_like(run, reference)
+
+
+def test_when_the_only_checkpoint_is_broken_the_rerun_says_so_and_starts_over(tiny_encoder, tmp_path, reference, capsys):
+    run = tmp_path / "broken"
+    (run / "checkpoints").mkdir(parents=True)
+    shutil.copytree(reference / "checkpoints" / "step-000004", run / "checkpoints" / "step-000004")
+    weights = run / "checkpoints" / "step-000004" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main_train(tiny_args(tiny_encoder, tmp_path, "run.name=broken", *COMMON)) == 0
+    out = capsys.readouterr().out
+    assert "skipping checkpoint" in out and "step-000004: model.safetensors is missing or truncated" in out
+    assert "training starts again from step 0" in out and "resumed from" not in out
     assert_finished_like(run, reference)
 
 

@@ -110,7 +110,7 @@ def validate(data: RoutingData) -> None:
         if (y < 0).any() or (y > 1).any():
             i, j = (int(v) for v in np.argwhere((y < 0) | (y > 1))[0])
             raise DataError(f"split '{split}' row {i}: label {y[i, j]} for model '{data.models[j]}' is outside [0, 1]; rescale or threshold scores into [0, 1]")
-    unlabelled = [m for m, seen in zip(data.models, ~np.isnan(data.labels("train")).any(axis=0)) if not seen]
+    unlabelled = [m for m, seen in zip(data.models, (~np.isnan(data.labels("train"))).any(axis=0)) if not seen]
     if unlabelled:
         raise DataError(f"model {unlabelled[0]!r} has no label in the train split (every score of it is missing{f', as for {unlabelled[1:]}' if unlabelled[1:] else ''}), "
                         "so the router cannot learn it: leave it out of the pool (data.models, or its score column) or give it scores")
