@@ -137,32 +137,24 @@ def test_the_first_logged_loss_after_a_resume_is_the_uninterrupted_runs(tiny_enc
     assert sorted(resumed) == [3, 6, 8] and resumed == pytest.approx(whole, rel=1e-6)
 
 
-def test_a_truncated_latest_checkpoint_is_skipped_for_the_previous_one(tiny_encoder, tmp_path, reference, capsys):
+@pytest.mark.parametrize("broken, then", [
+    ("step-000008", "resumed from {run}/checkpoints/step-000004 at step 4"),  # the newest: the previous one is resumed
+    ("step-000004", "no complete checkpoint is left in {run}/checkpoints: training starts again from step 0"),  # the only one
+])
+def test_a_truncated_checkpoint_is_skipped_saying_so(tiny_encoder, tmp_path, reference, capsys, broken, then):
     run = tmp_path / "truncated"
     shutil.copytree(reference, run)
     for name in ("router", "metrics.json", DONE, "config.yaml"):  # config.yaml names the reference's output_dir
         shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
-    weights = run / "checkpoints" / "step-000008" / "model.safetensors"
+    if broken == "step-000004":
+        shutil.rmtree(run / "checkpoints" / "step-000008")
+    weights = run / "checkpoints" / broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     capsys.readouterr()
     assert main_train(tiny_args(tiny_encoder, tmp_path, "run.name=truncated", *COMMON)) == 0
     out = capsys.readouterr().out
-    assert "skipping checkpoint" in out and "step-000008: model.safetensors is missing or truncated" in out
-    assert "resumed from" in out and "step-000004 at step 4" in out
-    assert_finished_like(run, reference)
-
-
-def test_when_the_only_checkpoint_is_broken_the_rerun_says_so_and_starts_over(tiny_encoder, tmp_path, reference, capsys):
-    run = tmp_path / "broken"
-    (run / "checkpoints").mkdir(parents=True)
-    shutil.copytree(reference / "checkpoints" / "step-000004", run / "checkpoints" / "step-000004")
-    weights = run / "checkpoints" / "step-000004" / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:1000])
-    capsys.readouterr()
-    assert main_train(tiny_args(tiny_encoder, tmp_path, "run.name=broken", *COMMON)) == 0
-    out = capsys.readouterr().out
-    assert "skipping checkpoint" in out and "step-000004: model.safetensors is missing or truncated" in out
-    assert "training starts again from step 0" in out and "resumed from" not in out
+    assert f"skipping checkpoint {run}/checkpoints/{broken}: model.safetensors is missing or truncated" in out
+    assert then.format(run=run) in out and ("resumed from" in out) == (broken == "step-000008")
     assert_finished_like(run, reference)
 
 
