@@ -129,6 +129,14 @@ def test_a_file_size_limit_mid_run_ends_in_one_line_and_the_last_checkpoint_resu
     assert_finished_like(run, reference)
 
 
+def test_a_log_line_cut_short_by_a_failed_write_is_dropped_on_resume(tmp_path):
+    from routertrain.training.run_folder import cut_log
+
+    (tmp_path / "log.jsonl").write_text('{"step": 1, "train/loss": 0.7}\n{"step": 2, "train/loss": 0.6}\n{"step": 3, "train/lo')
+    cut_log(tmp_path, 2)
+    assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
 @pytest.mark.parametrize("broken, then", [
     ("step-000008", "resumed from {run}/checkpoints/step-000004 at step 4"),  # the newest: the previous one is resumed
     ("step-000004", "no complete checkpoint is left in {run}/checkpoints: training starts again from step 0"),  # the only one

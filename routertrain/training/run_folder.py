@@ -5,7 +5,7 @@
   loading anything, with one line naming the holder's process id (``.<run name>.lock.json``).
 - ``clean_leftovers``: temporary folders and files of an interrupted run (``router.tmp-*``,
   ``best.tmp-*``, ``*.old``, ``checkpoints/step-*.tmp``, ``*.tmp``) removed at start.
-- ``cut_log``: on resume, ``log.jsonl`` keeps only the steps up to the checkpoint's.
+- ``cut_log``: on resume, ``log.jsonl`` keeps only the steps up to the checkpoint's (and no line cut short).
 - ``finished_results``: a rerun of a finished run's command says so and leaves the folder as it is.
 - ``RESUME_HINT``: what a failed write (full disk, file-size limit) tells the user (``provenance.writing``).
 - ``routertrain.provenance.DONE`` (``done.json``): written last, after ``router/`` is in place.
@@ -107,9 +107,18 @@ def cut_log(run_dir: Path, step: int) -> None:
     log = run_dir / "log.jsonl"
     if log.is_file():
         lines = [line for line in log.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        kept = [line for line in lines if (entry := log_entry(line)) is not None and entry.get("step", 0) <= step]
         if len(kept) != len(lines):
             atomic_write_text(log, "".join(line + "\n" for line in kept))
+
+
+def log_entry(line: str) -> dict | None:
+    """One line of ``log.jsonl``, or None for a line cut short (a write that failed, a kill -9 mid-line)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def result_settings(settings: dict) -> dict:
