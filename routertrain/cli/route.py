@@ -15,7 +15,7 @@ from pathlib import Path
 
 from routertrain.cli.args import Parser, bounded
 from routertrain.cli.common import device_option
-from routertrain.provenance import atomic_write_text
+from routertrain.provenance import atomic_write_text, writing
 from routertrain.hub.router import Router, check_queries, router_folder
 
 
@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         text = "\n".join(lines) + "\n"
         if args.output:
-            atomic_write_text(args.output, text)
+            with writing(args.output):
+                atomic_write_text(args.output, text)
         else:
             sys.stdout.write(text)
     except (OSError, ValueError) as err:

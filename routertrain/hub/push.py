@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from routertrain.hub.card import render
-from routertrain.provenance import atomic_write_text
+from routertrain.provenance import WriteFailed, atomic_write_text, writing
 from routertrain.hub.router import router_folder as find_router_folder
 
 
@@ -48,7 +48,11 @@ def push(path: str | Path, repo_id: str, revision: str | None = None, private: b
     folder = router_folder(path)
     if constants.HF_HUB_OFFLINE:
         raise PushError(f"cannot push to the Hub while offline (HF_HUB_OFFLINE=1); the router stays in {folder}; push it later with routertrain push {folder} --repo-id {repo_id}")
-    atomic_write_text(folder / "README.md", render(folder, repo_id=repo_id))
+    try:
+        with writing(folder / "README.md", "free space or fix the folder's permissions, then push again"):
+            atomic_write_text(folder / "README.md", render(folder, repo_id=repo_id))
+    except WriteFailed as err:
+        raise PushError(str(err)) from None
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
