@@ -42,9 +42,17 @@ def writing(path: str | os.PathLike, then: str = "free space or fix the folder's
     except WriteFailed:
         raise
     except (OSError, SafetensorError, RuntimeError) as err:
-        if isinstance(err, RuntimeError) and not any(mark in str(err) for mark in TORCH_WRITER):
+        if not_a_write_error(err):
             raise
         raise WriteFailed(f"could not write {path} ({write_cause(err, Path(path))}); {then}") from None
+
+
+def not_a_write_error(err: BaseException) -> bool:
+    """A RuntimeError other than torch.save's failed write, or a one-line error of routertrain's own
+    that subclasses OSError (a broken router folder, a missing path): left as it is."""
+    if isinstance(err, RuntimeError):
+        return not any(mark in str(err) for mark in TORCH_WRITER)
+    return type(err).__module__.startswith("routertrain") or (isinstance(err, FileNotFoundError) and err.errno is None)
 
 
 def write_cause(err: BaseException, path: Path) -> str:

@@ -85,7 +85,7 @@ EVALUATE = [
     (["run={files}/missing"], "missing"),
     (["routers=[bogus]", "run=none"], "unknown router(s) bogus"),
     (["run={run}", "--n-boot", "0"], "--n-boot"),
-    (["run={corrupt}", "routers=[finetuned]"], "config.json is not valid JSON"),
+    (["run={corrupt}", "routers=[finetuned]"], "error: {corrupt}/router/config.json is not valid JSON"),
 ]
 ROUTE = [
     (["{unfinished}", "hello"], "did not finish (no done.json"),
@@ -94,22 +94,22 @@ ROUTE = [
     (["{run}", "hello", "--max-cost", "nan"], "max_cost must be a finite number >= 0"),
     (["{run}", ""], "queries must be non-empty texts: item 0 is ''"),
     (["{run}", "hello", "  "], "queries must be non-empty texts: item 1"),
-    (["{corrupt}", "hello"], "config.json is not valid JSON"),
+    (["{corrupt}", "hello"], "error: {corrupt}/router/config.json is not valid JSON"),
     (["{files}/no/such/router", "hello"], "router folder {files}/no/such/router does not exist"),
 ]
 PUSH = [
     (["{unfinished}", "--repo-id", "me/router"], "did not finish (no done.json"),
     (["{files}/missing", "--repo-id", "me/router"], "holds no router"),
-    (["{corrupt}", "--repo-id", "me/router"], "config.json is not valid JSON"),
+    (["{corrupt}", "--repo-id", "me/router"], "error: {corrupt}/router/config.json is not valid JSON"),
     (["{run}", "--repo-id", "me/my/router"], "--repo-id 'me/my/router' is not a Hub repo id"),
 ]
 OTHER = [  # blend, convert, add-model, calibrate
-    (["blend", "{out}/blend", "{corrupt}"], "config.json is not valid JSON"),
-    (["convert", "{corrupt}", "{out}/converted"], "config.json is not valid JSON"),
-    (["add-model", "{corrupt}", "--name", "x", "--labels", "{files}/labels.jsonl", "--output", "{out}/added", "--cost", "1"], "config.json is not valid JSON"),
+    (["blend", "{out}/blend", "{corrupt}"], "error: {corrupt}/router/config.json is not valid JSON"),
+    (["convert", "{corrupt}", "{out}/converted"], "error: {corrupt}/router/config.json is not valid JSON"),
+    (["add-model", "{corrupt}", "--name", "x", "--labels", "{files}/labels.jsonl", "--output", "{out}/added", "--cost", "1"], "error: {corrupt}/router/config.json is not valid JSON"),
     (["add-model", "{run}", "--name", "x", "--labels", "{files}/badline.jsonl", "--output", "{out}/added", "--cost", "1"], "badline.jsonl, line 4: not valid JSON"),
     (["calibrate", "{run}", "--queries", "{files}/blank.txt", "--mean-cost", "0.5"], "--queries {files}/blank.txt has no queries"),
-    (["calibrate", "{corrupt}", "--clear"], "config.json is not valid JSON"),
+    (["calibrate", "{corrupt}", "--clear"], "error: {corrupt}/router/config.json is not valid JSON"),
 ]
 SWEEP = [
     (["{files}/no-such-sweep.yaml"], "unknown sweep"),
@@ -163,7 +163,7 @@ def snapshot(folder):
 def test_a_mistake_ends_in_one_line_and_leaves_nothing_half_written(surface, args, fragment, tiny_encoder, tiny_run, unfinished, corrupt, files, tmp_path, capsys):
     out = tmp_path / "out"
     args = [a.format(files=files, run=tiny_run, unfinished=unfinished, corrupt=corrupt, out=out) for a in args]
-    fragment = fragment.format(files=files)
+    fragment = fragment.format(files=files, corrupt=corrupt)
     before = snapshot(unfinished), snapshot(tiny_run), snapshot(corrupt)
     try:
         if surface == "train":
