@@ -24,6 +24,52 @@ from typing import Iterator
 DONE = "done.json"  # written last in a run folder: training, metrics and router/ are all in place
 
 
+class WriteFailed(OSError):
+    """A write that failed (full disk, file-size limit, permissions), as one line naming the path and the cause."""
+
+
+TORCH_WRITER = ("inline_container", "PytorchStreamWriter", "file write failed")  # how torch.save's writer reports a failed write
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike, then: str = "free space or fix the folder's permissions, then run the same command again") -> Iterator[None]:
+    """Turn a failed write inside the block (an ``OSError``, or the error safetensors or ``torch.save``
+    raise instead) into one ``WriteFailed`` line that names ``path``, the cause and what to do (``then``)."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except WriteFailed:
+        raise
+    except (OSError, SafetensorError, RuntimeError) as err:
+        if not_a_write_error(err):
+            raise
+        raise WriteFailed(f"could not write {path} ({write_cause(err, Path(path))}); {then}") from None
+
+
+def not_a_write_error(err: BaseException) -> bool:
+    """A RuntimeError other than torch.save's failed write, or a one-line error of routertrain's own
+    that subclasses OSError (a broken router folder, a missing path): left as it is."""
+    if isinstance(err, RuntimeError):
+        return not any(mark in str(err) for mark in TORCH_WRITER)
+    return type(err).__module__.startswith("routertrain") or (isinstance(err, FileNotFoundError) and err.errno is None)
+
+
+def write_cause(err: BaseException, path: Path) -> str:
+    """Why a write failed, in a few words: the OS's reason, else a file-size limit or a full disk found here."""
+    if getattr(err, "strerror", None):
+        return err.strerror
+    import resource
+
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        return f"File too large: the file-size limit (ulimit -f) is {limit} bytes"
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path.cwd())
+    if shutil.disk_usage(folder).free < 1 << 20:
+        return f"No space left on device in {folder}"
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+
+
 def finished(run_dir: str | os.PathLike) -> bool:
     """Whether the run folder's training finished (``done.json`` present): sweeps, evaluate and push use it."""
     return (Path(run_dir) / DONE).is_file()

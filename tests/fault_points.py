@@ -3,10 +3,13 @@
 Stages: ``checkpoint`` (kill -9 when checkpoint STEP has its tensors but not its manifest),
 ``during-export`` (after the final evaluation, the router weights written in the
 temporary folder), ``before-marker`` (router/ and metrics.json in place, done.json not yet),
-``sigterm`` (SIGTERM to itself at the end of optimizer step STEP).
+``sigterm`` (SIGTERM to itself at the end of optimizer step STEP), ``fsize`` (from the end of
+optimizer step STEP on, a file-size limit of ``FSIZE`` bytes: every larger write fails with EFBIG, as on a
+full disk; Python ignores SIGXFSZ, so the write raises).
 """
 
 import os
+import resource
 import signal
 import sys
 
@@ -17,6 +20,21 @@ from routertrain.training import checkpoints, loop
 
 def kill() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+FSIZE = 20_000  # more than any log or JSON file of a tiny run, less than its weights
+
+
+def at_step(step: int, action) -> None:
+    """Run ``action`` at the end of optimizer step ``step``, before its logging and checkpointing."""
+    end_of_step = loop.end_of_step
+
+    def then(run, progress, on_evaluate):
+        if run.step == step:
+            action()
+        return end_of_step(run, progress, on_evaluate)
+
+    loop.end_of_step = then
 
 
 def inject(stage: str, step: int) -> None:
@@ -35,14 +53,9 @@ def inject(stage: str, step: int) -> None:
         write = loop.atomic_write_json
         loop.atomic_write_json = lambda path, obj: kill() if path.name == loop.DONE else write(path, obj)
     elif stage == "sigterm":
-        end_of_step = loop.end_of_step
-
-        def signalled(run, progress, on_evaluate):
-            if run.step == step:
-                os.kill(os.getpid(), signal.SIGTERM)
-            return end_of_step(run, progress, on_evaluate)
-
-        loop.end_of_step = signalled
+        at_step(step, lambda: os.kill(os.getpid(), signal.SIGTERM))
+    elif stage == "fsize":
+        at_step(step, lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE, FSIZE)))
     else:
         raise SystemExit(f"unknown stage {stage}")
 

@@ -77,7 +77,7 @@ def test_add_model_refuses_bad_input(tiny_run, tmp_path, capsys):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "a", "score": 2}\n')
-    with pytest.raises(ValueError, match=r"row 1: .*score in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"line 1: .*score in \[0, 1\]"):
         read_labels(bad)
 
 

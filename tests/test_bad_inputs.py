@@ -12,7 +12,11 @@ import shutil
 import pytest
 import yaml
 
+from routertrain.cli.add_model import main as add_model_main
+from routertrain.cli.blend import main as blend_main
+from routertrain.cli.calibrate import main as calibrate_main
 from routertrain.cli.common import main_train
+from routertrain.cli.convert import main as convert_main
 from routertrain.cli.evaluate import main as evaluate_main
 from routertrain.cli.route import main as route_main
 from routertrain.config import ConfigError, load_config
@@ -24,7 +28,8 @@ from routertrain.provenance import DONE
 from tests.conftest import tiny_args
 
 # (surface, arguments, fragment of the error line); {files} is a folder of table files, {unfinished}
-# a run folder whose training stopped before its end (router/ and metrics.json, no done.json)
+# a run folder whose training stopped before its end (router/ and metrics.json, no done.json), {corrupt}
+# a finished run whose router/config.json is not valid JSON, {out} a folder that must stay empty
 TRAIN = [
     (["train.lr=inf"], "'train.lr': must be a positive finite number"),
     (["train.lr=nan"], "'train.lr': must be a positive finite number"),
@@ -59,35 +64,60 @@ TRAIN = [
     (["run.output_dir={files}/a.csv/runs"], "cannot be created because"),
     (["train.resume={files}"], "is neither auto, never nor a checkpoint folder"),
     (["data.name=table", "data.path={files}", "data.table.files=empty.json", "data.table.score_columns=m1,m2"], "empty.json holds no rows"),
+    (["recipe="], "'recipe=' is empty: name a recipe"),
+    (["data.name=table", "data.path={files}", "data.table.files=nolabel.csv", "data.table.score_columns=m_a,m_b,m_c"],
+     "model 'm_a' has no label in the train split"),
+    (["data.name=table", "data.path={files}", "data.table.files=a.csv", "data.table.score_columns=m1"], "the pool has one model ('m1')"),
 ]
 DATA = [  # the dataset cache is asked to keep no failed build by tests/test_input_errors.py
     (["data.table.files=empty.json"], "empty.json holds no rows (an empty list, or only a header)"),
     (["data.table.files=header.csv"], "header.csv holds no rows"),
     (["data.table.files=badcost.csv", "data.table.cost_pattern=cost_{{model}}"], "hold a NaN, infinite or negative value"),
     (["data.table.files=a.csv", "data.table.label_map=threshold", "data.table.threshold=nan"], "'data.table.threshold'"),
+    (["data.table.files=nolabel.csv", "data.table.score_columns=m_a,m_b,m_c"], "model 'm_a' has no label in the train split"),
+    (["data.table.files=nolabel.csv", "data.table.score_columns=", "data.table.score_pattern=^m_"], "model 'm_a' has no label in the train split"),
+    (["data.table.files=nancell.csv", "data.table.score_columns=", "data.table.score_pattern=^m\\d$", "data.missing=fail"],
+     "nancell.csv row 4 column 'm1': missing score"),
+    (["data.table.files=bigcell.csv", "data.table.score_columns=", "data.table.score_pattern=^m\\d$"], "bigcell.csv row 4 column 'm2': score 7.0 is outside the declared range"),
 ]
 EVALUATE = [
     (["run={unfinished}"], "did not finish (no done.json"),
     (["run={files}/missing"], "missing"),
     (["routers=[bogus]", "run=none"], "unknown router(s) bogus"),
     (["run={run}", "--n-boot", "0"], "--n-boot"),
+    (["run={corrupt}", "routers=[finetuned]"], "error: {corrupt}/router/config.json is not valid JSON"),
 ]
 ROUTE = [
     (["{unfinished}", "hello"], "did not finish (no done.json"),
     (["{run}", "hello", "--batch-size", "0"], "--batch-size"),
     (["{run}", "hello", "--cost-weight", "nan"], "--cost-weight"),
     (["{run}", "hello", "--max-cost", "nan"], "max_cost must be a finite number >= 0"),
+    (["{run}", ""], "queries must be non-empty texts: item 0 is ''"),
+    (["{run}", "hello", "  "], "queries must be non-empty texts: item 1"),
+    (["{corrupt}", "hello"], "error: {corrupt}/router/config.json is not valid JSON"),
+    (["{files}/no/such/router", "hello"], "router folder {files}/no/such/router does not exist"),
 ]
 PUSH = [
     (["{unfinished}", "--repo-id", "me/router"], "did not finish (no done.json"),
     (["{files}/missing", "--repo-id", "me/router"], "holds no router"),
+    (["{corrupt}", "--repo-id", "me/router"], "error: {corrupt}/router/config.json is not valid JSON"),
+    (["{run}", "--repo-id", "me/my/router"], "--repo-id 'me/my/router' is not a Hub repo id"),
+]
+OTHER = [  # blend, convert, add-model, calibrate
+    (["blend", "{out}/blend", "{corrupt}"], "error: {corrupt}/router/config.json is not valid JSON"),
+    (["convert", "{corrupt}", "{out}/converted"], "error: {corrupt}/router/config.json is not valid JSON"),
+    (["add-model", "{corrupt}", "--name", "x", "--labels", "{files}/labels.jsonl", "--output", "{out}/added", "--cost", "1"], "error: {corrupt}/router/config.json is not valid JSON"),
+    (["add-model", "{run}", "--name", "x", "--labels", "{files}/badline.jsonl", "--output", "{out}/added", "--cost", "1"], "badline.jsonl, line 4: not valid JSON"),
+    (["calibrate", "{run}", "--queries", "{files}/blank.txt", "--mean-cost", "0.5"], "--queries {files}/blank.txt has no queries"),
+    (["calibrate", "{corrupt}", "--clear"], "error: {corrupt}/router/config.json is not valid JSON"),
 ]
 SWEEP = [
     (["{files}/no-such-sweep.yaml"], "unknown sweep"),
     (["{files}/typo.yaml"], "unknown config key 'train.lrr'"),
 ]
 CASES = [(surface, args, fragment) for surface, cases in
-         (("train", TRAIN), ("data", DATA), ("evaluate", EVALUATE), ("route", ROUTE), ("push", PUSH), ("sweep", SWEEP)) for args, fragment in cases]
+         (("train", TRAIN), ("data", DATA), ("evaluate", EVALUATE), ("route", ROUTE), ("push", PUSH), ("sweep", SWEEP), ("other", OTHER)) for args, fragment in cases]
+OTHERS = {"blend": blend_main, "convert": convert_main, "add-model": add_model_main, "calibrate": calibrate_main}
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +128,13 @@ def files(tmp_path_factory):
     (folder / "badcost.csv").write_text("query,m1,m2,cost_m1,cost_m2\n" + rows)
     (folder / "empty.json").write_text("[]")
     (folder / "header.csv").write_text("query,m1,m2\n")
+    (folder / "nolabel.csv").write_text("query,task,m_a,m_b,m_c\n" + "".join(f"question {i},t{i % 3},nan,{i % 2},{(i + 1) % 2}\n" for i in range(30)))
+    for name, cell in (("nancell.csv", "nan,0"), ("bigcell.csv", "0,7")):  # row 4: a NaN score, or one out of [0, 1]
+        cells = ["1,0", "0,1", "1,1", cell] + ["0,1", "1,0"] * 13
+        (folder / name).write_text("query,m1,m2\n" + "".join(f"question {i},{c}\n" for i, c in enumerate(cells)))
+    (folder / "labels.jsonl").write_text("".join(f'{{"query": "question {i}", "score": {i % 2}}}\n' for i in range(12)))
+    (folder / "badline.jsonl").write_text('{"query": "a", "score": 1}\n\n{"query": "b", "score": 0}\n{"query": "c", score: 1}\n')
+    (folder / "blank.txt").write_text("\n  \n")
     (folder / "typo.yaml").write_text(yaml.safe_dump({"name": "t", "claim": "more-data", "groups": [{"kind": "train", "args": ["recipe=smoke", "train.lrr=1"]}]}))
     return folder
 
@@ -110,15 +147,24 @@ def unfinished(tiny_run, tmp_path_factory):
     return run
 
 
+@pytest.fixture(scope="module")
+def corrupt(tiny_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("corrupt") / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "router" / "config.json").write_text("{\n")
+    return run
+
+
 def snapshot(folder):
     return sorted((str(p.relative_to(folder)), p.stat().st_mtime_ns) for p in folder.rglob("*"))
 
 
 @pytest.mark.parametrize("surface, args, fragment", CASES, ids=[f"{s}:{' '.join(a)[:60]}" for s, a, _ in CASES])
-def test_a_mistake_ends_in_one_line_and_leaves_nothing_half_written(surface, args, fragment, tiny_encoder, tiny_run, unfinished, files, tmp_path, capsys):
-    args = [a.format(files=files, run=tiny_run, unfinished=unfinished) for a in args]
+def test_a_mistake_ends_in_one_line_and_leaves_nothing_half_written(surface, args, fragment, tiny_encoder, tiny_run, unfinished, corrupt, files, tmp_path, capsys):
     out = tmp_path / "out"
-    before = snapshot(unfinished), snapshot(tiny_run)
+    args = [a.format(files=files, run=tiny_run, unfinished=unfinished, corrupt=corrupt, out=out) for a in args]
+    fragment = fragment.format(files=files, corrupt=corrupt)
+    before = snapshot(unfinished), snapshot(tiny_run), snapshot(corrupt)
     try:
         if surface == "train":
             code = main_train(tiny_args(tiny_encoder, out, "run.name=bad", *args))
@@ -130,6 +176,8 @@ def test_a_mistake_ends_in_one_line_and_leaves_nothing_half_written(surface, arg
             code = route_main(args)
         elif surface == "push":
             code = push.main(args)
+        elif surface == "other":
+            code = OTHERS[args[0]](args[1:])
         else:
             code = sweep.main([*args, "--out", str(out)])
     except SystemExit as exit_:  # argparse
@@ -139,7 +187,7 @@ def test_a_mistake_ends_in_one_line_and_leaves_nothing_half_written(surface, arg
     assert code != 0 and len(errors) == 1 and "Traceback" not in err, err
     assert fragment in errors[0], errors[0]
     assert not (out / "bad").exists() and not (out / "eval.json").exists() and not list(out.glob("*/"))  # no run, result or sweep folder
-    assert (snapshot(unfinished), snapshot(tiny_run)) == before  # routers untouched (push rewrites no card)
+    assert (snapshot(unfinished), snapshot(tiny_run), snapshot(corrupt)) == before  # routers untouched (push rewrites no card)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +208,11 @@ API = [
     (lambda r: r.route(["a"], max_cost=math.inf), ValueError, "max_cost must be a finite number"),
     (lambda r: r.route(["a"], batch_size=-3), ValueError, "batch_size"),
     (lambda r: load_config(["recipe=smoke", "train.max_grad_norm=-1"]), ConfigError, "'train.max_grad_norm'"),
+    (lambda r: r.route([""]), ValueError, "queries must be non-empty texts: item 0 is ''"),
+    (lambda r: r.predict(["a", " \n"]), ValueError, "item 1 is ' \\n', which has nothing to route on"),
+    (lambda r: Router.from_pretrained(None), TypeError, "path_or_repo_id must be a router folder or a Hub repo id (ORG/NAME), not NoneType"),
+    (lambda r: Router.from_pretrained("/no/such/router"), FileNotFoundError, "router folder /no/such/router does not exist"),
+    (lambda r: Router.from_pretrained(r.folder / "config.json"), OSError, "config.json is a file; give its router folder"),
 ]
 
 

@@ -58,7 +58,11 @@ def test_the_older_module_commands_still_run(module, words):
     assert out.returncode == 0 and words in out.stdout, out.stderr[-1000:]
 
 
-def test_route_to_a_missing_folder_says_so_with_the_hubs_reason_in_one_line(tmp_path, capsys):
+def test_route_to_a_missing_folder_says_so_with_the_hubs_reason_in_one_line(tmp_path, capsys, monkeypatch):
     assert main(["route", str(tmp_path / "absent" / "router"), "hi", "--device", "cpu"]) == 2
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err  # a path that cannot be a Hub repo id
+    assert err.count("\n") == 1 and "absent/router does not exist (and it is not a Hub repo id, ORG/NAME)" in err
+    monkeypatch.chdir(tmp_path)
+    assert main(["route", "absent/router", "hi", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err  # ORG/NAME: tried on the Hub too
     assert err.count("\n") == 1 and "is not a folder here, and as a Hub repo id it did not load:" in err

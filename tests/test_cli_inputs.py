@@ -163,7 +163,7 @@ def test_evaluate_write_failure_after_the_evaluation_is_one_line(tmp_path, monke
 
     monkeypatch.setattr(evaluate_module, "atomic_write_json", full_disk)
     args = ["routers=[oracle]", "data.synthetic.n_train=64", "data.synthetic.n_validation=13", "data.synthetic.n_test=11", "--n-boot", "10", "--json", tmp_path / "r.json"]
-    assert_one_line(*run_cli(evaluate_main, args, capsys), "could not write the results", "No space left on device", "free space")
+    assert_one_line(*run_cli(evaluate_main, args, capsys), f"could not write {tmp_path / 'r.json'}", "No space left on device", "free space")
     assert not (tmp_path / "r.json").exists()
 
 

@@ -27,8 +27,9 @@ from routertrain.training.checkpoints import problem
 from routertrain.training.preemption import PREEMPTED_EXIT
 from tests.conftest import REPO, assert_same_weights, tiny_args
 
-# 8 steps, evaluated and checkpointed at steps 4 and 8
-COMMON = ("train.max_steps=8", "tracking.log_every=1")
+# 8 steps, evaluated and checkpointed at steps 4 and 8, the loss logged at steps 3, 6 and 8 (a resumed
+# run's first logged loss then spans steps before and after its checkpoint)
+COMMON = ("train.max_steps=8", "tracking.log_every=3")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
 
 
@@ -52,11 +53,16 @@ def assert_not_finished(run: Path) -> None:
             router_folder(run)
 
 
+def losses_logged(run: Path) -> dict:
+    return {line["step"]: line["train/loss"] for line in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "train/loss" in line}
+
+
 def assert_finished_like(run: Path, reference: Path) -> None:
     assert finished(run) and json.loads((run / DONE).read_text())["total_steps"] == 8
     assert_same_weights(run / "router" / "model.safetensors", reference / "router" / "model.safetensors", atol=1e-6)
-    steps = [json.loads(line)["step"] for line in (run / "log.jsonl").read_text().splitlines() if "train/loss" in line]
-    assert steps == list(range(1, 9))  # the log was cut back to the resumed step: no step twice
+    losses = [losses_logged(path) for path in (run, reference)]
+    assert sorted(losses[0]) == [3, 6, 8]  # the log was cut back to the resumed step: no step twice
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)  # and a loss logged after the resume is the uninterrupted run's
     leftovers = [p.name for p in run.rglob("*") if ".tmp" in p.name or p.name.endswith(".old")]
     assert leftovers == []
 
@@ -83,6 +89,8 @@ def test_kill_9_at_each_stage_then_rerun_gets_the_uninterrupted_weights(tiny_enc
     assert_not_finished(run)
     assert main_train(args) == 0
     assert_finished_like(run, reference)
+    stats = json.loads((run / "metrics.json").read_text())["train"]  # the whole run's, not only the rerun's (nothing, once at step 8)
+    assert stats["samples_seen"] == 64 and stats["padding_share"] < 1 and stats["runtime_s"] > 0.01
 
 
 def test_sigterm_at_a_step_saves_a_checkpoint_there_and_the_rerun_resumes_exactly(tiny_encoder, tmp_path, reference):
@@ -98,18 +106,55 @@ def test_sigterm_at_a_step_saves_a_checkpoint_there_and_the_rerun_resumes_exactl
     assert_finished_like(run, reference)
 
 
-def test_a_truncated_latest_checkpoint_is_skipped_for_the_previous_one(tiny_encoder, tmp_path, reference, capsys):
+def test_a_rerun_of_a_finished_run_says_so_and_leaves_it_as_it_is(tiny_encoder, reference, capsys):
+    before = sorted((str(p.relative_to(reference)), p.stat().st_mtime_ns) for p in reference.rglob("*"))
+    capsys.readouterr()
+    assert main_train(tiny_args(tiny_encoder, reference.parent, "run.name=ref", *COMMON)) == 0
+    assert f"run {reference} already finished" in capsys.readouterr().out
+    assert sorted((str(p.relative_to(reference)), p.stat().st_mtime_ns) for p in reference.rglob("*")) == before
+
+
+def test_a_file_size_limit_mid_run_ends_in_one_line_and_the_last_checkpoint_resumes(tiny_encoder, tmp_path, reference):
+    """A real EFBIG (RLIMIT_FSIZE from step 5 on, standing in for a full disk): one line naming the
+    path and the cause, exit 2; the step-4 checkpoint is intact and the rerun finishes as the reference."""
+    args = tiny_args(tiny_encoder, tmp_path, "run.name=full", *COMMON)
+    proc = faulty_run(args, "fsize", 5)
+    run = tmp_path / "full"
+    errors = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert proc.returncode == 2 and len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert f"could not write {run}/" in errors[0] and "File too large" in errors[0] and "run the same command again" in errors[0]
+    assert problem(run / "checkpoints" / "step-000004") is None
+    assert_not_finished(run)
+    assert main_train(args) == 0
+    assert_finished_like(run, reference)
+
+
+def test_a_log_line_cut_short_by_a_failed_write_is_dropped_on_resume(tmp_path):
+    from routertrain.training.run_folder import cut_log
+
+    (tmp_path / "log.jsonl").write_text('{"step": 1, "train/loss": 0.7}\n{"step": 2, "train/loss": 0.6}\n{"step": 3, "train/lo')
+    cut_log(tmp_path, 2)
+    assert [json.loads(line)["step"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2]
+
+
+@pytest.mark.parametrize("broken, then", [
+    ("step-000008", "resumed from {run}/checkpoints/step-000004 at step 4"),  # the newest: the previous one is resumed
+    ("step-000004", "no complete checkpoint is left in {run}/checkpoints: training starts again from step 0"),  # the only one
+])
+def test_a_truncated_checkpoint_is_skipped_saying_so(tiny_encoder, tmp_path, reference, capsys, broken, then):
     run = tmp_path / "truncated"
     shutil.copytree(reference, run)
     for name in ("router", "metrics.json", DONE, "config.yaml"):  # config.yaml names the reference's output_dir
         shutil.rmtree(run / name) if (run / name).is_dir() else (run / name).unlink()
-    weights = run / "checkpoints" / "step-000008" / "model.safetensors"
+    if broken == "step-000004":
+        shutil.rmtree(run / "checkpoints" / "step-000008")
+    weights = run / "checkpoints" / broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:1000])
     capsys.readouterr()
     assert main_train(tiny_args(tiny_encoder, tmp_path, "run.name=truncated", *COMMON)) == 0
     out = capsys.readouterr().out
-    assert "skipping checkpoint" in out and "step-000008: model.safetensors is missing or truncated" in out
-    assert "resumed from" in out and "step-000004 at step 4" in out
+    assert f"skipping checkpoint {run}/checkpoints/{broken}: model.safetensors is missing or truncated" in out
+    assert then.format(run=run) in out and ("resumed from" in out) == (broken == "step-000008")
     assert_finished_like(run, reference)
 
 

@@ -67,6 +67,17 @@ def test_score_columns_given_as_a_list_and_a_valid_cost_pattern_still_work(table
     assert "m2" in capsys.readouterr().out
 
 
+def test_a_pattern_and_a_column_list_read_missing_cells_alike(tmp_path, capsys):
+    """Cells ``nan`` and empty under ``score_pattern`` are missing scores, masked as with ``score_columns``."""
+    rows = [f"question {i},{'nan' if i == 3 else i % 2},{'' if i == 5 else (i + 1) % 2},0.1\n" for i in range(30)]
+    (tmp_path / "t.csv").write_text("query,score_a,score_b,cost_a\n" + "".join(rows))
+    masked = []
+    for how in ("data.table.score_columns=[score_a,score_b]", "data.table.score_pattern=^score_"):
+        assert summary(tmp_path, "data.table.files=t.csv", how) == 0
+        masked.append(re.search(r"masked_labels.*", capsys.readouterr().err).group(0))
+    assert masked[0] == masked[1] and "'cells': 2" in masked[0].replace('"', "'")
+
+
 # ---------------------------------------------------------------- the dataset cache
 
 
@@ -84,7 +95,7 @@ def test_a_build_that_fails_validation_is_not_cached(empty_test_split, capsys):
         assert summary(empty_test_split, *args) == 2
         assert "split 'test' is empty" in one_error_line(capsys)
     datasets = empty_test_split / "cache" / "datasets"
-    assert [p.name for p in datasets.iterdir() if not p.name.endswith(".lock")] == []
+    assert list(datasets.iterdir()) == []  # no entry, and no orphan .lock file
 
 
 def test_an_entry_that_does_not_load_back_is_removed(tmp_path, monkeypatch, capsys):
@@ -101,7 +112,7 @@ def test_an_entry_that_does_not_load_back_is_removed(tmp_path, monkeypatch, caps
     monkeypatch.setattr(cache.RoutingData, "load_from_disk", unreadable)
     with pytest.raises(OSError, match="cannot read"):
         load_routing_data(cfg)
-    assert [p.name for p in (tmp_path / "cache" / "datasets").iterdir() if not p.name.endswith(".lock")] == []
+    assert list((tmp_path / "cache" / "datasets").iterdir()) == []
     monkeypatch.undo()
     capsys.readouterr()
     assert load_routing_data(cfg).models == ["m1", "m2"]  # built afresh and cached, then served from the cache

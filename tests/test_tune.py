@@ -100,7 +100,7 @@ def test_a_killed_study_continues_where_it_stopped(tiny_encoder, tmp_path, monke
     assert study.trials[2].params == study.trials[1].params
     assert study.trials[3].params["train.lr"] != study.trials[0].params["train.lr"]  # the continued study does not replay its first proposals
     assert second[0]["run_dir"] == str(folder / "trials" / "trial-0001")
-    assert second[0]["train"]["samples_seen"] == 8 * 8  # resumed at step 4: steps 5..12 only
+    assert second[0]["train"]["samples_seen"] == 12 * 8  # resumed at step 4: the whole trial's, steps 1..4 from the checkpoint
     assert (folder / "trials" / "trial-0000" / "metrics.json").stat().st_mtime_ns == done_before  # trial 0 not trained again
     # a third run has nothing left to do, and the exported best is not scored on test again
     third = scripted(monkeypatch, lambda call, step, real: real)

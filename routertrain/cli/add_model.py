@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from routertrain.hub.router import Router, router_folder
     from routertrain.hub.add_model import add_model, read_labels
+    from routertrain.provenance import writing
 
     try:
         if args.output.exists():
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--name is empty; give the new model's name")
         queries, scores = read_labels(args.labels)
         router = Router.from_pretrained(router_folder(args.router), device=args.device)
-        folder = add_model(router, args.name, queries, scores, args.output, cost=args.cost, seed=args.seed, batch_size=args.batch_size)
+        with writing(args.output):
+            folder = add_model(router, args.name, queries, scores, args.output, cost=args.cost, seed=args.seed, batch_size=args.batch_size)
     except (OSError, ValueError) as err:
         return fail(err)
     print(f"router with {len(router.models) + 1} models ({args.name} added from {len(queries)} labels): {folder}")

@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
     from routertrain.evaluation.blend import fit_router_blend
     from routertrain.hub.blend import save_blend
     from routertrain.hub.router import BLEND, BlendRouter, Router, RouterFolderError, router_folder
+    from routertrain.provenance import writing
     from routertrain.training.loop import router_report
 
     try:
@@ -42,7 +43,8 @@ def main(argv: list[str]) -> int:
         mem, spec = fit_router_blend(router, data, average, missing=cfg.eval.missing)
         blended = BlendRouter.wrap(router, mem, spec)
         metrics = {"models": router.models, **{split: router_report(blended, data, split, average, cfg.eval.missing) for split in ("validation", "test")}}
-        save_blend(source, args.out, mem, spec, metrics=metrics)
+        with writing(args.out):
+            save_blend(source, args.out, mem, spec, metrics=metrics)
     except (*USER_ERRORS, RouterFolderError, FileNotFoundError, ValueError) as err:
         return fail(err)
     weights = ", ".join(f"{name} {w:g}" for name, w in spec["weights"].items())

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         served = list(load_backends(args.backends, router.models, keys=False).models) if args.backends else None
         labels = query_costs = None
         if args.queries:
-            queries = read_queries(args.queries)
+            queries = read_queries(args.queries, "--queries")
         else:
             queries, labels, query_costs = split_data(router, args.split, args.data_args)
         setting = router.calibrate(

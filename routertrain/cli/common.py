@@ -11,11 +11,12 @@ from routertrain.data import DataError
 from routertrain.hub.card import shortfalls
 from routertrain.model.kernels import KernelUnavailable
 from routertrain.model.modeling import EncoderNotFound
+from routertrain.provenance import WriteFailed
 from routertrain.hub.router import check_device
 from routertrain.training.registries import check_names  # noqa: F401 (re-exported for the commands)
 
 DEFAULT_RECIPE = "minilm-l6"
-USER_ERRORS = (ConfigError, DataError, EncoderNotFound, KernelUnavailable)
+USER_ERRORS = (ConfigError, DataError, EncoderNotFound, KernelUnavailable, WriteFailed)
 
 USAGE = f"""usage: routertrain train [recipe=NAME|FILE] [data=NAME|FILE] [key=value ...]
        accelerate launch --config_file accelerate_config.yaml train.py [recipe=...] [key=value ...]   (several processes)
@@ -24,7 +25,7 @@ recipes: {', '.join(available_recipes())} (default {DEFAULT_RECIPE}); or a YAML 
 data recipes: {', '.join(available_data_recipes()) or 'none'}; or a YAML file's path, with or without .yaml
 keys: {', '.join(k for k in valid_keys() if '.' in k)}
 
-exit codes: 0 done (done.json written), 2 bad input or diverged training (one error line),
+exit codes: 0 done (done.json written, or already there: nothing to train), 2 bad input, a failed write or diverged training (one error line),
 75 stopped by SIGTERM/SIGINT after saving a checkpoint (run the same command to resume)
 
 list and copy recipes: routertrain recipes ls; routertrain recipes cp smoke my-recipe.yaml

@@ -15,6 +15,7 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from routertrain.cli.args import Parser, fail
     from routertrain.hub.router import convert_folder
+    from routertrain.provenance import writing
 
     parser = Parser(prog="routertrain convert", description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path, help="router folder (or run folder) written by an earlier routertrain")
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.new.exists():
             raise ValueError(f"{args.new} exists; name a new folder")
-        out = convert_folder(args.old, args.new)
+        with writing(args.new):
+            out = convert_folder(args.old, args.new)
     except (OSError, ValueError) as err:
         return fail(err)
     print(f"converted {args.old} -> {out}")

@@ -27,6 +27,7 @@ def main(argv: list[str]) -> int:
     from routertrain.data import load_routing_data
     from routertrain.hub.ensemble import EnsembleRouter, member_folders, save_ensemble
     from routertrain.hub.router import Router, RouterFolderError
+    from routertrain.provenance import writing
     from routertrain.training.loop import router_report
 
     try:
@@ -35,7 +36,8 @@ def main(argv: list[str]) -> int:
         cfg, _ = data_config(paths[0], [])
         data = load_routing_data(cfg.data)
         metrics = {"models": configs[0]["models"], **{split: router_report(ensemble, data, split, headline_average(cfg), cfg.eval.missing) for split in ("validation", "test")}}
-        save_ensemble(paths, args.out, metrics=metrics)
+        with writing(args.out):
+            save_ensemble(paths, args.out, metrics=metrics)
     except (*USER_ERRORS, RouterFolderError, FileNotFoundError, ValueError) as err:
         return fail(err)
     print("\n".join([*score_lines(metrics), f"ensemble of {len(paths)} routers: {args.out}", *verdict_lines(metrics)]))

@@ -13,15 +13,17 @@ import sys
 from pathlib import Path
 
 from routertrain.hub.card import render as render_card
-from routertrain.cli.args import Parser, bounded
+from routertrain.cli.args import Parser, bounded, fail
 from routertrain.cli.common import device_option
 from routertrain.config import ConfigError, available_data_recipes, headline_average, load_config
 from routertrain.data import DataError, load_routing_data
 from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, to_json
 from routertrain.evaluation.routers import ALL, DESCRIPTIONS, RouterUnavailable
 from routertrain.model.modeling import EncoderNotFound
-from routertrain.provenance import atomic_write_json, atomic_write_text
+from routertrain.provenance import atomic_write_json, atomic_write_text, writing
 from routertrain.hub.router import router_folder
+
+RERUN = "free space or fix the folder's permissions, then run the evaluation again"
 
 OWN_KEYS = ("run", "routers", "encoder")
 EPILOG = "routers:\n" + "\n".join(f"  {name:<12} {DESCRIPTIONS[name]}" for name in ALL) + f"""
@@ -128,15 +130,17 @@ def main(argv: list[str] | None = None) -> int:
     try:  # writes are atomic: a failure (disk full, permissions) leaves the earlier files as they were
         if run is not None:  # the run's model card gains the baselines' row
             folder = router_folder(run)
-            atomic_write_json(folder / "evaluation.json", to_json(result))
-            atomic_write_text(folder / "README.md", render_card(folder))
+            with writing(folder / "evaluation.json", RERUN):
+                atomic_write_json(folder / "evaluation.json", to_json(result))
+            with writing(folder / "README.md", RERUN):
+                atomic_write_text(folder / "README.md", render_card(folder))
             print(f"model card updated: {folder / 'README.md'}")
         if opts.json:
-            atomic_write_json(opts.json, to_json(result))
+            with writing(opts.json, RERUN):
+                atomic_write_json(opts.json, to_json(result))
             print(f"results: {opts.json}")
     except OSError as err:
-        print(f"error: could not write the results ({err}); free space or fix permissions, then rerun", file=sys.stderr)
-        return 2
+        return fail(err)
     return 0
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from routertrain.cli.args import Parser, bounded
 from routertrain.cli.common import device_option
-from routertrain.provenance import atomic_write_text
-from routertrain.hub.router import Router, router_folder
+from routertrain.provenance import atomic_write_text, writing
+from routertrain.hub.router import Router, check_queries, router_folder
 
 
 def output_file(text: str) -> Path:
@@ -29,16 +29,16 @@ def output_file(text: str) -> Path:
     return path
 
 
-def read_queries(path: Path) -> list[str]:
-    """The non-blank lines of ``path``."""
+def read_queries(path: Path, option: str = "--file") -> list[str]:
+    """The non-blank lines of ``path``, given with ``option`` (named in the errors)."""
     if not path.exists() or path.is_dir():
-        raise ValueError(f"--file {path} {'is a folder' if path.is_dir() else 'does not exist'}; give a text file with one query per line")
+        raise ValueError(f"{option} {path} {'is a folder' if path.is_dir() else 'does not exist'}; give a text file with one query per line")
     try:
         lines = [line for line in path.read_text().splitlines() if line.strip()]
     except UnicodeDecodeError:
-        raise ValueError(f"--file {path} is not UTF-8 text; save it as UTF-8, one query per line") from None
+        raise ValueError(f"{option} {path} is not UTF-8 text; save it as UTF-8, one query per line") from None
     if not lines:
-        raise ValueError(f"--file {path} has no queries (it is empty or all blank lines); put one query per line")
+        raise ValueError(f"{option} {path} has no queries (it is empty or all blank lines); put one query per line")
     return lines
 
 
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         queries = list(args.queries) + (read_queries(args.file) if args.file else [])
         if not queries:
             raise ValueError("no queries; give them as arguments or with --file (one per line)")
+        check_queries(queries)  # before the router loads
         try:
             location = router_folder(args.router)
         except FileNotFoundError:
@@ -71,12 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         ]
         text = "\n".join(lines) + "\n"
         if args.output:
-            atomic_write_text(args.output, text)
+            with writing(args.output):
+                atomic_write_text(args.output, text)
         else:
             sys.stdout.write(text)
     except (OSError, ValueError) as err:
         message = (str(err).strip().splitlines() or [type(err).__name__])[0]  # the Hub's errors run over several lines
-        if not Path(args.router).exists():
+        if not Path(args.router).exists() and args.router not in message:
             message = f"{args.router} is not a folder here, and as a Hub repo id it did not load: {message}"
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -286,6 +286,8 @@ def parse_overrides(args: list[str]) -> tuple[Optional[str], Optional[str], list
         key, value = arg.split("=", 1)
         key = key.lstrip("+")
         if key == "recipe":
+            if not value.strip():
+                raise ConfigError(f"'recipe=' is empty: name a recipe ({', '.join(available_recipes())}) or a recipe file, or leave the argument out for the default")
             recipe = value
         elif key == "data" and value and not value.startswith("{"):
             data_recipe = value

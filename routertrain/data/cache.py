@@ -22,8 +22,8 @@ of the function, tokenizer and ``max_length`` (MMLU-Pro train: 3.9 s the first t
 
 A file lock beside the folder makes concurrent processes (one per GPU) build once and share it. A
 build is validated before it is saved and read back before it counts, so a failed build leaves no
-entry (only the empty ``.lock`` file, which flock-based locks keep on purpose: deleting it could let
-two processes hold the lock at once).
+entry, and no ``.lock`` file either: it is removed while still held (filelock's flock lock locks a
+fresh file when the one it waited on was unlinked); a successful build keeps its lock file.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 from routertrain.data.dataset import META_FILE, RoutingData, fingerprint, validate
+from routertrain.provenance import writing
 
 FORMAT_VERSION = "sources-v1"  # bump when a builder's output changes for the same files and config
 NOT_IN_KEY = ("fraction", "subsample_seed", "max_length", "cache_dir", "path", "synthetic", "average")
@@ -116,16 +117,18 @@ def cached_build(name: str, cfg, fp: str, build: Callable[[], RoutingData]) -> R
             print(f"[data] loaded cached {name} from {folder}", file=sys.stderr)
             data = RoutingData.load_from_disk(folder)
         else:
-            data = build()
-            data.fingerprint = fp
-            validate(data)  # a dataset that cannot be used is reported, never cached
             bars = is_progress_bar_enabled()
-            disable_progress_bar()
             try:
-                data.save_to_disk(folder)  # written to a temporary folder, renamed into place when complete
+                data = build()
+                data.fingerprint = fp
+                validate(data)  # a dataset that cannot be used is reported, never cached
+                disable_progress_bar()
+                with writing(folder, "free space, or set data.cache_dir to a folder with room, then run again"):
+                    data.save_to_disk(folder)  # written to a temporary folder, renamed into place when complete
                 data = RoutingData.load_from_disk(folder)
             except BaseException:  # an entry that does not load back must not be found by the next run
                 shutil.rmtree(folder, ignore_errors=True)
+                Path(lock.lock_file).unlink(missing_ok=True)  # still held: a waiter on this file sees it unlinked and locks a new one
                 raise
             finally:
                 if bars:

@@ -102,6 +102,9 @@ def validate(data: RoutingData) -> None:
         raise DataError(f"{len(data.costs)} costs for {len(data.models)} models: give one cost per model or none")
     if data.costs is not None and not all(math.isfinite(c) and c >= 0 for c in data.costs):
         raise DataError(f"model costs {data.costs} hold a NaN, infinite or negative value: fix the cost columns or set data.costs")
+    if len(data.models) < 2:
+        raise DataError(f"the pool has one model ({data.models[0]!r}): a router chooses between models, so give scores for at least two "
+                        "(check data.models, data.pool or the score columns)")
     missing = [s for s in SPLITS if s not in data.splits]
     if missing:
         raise DataError(f"the dataset has no {'/'.join(missing)} split: provide train, validation and test")
@@ -134,6 +137,10 @@ def validate(data: RoutingData) -> None:
             if c.shape != (len(ds), n_models) or bad.any():
                 i = int(np.argwhere(bad)[0][0]) if c.shape == (len(ds), n_models) else 0
                 raise DataError(f"split '{split}' row {i}: the per-query costs must give one finite cost >= 0 per model (NaN = unknown, the model's mean cost is used); fix the cost columns")
+    unlabelled = [m for m, seen in zip(data.models, (~np.isnan(data.labels("train"))).any(axis=0)) if not seen]
+    if unlabelled:
+        raise DataError(f"model {unlabelled[0]!r} has no label in the train split (every score of it is missing{f', as for {unlabelled[1:]}' if unlabelled[1:] else ''}), "
+                        "so the router cannot learn it: leave it out of the pool (data.models, or its score column) or give it scores")
 
 
 def nested_subset(n: int, fraction: float, seed: int) -> list[int]:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from routertrain.provenance import atomic_write_bytes, atomic_write_json
+from routertrain.provenance import atomic_write_bytes, atomic_write_json, writing
 
 FORMAT_VERSION = "embeddings-v1"
 
@@ -126,9 +126,10 @@ def split_embeddings(
     if vectors is not None:
         return vectors
     vectors = embed_queries(queries, encoder, max_length, pooling, batch_size, device)
-    atomic_write_bytes(path, npy_bytes(vectors))
-    atomic_write_bytes(folder / f"{key}.digests.npy", npy_bytes(query_digests(queries)))  # before the .json that announces it
-    atomic_write_json(folder / f"{key}.json", {**parts, "rows": len(queries), "data": data.fingerprint, "split": split})
+    with writing(folder, "free space or set ROUTERTRAIN_CACHE to a folder with room, then run again"):
+        atomic_write_bytes(path, npy_bytes(vectors))
+        atomic_write_bytes(folder / f"{key}.digests.npy", npy_bytes(query_digests(queries)))  # before the .json that announces it
+        atomic_write_json(folder / f"{key}.json", {**parts, "rows": len(queries), "data": data.fingerprint, "split": split})
     return vectors
 
 

@@ -33,27 +33,39 @@ def read_labels(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"--labels {path} does not exist; give a JSONL file of {{\"query\": ..., \"score\": ...}} or a CSV with query,score columns")
+    records = []  # (line number in the file, row)
     try:
         if path.suffix in (".csv", ".tsv"):
             with path.open(newline="") as f:
-                rows = list(csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ","))
+                reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
+                records = [(reader.line_num, row) for row in reader]
         else:
-            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (ValueError, UnicodeDecodeError) as err:
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if line.strip():
+                    records.append((number, parse_line(line, path, number)))
+    except (csv.Error, UnicodeDecodeError) as err:
         raise ValueError(f"--labels {path} cannot be read ({str(err).splitlines()[0][:120]}); write one JSON object per line, or a CSV with a header") from None
     queries, scores = [], []
-    for number, row in enumerate(rows, 1):
+    for number, row in records:
         try:
             query, score = row["query"], float(row["score"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"--labels {path}, row {number}: needs a 'query' and a numeric 'score'") from None
+            raise ValueError(f"--labels {path}, line {number}: needs a 'query' and a numeric 'score'") from None
         if not isinstance(query, str) or not query.strip() or not 0.0 <= score <= 1.0:
-            raise ValueError(f"--labels {path}, row {number}: the query must be text and the score in [0, 1] (got {score})")
+            raise ValueError(f"--labels {path}, line {number}: the query must be text and the score in [0, 1] (got {score})")
         queries.append(query)
         scores.append(score)
     if len(queries) < 10:
         raise ValueError(f"--labels {path} has {len(queries)} labelled queries; give at least 10 (hundreds are better)")
     return queries, np.asarray(scores, dtype=np.float32)
+
+
+def parse_line(line: str, path: Path, number: int):
+    """One JSONL line; a one-line error naming the file's line ``number`` when it is not JSON."""
+    try:
+        return json.loads(line)
+    except ValueError as err:
+        raise ValueError(f"--labels {path}, line {number}: not valid JSON ({str(err).splitlines()[0][:120]}); write one JSON object per line") from None
 
 
 @torch.inference_mode()

@@ -31,13 +31,22 @@ class RouterFolderError(OSError):
 
 
 def is_router_folder(folder: Path) -> bool:
-    """A folder ``save_router`` wrote: a router ``config.json``, or a format-1 ``router_config.json``."""
+    """A folder ``save_router`` wrote: a router ``config.json``, or a format-1 ``router_config.json``.
+    A ``config.json`` that is not valid JSON is refused in one line (``RouterFolderError``), not taken for "no router"."""
     if (folder / LEGACY_CONFIG).is_file():
         return True
-    try:
-        return json.loads((folder / CONFIG).read_text()).get("model_type") == MODEL_TYPE
-    except (OSError, ValueError, AttributeError):
+    if not (folder / CONFIG).is_file():
         return False
+    raw = read_json(folder / CONFIG)
+    return isinstance(raw, dict) and raw.get("model_type") == MODEL_TYPE
+
+
+def read_json(path: Path):
+    """A router folder's JSON file, or a one-line ``RouterFolderError`` when it is not valid JSON."""
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:  # invalid JSON, or not text
+        raise RouterFolderError(f"{path} is not valid JSON ({first_line(err)}); {REFETCH}") from None
 
 
 def router_folder(run: str | os.PathLike) -> Path:
@@ -57,8 +66,9 @@ def router_settings(folder: str | os.PathLike) -> dict:
     format-1 ``router_config.json`` (an ensemble's shared settings)."""
     folder = Path(folder)
     if (folder / LEGACY_CONFIG).is_file():
-        return json.loads((folder / LEGACY_CONFIG).read_text())
-    config = json.loads((folder / CONFIG).read_text()) if (folder / CONFIG).is_file() else {}
+        return read_json(folder / LEGACY_CONFIG)
+    config = read_json(folder / CONFIG) if (folder / CONFIG).is_file() else {}
+    config = config if isinstance(config, dict) else {}
     labels = config.get("id2label") or {}
     models = [labels[k] for k in sorted(labels, key=int)]
     return {"models": models, **{k: config.get(k) for k in ("costs", "pooling", "max_length", "base_model", "calibration", "train_means")}}

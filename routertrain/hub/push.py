@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from routertrain.hub.card import render
-from routertrain.provenance import atomic_write_text
+from routertrain.provenance import WriteFailed, atomic_write_text, writing
 from routertrain.hub.router import router_folder as find_router_folder
 
 
@@ -30,14 +30,29 @@ def router_folder(path: str | Path) -> Path:
         raise PushError(str(err)) from None
 
 
+def check_repo_id(repo_id: str) -> None:
+    """Refuse, before any work, a ``repo_id`` that is not of the Hub's form (ORG/NAME)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise PushError(f"--repo-id {repo_id!r} is not a Hub repo id ({str(err).split(':')[0]}); give ORG/NAME, e.g. my-org/my-router") from None
+
+
 def push(path: str | Path, repo_id: str, revision: str | None = None, private: bool = False, token: str | None = None) -> str:
     """Upload the router folder to ``repo_id`` (branch ``revision``); returns the commit URL."""
     from huggingface_hub import HfApi, constants
 
+    check_repo_id(repo_id)
     folder = router_folder(path)
     if constants.HF_HUB_OFFLINE:
         raise PushError(f"cannot push to the Hub while offline (HF_HUB_OFFLINE=1); the router stays in {folder}; push it later with routertrain push {folder} --repo-id {repo_id}")
-    atomic_write_text(folder / "README.md", render(folder, repo_id=repo_id))
+    try:
+        with writing(folder / "README.md", "free space or fix the folder's permissions, then push again"):
+            atomic_write_text(folder / "README.md", render(folder, repo_id=repo_id))
+    except WriteFailed as err:
+        raise PushError(str(err)) from None
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)

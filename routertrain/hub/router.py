@@ -39,7 +39,7 @@ from transformers import AutoConfig, AutoTokenizer
 from routertrain.hub.card import render as render_card
 from routertrain.hub.folder import (  # noqa: F401 (the folder format, re-exported: router_settings lives next to the Router)
     BLEND, BLEND_MEMORY, CONFIG, ENSEMBLE, LEGACY_CONFIG, REFETCH, REQUIRED_FILES, TOKENIZER_FILES, WEIGHTS,
-    RouterFolderError, RunUnfinished, first_line, is_router_folder, router_folder, router_settings,
+    RouterFolderError, RunUnfinished, first_line, is_router_folder, read_json, router_folder, router_settings,
 )
 from routertrain.model.modeling import MODEL_TYPE, RouterConfig, RouterModel
 from routertrain.provenance import atomic_dir
@@ -86,10 +86,7 @@ def save_router(
 def read_config(folder: Path) -> RouterConfig:
     """The router's config: ``config.json`` (checked to hold what ``save_router`` writes), or built from a format-1 folder."""
     path = folder / CONFIG
-    try:
-        raw = json.loads(path.read_text())
-    except ValueError as err:  # invalid JSON, or not text
-        raise RouterFolderError(f"{path} is not valid JSON ({first_line(err)}); {REFETCH}") from None
+    raw = read_json(path)
     raw = raw if isinstance(raw, dict) else {}
     if (folder / LEGACY_CONFIG).is_file() and raw.get("model_type") != MODEL_TYPE:
         legacy = read_legacy_config(folder / LEGACY_CONFIG)
@@ -123,10 +120,7 @@ def read_config(folder: Path) -> RouterConfig:
 
 def read_legacy_config(path: Path) -> dict:
     """A format-1 ``router_config.json``, checked to hold what the old ``save_router`` wrote."""
-    try:
-        config = json.loads(path.read_text())
-    except ValueError as err:
-        raise RouterFolderError(f"{path} is not valid JSON ({first_line(err)}); {REFETCH}") from None
+    config = read_json(path)
     config = config if isinstance(config, dict) else {}
     models, costs = config.get("models"), config.get("costs")
     problems = [
@@ -193,8 +187,8 @@ class Router:
         in transformers; the Hub's own error passes through when it cannot be fetched). ``dtype``: the
         weights' dtype here (default: as saved, float32); ``torch_dtype`` is its older transformers name."""
         dtype = dtype if dtype is not None else torch_dtype
-        folder = Path(path_or_repo_id)
-        if not folder.is_dir():
+        folder = local_folder(path_or_repo_id)
+        if folder is None:
             from huggingface_hub import snapshot_download
 
             folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, cache_dir=cache_dir, token=token, local_files_only=local_files_only))
@@ -416,8 +410,36 @@ class BlendRouter(Router):
         return blend.combine(self.components(queries, batch_size), self.blend["weights"]).astype(np.float32)
 
 
+def local_folder(path_or_repo_id) -> Path | None:
+    """The local folder ``path_or_repo_id`` names, or None for a Hub repo id (ORG/NAME, not a folder here).
+    One line for what is neither: None or a non-text, a missing path that cannot be a repo id, a file."""
+    if not isinstance(path_or_repo_id, (str, os.PathLike)):
+        raise TypeError(f"path_or_repo_id must be a router folder or a Hub repo id (ORG/NAME), not {type(path_or_repo_id).__name__}")
+    folder = Path(path_or_repo_id).expanduser()
+    if folder.is_dir():
+        return folder
+    text = os.fspath(path_or_repo_id)
+    if folder.exists():
+        raise RouterFolderError(f"{text} is a file; give its router folder (the run's router/) or a Hub repo id")
+    if isinstance(path_or_repo_id, str) and hub_id_form(text):
+        return None  # fetched (or found in the HF cache) by from_pretrained
+    raise FileNotFoundError(f"router folder {text} does not exist (and it is not a Hub repo id, ORG/NAME); check the path")
+
+
+def hub_id_form(text: str) -> bool:
+    """Whether ``text`` has the form of a Hub repo id (NAME or ORG/NAME)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(text)
+        return True
+    except HFValidationError:
+        return False
+
+
 def check_queries(queries) -> list[str]:
-    """``queries`` as a list of texts; a one-line TypeError for anything else (None, a number, ...)."""
+    """``queries`` as a list of texts; a one-line TypeError for anything else (None, a number, ...),
+    a ValueError for an empty or whitespace-only text (the rule ``/v1/route`` applies too)."""
     if isinstance(queries, str):
         return [queries]
     if not hasattr(queries, "__iter__"):
@@ -426,6 +448,9 @@ def check_queries(queries) -> list[str]:
     bad = [i for i, q in enumerate(queries) if not isinstance(q, str)]
     if bad:
         raise TypeError(f"queries must be texts: item {bad[0]} is {type(queries[bad[0]]).__name__} ({queries[bad[0]]!r:.40})")
+    empty = [i for i, q in enumerate(queries) if not q.strip()]
+    if empty:
+        raise ValueError(f"queries must be non-empty texts: item {empty[0]} is {queries[empty[0]]!r:.20}, which has nothing to route on; drop it or give it text")
     return queries
 
 

@@ -5,7 +5,9 @@ optimizer (safetensors, and tensor-only ``.bin`` files that ``load_state`` reads
 ``weights_only=True``), then, written last by the main process:
 
 - ``rng_state_<rank>.json``: Python, NumPy and torch RNG states, one file written by each process
-  (as ``save_state`` writes its RNG file per rank);
+  (as ``save_state`` writes its RNG file per rank), with that process's own training statistics
+  (``process``: the loss parts since the last log, samples and tokens seen, training time) so that
+  a resumed run logs and reports what the uninterrupted one would;
 - ``trainer_state.json``: step, best step, the learning-rate schedule's state and the size of every
   file of the checkpoint (its manifest).
 
@@ -60,8 +62,9 @@ def manifest(folder: Path) -> dict[str, int]:
     return {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*")) if p.is_file() and p.name != STATE}
 
 
-def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: dict, keep: int) -> Path:
-    """``save_state`` into ``step-N.tmp``, the JSON state beside it, renamed into place once every rank has written."""
+def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: dict, keep: int, process: dict | None = None) -> Path:
+    """``save_state`` into ``step-N.tmp``, the JSON state beside it (``process``: this process's own
+    part, JSON-ready), renamed into place once every rank has written."""
     final = run_dir / "checkpoints" / f"step-{step:06d}"
     tmp = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process:
@@ -69,7 +72,7 @@ def save_checkpoint(accelerator: Accelerator, run_dir: Path, step: int, state: d
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp))
     (tmp / f"random_states_{accelerator.process_index}.pkl").unlink(missing_ok=True)  # kept as JSON instead
-    atomic_write_json(tmp / f"rng_state_{accelerator.process_index}.json", rng_state())
+    atomic_write_json(tmp / f"rng_state_{accelerator.process_index}.json", {**rng_state(), "process": process or {}})
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         apply_umask(tmp)
@@ -127,15 +130,19 @@ def find_checkpoint(run_dir: Path, resume: str, say=print) -> Path | None:
         if why is None:
             return checkpoint
         say(f"skipping checkpoint {checkpoint}: {why}; trying the previous one")
+    if checkpoints(run_dir):
+        say(f"no complete checkpoint is left in {run_dir / 'checkpoints'}: training starts again from step 0")
     return None
 
 
 def load_checkpoint(accelerator: Accelerator, checkpoint: Path, scheduler) -> dict:
-    """Model and optimizer tensors (``weights_only`` loads), then the JSON state; returns the trainer state."""
+    """Model and optimizer tensors (``weights_only`` loads), then the JSON state; returns the trainer
+    state, with this process's own part under ``process`` (empty for checkpoints that lack it)."""
     accelerator.load_state(str(checkpoint))
     state = json.loads((checkpoint / STATE).read_text())
     scheduler.load_state_dict(state["scheduler"])
     rng = checkpoint / f"rng_state_{accelerator.process_index}.json"
-    if rng.is_file():
-        set_rng_state(json.loads(rng.read_text()))
-    return state
+    own = json.loads(rng.read_text()) if rng.is_file() else {}
+    if own:
+        set_rng_state(own)
+    return {**state, "process": own.get("process", {})}

@@ -16,7 +16,9 @@ Run folder layout (``checkpoints/<run.name>``, its writer lock ``checkpoints/.<r
 
 A run stops early, keeping its checkpoints and writing no router, metrics or marker, when the loss
 or gradient norm turns non-finite (``Diverged``) or on SIGTERM/SIGINT (``Preempted``, after a
-checkpoint at the current step; ``train.py`` exits 75 then, see training.preemption).
+checkpoint at the current step; ``train.py`` exits 75 then, see training.preemption). A failed write
+(full disk, file-size limit) stops it in one line naming the path (``provenance.WriteFailed``), the
+last complete checkpoint kept. Rerunning a finished run's command trains nothing and leaves it as it is.
 """
 
 from __future__ import annotations
@@ -51,10 +53,10 @@ from routertrain.model.encoders import cached_snapshot
 from routertrain.model.encoders import resolve as resolve_encoder
 from routertrain.model.kernels import kernel_backend, padding_multiple
 from routertrain.model.modeling import EncoderNotFound, add_task_head, build_router_model, drop_task_head, encoder_fix, init_prior_bias, merged
-from routertrain.provenance import DONE, atomic_dir, atomic_write_json, provenance
+from routertrain.provenance import DONE, atomic_dir, atomic_write_json, provenance, writing
 from routertrain.training.checkpoints import find_checkpoint, load_checkpoint, save_checkpoint
 from routertrain.training.preemption import Preempted, StopSignals, stop_requested
-from routertrain.training.run_folder import cut_log, lock_run_dir, prepare_run_dir, result_settings
+from routertrain.training.run_folder import RESUME_HINT, cut_log, finished_results, lock_run_dir, prepare_run_dir, result_settings
 from routertrain.hub.push import PushError, push
 from routertrain.hub.router import save_router
 
@@ -164,7 +166,7 @@ def full_weights(accelerator: Accelerator, model) -> dict[str, torch.Tensor]:
 def save_best(accelerator: Accelerator, model, run_dir: Path, report: dict, step: int) -> None:
     state = full_weights(accelerator, model)
     if accelerator.is_main_process:
-        with atomic_dir(run_dir / "best") as tmp:
+        with writing(run_dir / "best", RESUME_HINT), atomic_dir(run_dir / "best") as tmp:
             save_file({k: v.contiguous() for k, v in state.items()}, str(tmp / "state.safetensors"))
             atomic_write_json(tmp / "metrics.json", {"step": step, "validation": report})
     accelerator.wait_for_everyone()
@@ -173,7 +175,7 @@ def save_best(accelerator: Accelerator, model, run_dir: Path, report: dict, step
 def log(accelerator: Accelerator, run_dir: Path, values: dict, step: int) -> None:
     accelerator.log(values, step=step)
     if accelerator.is_main_process:
-        with open(run_dir / "log.jsonl", "a") as fh:
+        with writing(run_dir / "log.jsonl", RESUME_HINT), open(run_dir / "log.jsonl", "a") as fh:
             fh.write(json.dumps({"step": step, **values}) + "\n")
 
 
@@ -200,6 +202,8 @@ class Run:
     best: dict = field(default_factory=lambda: {"routing_acc": -1.0, "step": 0})
     excluded: float = 0.0  # seconds spent evaluating and checkpointing, left out of the throughput
     running_loss: list = field(default_factory=list)  # each step's part of the loss since the last log
+    started: float = 0.0  # clock() when the training steps of this process started
+    runtime_before: float = 0.0  # training time spent before the checkpoint this run resumed from
     counts: Any = None  # samples, real tokens, padded tokens (on the device)
     diverged_at: Any = None  # first step with a non-finite loss or gradient norm, inf while none (on the device)
     stopped_at: int | None = None  # the step at which on_evaluate stopped training
@@ -271,13 +275,14 @@ def setup_data_and_model(cfg: Config, accelerator: Accelerator, run_dir: Path, p
     if cfg.train.task_loss_weight > 0:  # the auxiliary task head and its target column (training only)
         inputs["train"], n_tasks = with_task_ids(inputs["train"], cfg.train.task_loss_weight)
         add_task_head(model, n_tasks)
-    with accelerator.main_process_first():
+    with writing(data.info.get("cache_path", "the tokenized splits' cache"), RESUME_HINT), accelerator.main_process_first():
         splits = {s: tokenize_split(inputs[s], tokenizer, cfg.data.max_length) for s in ("train", "validation", "test")}
     run = Run(cfg, accelerator, run_dir, data, tokenizer, model, splits, accum)
 
     prepare_run_dir(cfg, run_dir, accelerator)
     if accelerator.is_main_process:
-        atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "attention_kernel": kernel_backend(model.encoder), "distributed_type": str(accelerator.distributed_type.value), "dynamo_backend": str(accelerator.state.dynamo_plugin.backend.value), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
+        with writing(run_dir / "provenance.json", RESUME_HINT):
+            atomic_write_json(run_dir / "provenance.json", provenance(data.fingerprint) | {"data": data.meta(), "attention_kernel": kernel_backend(model.encoder), "distributed_type": str(accelerator.distributed_type.value), "dynamo_backend": str(accelerator.state.dynamo_plugin.backend.value), "num_processes": accelerator.num_processes, "per_device_batch_size": per_device, "gradient_accumulation_steps": accum})
     if cfg.tracking.backend != "none":
         config = {k: ("null" if v is None else v) for k, v in flatten(to_dict(cfg)).items()}
         accelerator.init_trackers(cfg.tracking.project, config=config, init_kwargs={"wandb": {"dir": str(run_dir / "logs"), "name": run_dir.name}})
@@ -344,19 +349,40 @@ def setup_optimizer(run: Run) -> None:
 
 def resume(run: Run) -> None:
     """Continue from the run's latest checkpoint (or ``train.resume``), when there is one."""
-    checkpoint = find_checkpoint(run.run_dir, run.cfg.train.resume, say=run.accelerator.print)
+    checkpoint = find_checkpoint(run.run_dir, run.cfg.train.resume, say=lambda _: None)  # prepare_run_dir named the skipped ones
     if checkpoint is None:
         return
     saved = load_checkpoint(run.accelerator, checkpoint, run.scheduler)
     run.step, run.best = saved["step"], saved["best"]
+    restore_process_state(run, saved["process"])
     run.accelerator.print(f"resumed from {checkpoint} at step {run.step}")
     if run.accelerator.is_main_process:
-        cut_log(run.run_dir, run.step)  # the steps after the checkpoint are logged again as they are redone
+        with writing(run.run_dir / "log.jsonl", RESUME_HINT):
+            cut_log(run.run_dir, run.step)  # the steps after the checkpoint are logged again as they are redone
     kept = run.run_dir / "best" / "metrics.json"
     if run.best["step"] and not (kept.is_file() and json.loads(kept.read_text()).get("step") == run.best["step"]):
         # e.g. train.resume=<another run's checkpoint>: that run's best weights are not in this folder
         run.accelerator.print(f"the best weights (step {run.best['step']}) are not in {kept.parent}: the best step is chosen again from step {run.step} on")
         run.best = {"routing_acc": -1.0, "step": 0}
+
+
+def process_state(run: Run) -> dict:
+    """This process's statistics at a checkpoint, JSON-ready: the loss parts since the last log (so the
+    resumed run's next logged loss is the uninterrupted run's), samples and tokens seen, training time."""
+    parts = [t.item() for t in run.running_loss]
+    dtype = str(run.running_loss[0].dtype).removeprefix("torch.") if run.running_loss else "float32"
+    runtime = run.runtime_before + clock() - run.started - run.excluded
+    return {"running_loss": parts, "loss_dtype": dtype, "counts": run.counts.tolist(), "runtime_s": runtime}
+
+
+def restore_process_state(run: Run, saved: dict) -> None:
+    """Undo ``process_state`` (checkpoints written before it was kept restore nothing)."""
+    if not saved:
+        return
+    device, dtype = run.accelerator.device, getattr(torch, saved["loss_dtype"])
+    run.running_loss = [torch.tensor(v, dtype=dtype, device=device) for v in saved["running_loss"]]
+    run.counts = torch.tensor(saved["counts"], dtype=torch.float64, device=device)
+    run.runtime_before = float(saved["runtime_s"])
 
 
 def train_epoch(run: Run, progress, on_evaluate) -> bool:
@@ -423,7 +449,8 @@ def end_of_step(run: Run, progress, on_evaluate) -> bool:
     if saves or (stop and save_every > 0) or preempted:
         paused = clock()
         state = {"step": step, "best": run.best, "scheduler": run.scheduler.state_dict()}
-        checkpoint = save_checkpoint(run.accelerator, run.run_dir, step, state, cfg.train.keep_checkpoints)
+        with writing(run.run_dir / "checkpoints" / f"step-{step:06d}", RESUME_HINT):
+            checkpoint = save_checkpoint(run.accelerator, run.run_dir, step, state, cfg.train.keep_checkpoints, process_state(run))
         run.excluded += clock() - paused
         if preempted:
             why = run.signals.received or "a stop signal on another process"
@@ -435,7 +462,7 @@ def check_finite(run: Run) -> None:
     """Raise ``Diverged`` (on every rank alike) when any step so far had a non-finite loss or gradient norm."""
     at = run.accelerator.gather(run.diverged_at[None]).min().item()
     if math.isfinite(at):
-        kept = find_checkpoint(run.run_dir, "auto")
+        kept = find_checkpoint(run.run_dir, "auto", say=lambda _: None)
         train = run.cfg.train
         raise Diverged(
             f"training diverged at step {int(at)}: the loss or gradient norm is not finite; lower train.lr (now {train.lr:g}), "
@@ -512,17 +539,20 @@ def export(run: Run, results: dict) -> None:
         else:
             unwrapped = accelerator.unwrap_model(run.model, keep_torch_compile=False)
         router = merged(drop_task_head(unwrapped)).to(torch.float32)  # the shipped router needs no task label
-        save_router(
-            router, run.tokenizer, run_dir / "router", run.data.models, run.data.costs, cfg.data.max_length, cfg.model.name_or_path,
-            train_means=M.model_means(run.data.labels("train"), run.data.tasks("train"), run.average),
-            extra_files={
-                "metrics.json": json.dumps(results, indent=2),
-                "training_config.yaml": to_yaml(cfg),
-                "provenance.json": (run_dir / "provenance.json").read_text(),
-            },
-        )
-        atomic_write_json(run_dir / "metrics.json", results)
-        atomic_write_json(run_dir / DONE, {"router": "router", "metrics": "metrics.json", "best_step": results["best_step"], "total_steps": run.total_steps})
+        with writing(run_dir / "router", RESUME_HINT):
+            save_router(
+                router, run.tokenizer, run_dir / "router", run.data.models, run.data.costs, cfg.data.max_length, cfg.model.name_or_path,
+                train_means=M.model_means(run.data.labels("train"), run.data.tasks("train"), run.average),
+                extra_files={
+                    "metrics.json": json.dumps(results, indent=2),
+                    "training_config.yaml": to_yaml(cfg),
+                    "provenance.json": (run_dir / "provenance.json").read_text(),
+                },
+            )
+        with writing(run_dir / "metrics.json", RESUME_HINT):
+            atomic_write_json(run_dir / "metrics.json", results)
+        with writing(run_dir / DONE, RESUME_HINT):
+            atomic_write_json(run_dir / DONE, {"router": "router", "metrics": "metrics.json", "best_step": results["best_step"], "total_steps": run.total_steps})
         if cfg.push.repo_id:
             try:
                 results["push"] = {"url": push(run_dir / "router", cfg.push.repo_id, cfg.push.revision, cfg.push.private)}
@@ -544,18 +574,23 @@ def train(cfg: Config, on_evaluate: Callable[[int, dict], bool] | None = None) -
     accelerator, run_dir, per_device, accum = setup_accelerator(cfg)
     lock = lock_run_dir(cfg, run_dir, accelerator)
     try:
+        results = finished_results(cfg, run_dir)
+        if results is not None:
+            accelerator.print(f"run {run_dir} already finished ({DONE} is there): nothing to train, the folder is left as it is; "
+                              "to train it again set train.resume=never, or run.name=<another name> for a new run")
+            return {**results, "run_dir": str(run_dir), "already_finished": True}
         run = setup_data_and_model(cfg, accelerator, run_dir, per_device, accum)
         setup_optimizer(run)
         resume(run)
 
         progress = tqdm(total=run.total_steps, initial=run.step, disable=not run.accelerator.is_local_main_process, desc="train")
-        started = clock()
+        run.started = clock()
         run.model.train()
         with run.signals, progress:
             while run.step < run.total_steps and not train_epoch(run, progress, on_evaluate):
                 pass
         check_finite(run)
-        runtime = clock() - started - run.excluded  # training steps only: evaluation and checkpointing excluded
+        runtime = run.runtime_before + clock() - run.started - run.excluded  # training steps only: evaluation and checkpointing excluded
 
         results = final_evaluate(run, runtime)
         export(run, results)

@@ -5,7 +5,9 @@
   loading anything, with one line naming the holder's process id (``.<run name>.lock.json``).
 - ``clean_leftovers``: temporary folders and files of an interrupted run (``router.tmp-*``,
   ``best.tmp-*``, ``*.old``, ``checkpoints/step-*.tmp``, ``*.tmp``) removed at start.
-- ``cut_log``: on resume, ``log.jsonl`` keeps only the steps up to the checkpoint's.
+- ``cut_log``: on resume, ``log.jsonl`` keeps only the steps up to the checkpoint's (and no line cut short).
+- ``finished_results``: a rerun of a finished run's command says so and leaves the folder as it is.
+- ``RESUME_HINT``: what a failed write (full disk, file-size limit) tells the user (``provenance.writing``).
 - ``routertrain.provenance.DONE`` (``done.json``): written last, after ``router/`` is in place.
 """
 
@@ -23,9 +25,10 @@ from filelock import FileLock, Timeout
 from omegaconf import OmegaConf
 
 from routertrain.config import Config, ConfigError, to_dict, to_yaml
-from routertrain.provenance import DONE, atomic_write_json, atomic_write_text
+from routertrain.provenance import DONE, atomic_write_json, atomic_write_text, finished, writing
 from routertrain.training.checkpoints import find_checkpoint
 
+RESUME_HINT = "free space (or raise the file-size limit) or fix the folder's permissions, then run the same command again: it resumes from the last complete checkpoint"
 STALE = ("checkpoints", "best", "router", "metrics.json", "log.jsonl", DONE)  # what a run started from step 0 clears
 
 
@@ -104,9 +107,18 @@ def cut_log(run_dir: Path, step: int) -> None:
     log = run_dir / "log.jsonl"
     if log.is_file():
         lines = [line for line in log.read_text().splitlines() if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        kept = [line for line in lines if (entry := log_entry(line)) is not None and entry.get("step", 0) <= step]
         if len(kept) != len(lines):
             atomic_write_text(log, "".join(line + "\n" for line in kept))
+
+
+def log_entry(line: str) -> dict | None:
+    """One line of ``log.jsonl``, or None for a line cut short (a write that failed, a kill -9 mid-line)."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def result_settings(settings: dict) -> dict:
@@ -128,19 +140,36 @@ def lock_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> RunLoc
     return RunLock(run_dir).acquire() if accelerator.is_main_process else None
 
 
+def same_config(cfg: Config, config_file: Path) -> bool:
+    """Whether ``config_file`` (a run folder's ``config.yaml``) holds ``cfg``'s result settings."""
+    previous = OmegaConf.to_container(OmegaConf.load(config_file))
+    return result_settings(previous) == result_settings(to_dict(cfg))
+
+
+def finished_results(cfg: Config, run_dir: Path) -> dict | None:
+    """The metrics of this config's earlier run in ``run_dir`` when it finished (``done.json``) and
+    ``train.resume=auto``: the rerun has nothing to train and leaves the folder as it is. None otherwise."""
+    config_file = run_dir / "config.yaml"
+    if cfg.train.resume != "auto" or not finished(run_dir) or not config_file.is_file() or not same_config(cfg, config_file):
+        return None
+    try:
+        return json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None  # done.json without readable metrics: trained again
+
+
 def prepare_run_dir(cfg: Config, run_dir: Path, accelerator: Accelerator) -> None:
     """Refuse to mix two different configs in one folder; remove what an interrupted run left
     half-written; start clean when the run starts from step 0 (resume=never, or resume=auto with no
     complete checkpoint), so no earlier log, weights or marker linger."""
     if accelerator.is_main_process:
         config_file = run_dir / "config.yaml"
-        if cfg.train.resume == "auto" and config_file.is_file():
-            previous = OmegaConf.to_container(OmegaConf.load(config_file))
-            if result_settings(previous) != result_settings(to_dict(cfg)):
-                raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        clean_leftovers(run_dir)
-        if find_checkpoint(run_dir, cfg.train.resume, say=lambda _: None) is None:
-            clear_stale(run_dir)
-        atomic_write_text(config_file, to_yaml(cfg))
+        if cfg.train.resume == "auto" and config_file.is_file() and not same_config(cfg, config_file):
+            raise ConfigError(f"run folder {run_dir} holds a run with a different config; set run.name=<new name> or train.resume=never")
+        with writing(run_dir, RESUME_HINT):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            clean_leftovers(run_dir)
+            if find_checkpoint(run_dir, cfg.train.resume) is None:  # says which broken checkpoints it skips
+                clear_stale(run_dir)
+            atomic_write_text(config_file, to_yaml(cfg))
     accelerator.wait_for_everyone()

@@ -226,24 +226,34 @@ def join_side_file(cfg, tables: list) -> tuple[list, dict]:
 
 def check_scores_look_like_scores(t, tables: list, columns: list[str]) -> None:
     """A pattern-selected column whose cells are not scores (a task name, a cluster id) is a pattern
-    that caught too much: say to narrow it, not to rescale."""
+    that caught too much: say to narrow it, not to rescale. Cells that read as numbers (``nan`` and
+    ``inf`` too) are scores: a missing or out-of-range one is judged as with ``score_columns``
+    (``data.missing``, the declared range); integers are taken for ids only when most fall outside it."""
     if t.score_columns:
         return
     for label, df, _ in tables:
         for c in columns:
             if c not in df.columns:
                 continue
+            text = df[c][df[c].notna() & df[c].map(not_a_number)]
             values = pd.to_numeric(df[c], errors="coerce")
-            text = df[c][values.isna() & df[c].notna() & (df[c].astype(str).str.strip() != "")]
-            text = text[~text.astype(str).str.strip().str.lower().isin(("true", "false"))]
-            whole = values.dropna()
+            whole = values[np.isfinite(values.astype("float64"))]
             outside = (whole < t.score_min) | (whole > t.score_max)
-            if len(text) or (outside.any() and (whole == whole.round()).all()):
+            if len(text) or (len(whole) and outside.mean() > 0.5 and (whole == whole.round()).all()):
                 example = text.iloc[0] if len(text) else whole[outside].iloc[0]
                 example = example.item() if hasattr(example, "item") else example
                 how = f"data.table.scores_field '{t.scores_field}'" if t.scores_field and not t.score_pattern else f"data.table.score_pattern '{t.score_pattern}'"
                 raise DataError(f"{label}: column '{c}', selected by {how}, holds {example!r}, which is not a score (a name or an id?): "
                                 "narrow the pattern so it matches only score columns, or list them in data.table.score_columns")
+
+
+def not_a_number(value) -> bool:
+    """A cell that ``as_score`` cannot read as a score (text other than a number, true or false)."""
+    try:
+        float(value)
+        return False
+    except (TypeError, ValueError):
+        return str(value).strip().lower() not in ("", "true", "false")
 
 
 def cells(df: pd.DataFrame, column: str, label: str) -> list:
