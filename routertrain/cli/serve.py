@@ -18,6 +18,15 @@ from routertrain.cli.args import Parser, bounded, fail
 from routertrain.cli.common import device_option
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn. Made with IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on
+    accepted connections only then; without it Nagle's algorithm meets delayed ACKs and answers stall ~40 ms."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m routertrain.cli.serve", description=__doc__.splitlines()[0])
     parser.add_argument("router", help="router folder, run folder, or Hub repo id")
@@ -64,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 quantize_int8(network)
         backends = load_backends(args.backends, router.models)
         calibration = router.predict(read_queries(args.calibration_queries)) if args.calibration_queries else None
-        # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on accepted connections only for a socket
-        # created with it; without it Nagle's algorithm meets delayed ACKs and every answer stalls ~40 ms
-        sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((args.host, args.port))
+        sock = listening_socket(args.host, args.port)
     except (BackendConfigError, OSError, ValueError) as err:
         return fail(err)
     saved = getattr(router.config, "calibration", None)

@@ -3,14 +3,15 @@ ONNX and run with ONNX Runtime.
 
 ``Router.from_pretrained(folder, backend="onnx")`` and ``serve --fast onnx`` use it. The graph is a plain
 ``torch.onnx`` export (TorchScript exporter, opset 17, no fusion) with dynamic batch and sequence axes,
-so a batch is padded only to its longest query. It is cached beside the weights,
-``<router>/onnx/<sha256 of model.safetensors>.onnx`` (or under ``$ROUTERTRAIN_CACHE/onnx`` when the
-router folder is read-only), written atomically; changed weights get a new file. Measured against
-eager fp32 in BENCHMARKS.md (``benchmarks/routing_speed.py``).
+so a batch is padded only to its longest query. It is cached in routertrain's cache, keyed on the
+weights (``$ROUTERTRAIN_CACHE/onnx/<sha256 of model.safetensors>.onnx``, default ``~/.cache/routertrain``;
+not in the router folder, so ``push`` does not upload it), written atomically; changed weights (or
+config) get a new file. Measured against eager fp32 in BENCHMARKS.md (``benchmarks/routing_speed.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -54,21 +55,20 @@ def export_bytes(model: nn.Module, with_token_types: bool) -> bytes:
     return buffer.getvalue()
 
 
+CONFIG = "config.json"  # routertrain.hub.router.CONFIG (not imported: that module imports this one lazily)
+
+
 def cached_graph(model: nn.Module, weights: Path, with_token_types: bool) -> Path:
-    """The ONNX file for the network whose weights are ``weights``, exported the first time (or after they changed)."""
-    name = f"{file_digest(weights)[:32]}-opset{OPSET}{'-tt' if with_token_types else ''}.onnx"
-    places = [weights.parent / "onnx", cache_root() / "onnx"]
-    for folder in places:
-        if (folder / name).is_file():
-            return folder / name
-    data = export_bytes(model, with_token_types)
-    for folder in places:
+    """The ONNX file for the network whose weights are ``weights`` (beside its ``config.json``), exported
+    the first time, and again after either changed."""
+    key = hashlib.sha256(f"{file_digest(weights)} {file_digest(weights.with_name(CONFIG))} {OPSET} {with_token_types}".encode()).hexdigest()
+    path = cache_root() / "onnx" / f"{key[:32]}.onnx"
+    if not path.is_file():
         try:
-            atomic_write_bytes(folder / name, data)
-            return folder / name
-        except OSError:  # a read-only router folder (a Hub snapshot): the user's cache instead
-            continue
-    raise OSError(f"cannot write the ONNX graph to {places[0]} or {places[1]}; make one of them writable or set ROUTERTRAIN_CACHE")
+            atomic_write_bytes(path, export_bytes(model, with_token_types))
+        except OSError as err:
+            raise OSError(f"cannot write the ONNX graph to {path.parent} ({err.strerror or err}); make it writable or set ROUTERTRAIN_CACHE") from None
+    return path
 
 
 class OnnxNetwork:
