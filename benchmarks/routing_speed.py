@@ -11,13 +11,15 @@ RouterDC test split (the real mix of lengths). Measured, in this order so that n
    (batch 1), queries per second at batch 64, and the decisions of both on ``--n-agree`` test queries
    (``router.decide``: the router's own rule);
 2. a real ``serve`` (``--fast``, default onnx) on 127.0.0.1 in front of ``tests/fake_backend.py`` (answers
-   at once), and ``tests/echo_app.py``: ``/v1/route`` with one query per request, sequentially (1 client)
-   and from 32 clients; chat completions through the router and straight to the backend, at 1 and 32
-   clients; GET and POST on the echo app.
+   at once), and ``tests/echo_app.py``. At 1 client, query by query, these take turns (so that load from
+   elsewhere falls on all alike): in-process ``predict`` of the one query (same backend as the server),
+   GET and POST on the echo app, ``/v1/route``, chat straight to the backend, chat through the router.
+   At 32 clients: in-process batch-64 ``predict`` and ``/v1/route`` (one query per request) in
+   alternating rounds on the same queries; then chat straight to the backend and through the router.
 
-Printed: the overhead of ``/v1/route`` at 1 client (its p50 minus in-process batch-1 p50 on the same
-queries, same backend), its throughput at 32 clients over in-process batched throughput, and what chat
-completions add at p50 over calling the backend directly. Client and server share the machine's cores.
+Printed: the overhead of ``/v1/route`` at 1 client (median of the per-query differences from in-process
+predict), its throughput at 32 clients over in-process batched throughput, and what chat completions
+add at p50 over calling the backend directly. Client and server share the machine's cores.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ import numpy as np
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-N_SINGLE, N_BATCH, ROUNDS, CLIENTS, N_CONCURRENT = 200, 640, 3, 32, 640
+N_BATCH, ROUNDS, CLIENTS = 640, 3, 32
+N_SINGLE, N_CONCURRENT = 150, 640  # --n-single, --n-concurrent
 
 
 def start(args: list[str], log: Path, pattern: str) -> tuple[subprocess.Popen, re.Match]:
@@ -90,14 +93,17 @@ def in_process(router_path: str, queries: list[str], agree: list[str]) -> dict:
     }
 
 
-def sequential(call, items) -> np.ndarray:
-    out = []
+def paired(calls: dict, items: list[str]) -> dict[str, np.ndarray]:
+    """Seconds per call of each of ``calls`` on each item, the calls taking turns item by item (so that
+    other load on the machine falls on all of them alike)."""
+    out = {name: [] for name in calls}
     for item in items:
-        t0 = time.perf_counter()
-        response = call(item)
-        out.append(time.perf_counter() - t0)
-        assert response.status_code == 200, response.text[:300]
-    return np.array(out)
+        for name, call in calls.items():
+            t0 = time.perf_counter()
+            response = call(item)
+            out[name].append(time.perf_counter() - t0)
+            assert getattr(response, "status_code", 200) == 200, response.text[:300]
+    return {name: np.array(v) for name, v in out.items()}
 
 
 async def concurrent(method: str, url: str, bodies: list[dict], clients: int) -> tuple[np.ndarray, float]:
@@ -115,6 +121,12 @@ async def concurrent(method: str, url: str, bodies: list[dict], clients: int) ->
         await asyncio.gather(*(worker(bodies[i::clients]) for i in range(clients)))
         wall = time.perf_counter() - t0
     return np.array(out), len(bodies) / wall
+
+
+def batch_counts(url: str) -> tuple[float, float]:
+    """The server's micro-batches and the queries they held, so far (its Prometheus counters)."""
+    text = httpx.get(f"{url}/metrics").text
+    return tuple(float(re.search(rf"^{name} (\S+)", text, re.M).group(1)) for name in ("routertrain_batches_total", "routertrain_batched_queries_total"))
 
 
 def chat_body(query: str, model: str) -> dict:
@@ -139,8 +151,8 @@ def over_http(router: str, fast: str, queries: list[str], tmp: Path) -> dict:
                               tmp / f"serve-{fast}.log", r"on (http://127\.0\.0\.1:\d+)/v1")
         procs.append(server)
         url = match.group(1)
-        single = queries[:N_SINGLE]
-        result = {}
+        single, many = queries[:N_SINGLE], queries[:N_CONCURRENT]
+        local = Router.from_pretrained(router, device="cpu", backend="onnx" if fast in ("onnx", "auto") else "torch")
         with httpx.Client(timeout=120) as client:
             for _ in range(600):
                 try:
@@ -148,23 +160,33 @@ def over_http(router: str, fast: str, queries: list[str], tmp: Path) -> dict:
                         break
                 except httpx.HTTPError:
                     time.sleep(0.2)
-            sequential(lambda q: client.post(f"{url}/v1/route", json={"queries": [q]}), single[:20])  # warm-up
-            sequential(lambda q: client.post(f"{backend_url}/chat/completions", json=chat_body(q, "fake")), single[:20])
-            result["echo_get"] = ms(sequential(lambda _: client.get(f"{echo_url}/health"), single))
-            result["echo_post"] = ms(sequential(lambda q: client.post(f"{echo_url}/echo", json={"queries": [q]}), single))
-            result["route_1"] = ms(sequential(lambda q: client.post(f"{url}/v1/route", json={"queries": [q]}), single))
-            result["direct_1"] = ms(sequential(lambda q: client.post(f"{backend_url}/chat/completions", json=chat_body(q, "fake")), single))
-            result["chat_1"] = ms(sequential(lambda q: client.post(f"{url}/v1/chat/completions", json=chat_body(q, "router")), single))
-        many = queries[:N_CONCURRENT]
-        seconds, result["route_32_qps"] = asyncio.run(concurrent("POST", f"{url}/v1/route", [{"queries": [q]} for q in many], CLIENTS))
-        result["route_32"] = ms(seconds)
+            calls = {
+                "in_process": lambda q: local.predict([q]),
+                "echo_get": lambda _: client.get(f"{echo_url}/health"),
+                "echo_post": lambda q: client.post(f"{echo_url}/echo", json={"queries": [q]}),
+                "route_1": lambda q: client.post(f"{url}/v1/route", json={"queries": [q]}),
+                "direct_1": lambda q: client.post(f"{backend_url}/chat/completions", json=chat_body(q, "fake")),
+                "chat_1": lambda q: client.post(f"{url}/v1/chat/completions", json=chat_body(q, "router")),
+            }
+            paired(calls, single[:20])  # warm-up
+            times = paired(calls, single)
+        result = {name: ms(seconds) for name, seconds in times.items()}
+        result["route_overhead"] = float(np.median(times["route_1"] - times["in_process"]) * 1000)  # per query, paired
+        result["chat_overhead"] = float(np.median(times["chat_1"] - times["direct_1"]) * 1000)
+        batches_before = batch_counts(url)
+        rounds = {"in_process_qps": [], "route_32_qps": []}
+        for _ in range(2):  # batched in process and 32 clients over HTTP take turns on the same queries
+            t0 = time.perf_counter()
+            local.predict(many, batch_size=64)
+            rounds["in_process_qps"].append(len(many) / (time.perf_counter() - t0))
+            seconds, qps = asyncio.run(concurrent("POST", f"{url}/v1/route", [{"queries": [q]} for q in many], CLIENTS))
+            rounds["route_32_qps"].append(qps)
+        batches, batched = np.subtract(batch_counts(url), batches_before)
+        result.update({name: float(np.median(v)) for name, v in rounds.items()}, rounds=rounds, route_32=ms(seconds), mean_batch=batched / max(batches, 1))
         seconds, result["direct_32_qps"] = asyncio.run(concurrent("POST", f"{backend_url}/chat/completions", [chat_body(q, "fake") for q in many], CLIENTS))
         result["direct_32"] = ms(seconds)
         seconds, result["chat_32_qps"] = asyncio.run(concurrent("POST", f"{url}/v1/chat/completions", [chat_body(q, "router") for q in many], CLIENTS))
         result["chat_32"] = ms(seconds)
-        metrics = httpx.get(f"{url}/metrics").text
-        counts = {name: float(re.search(rf"^{name} (\S+)", metrics, re.M).group(1)) for name in ("routertrain_batches_total", "routertrain_batched_queries_total")}
-        result["mean_batch"] = counts["routertrain_batched_queries_total"] / max(counts["routertrain_batches_total"], 1)
     finally:
         for proc in reversed(procs):
             proc.terminate()
@@ -181,6 +203,7 @@ def report(local: dict, http: dict, fast: str, n_queries: int, seconds: float) -
         f"| ONNX Runtime | {f(single['onnx'])} | {qps['onnx']:.1f} |",
         f"| ratio eager / ONNX | {single['eager'][0] / single['onnx'][0]:.2f}x lower p50 | {qps['onnx'] / qps['eager']:.2f}x throughput |",
         "", f"| over HTTP (`serve --fast {fast}`) | clients | p50 / p99 (ms) | requests/s |", "|---|---|---|---|",
+        f"| in-process `Router.predict`, one query (taking turns with the requests below) | 1 | {f(http['in_process'])} | |",
         f"| plain uvicorn echo app, GET /health | 1 | {f(http['echo_get'])} | |",
         f"| plain uvicorn echo app, POST /echo (one query) | 1 | {f(http['echo_post'])} | |",
         f"| `/v1/route`, one query per request | 1 | {f(http['route_1'])} | |",
@@ -190,17 +213,16 @@ def report(local: dict, http: dict, fast: str, n_queries: int, seconds: float) -
         f"| chat completions straight to the backend | {CLIENTS} | {f(http['direct_32'])} | {http['direct_32_qps']:.1f} |",
         f"| chat completions through the router | {CLIENTS} | {f(http['chat_32'])} | {http['chat_32_qps']:.1f} |",
     ]
-    same = "onnx" if fast in ("onnx", "auto") else "eager"
-    overhead = http["route_1"][0] - single[same][0]
-    chat_over = http["chat_1"][0] - http["direct_1"][0]
+    chat_over = http["chat_overhead"]
     lines += [
         "",
-        f"- `/v1/route` at 1 client: p50 {http['route_1'][0]:.2f} ms against in-process batch-1 p50 {single[same][0]:.2f} ms ({same}, same queries): "
-        f"overhead **{overhead:+.2f} ms** (HTTP floor, echo app POST: {http['echo_post'][0]:.2f} ms).",
-        f"- `/v1/route` at {CLIENTS} clients: {http['route_32_qps']:.1f} queries/s against in-process batch-64 {qps[same]:.1f} ({same}): "
-        f"**{http['route_32_qps'] / qps[same]:.2f}x** (mean micro-batch {http['mean_batch']:.1f} queries).",
-        f"- chat completions at 1 client add **{chat_over:+.2f} ms** at p50 over calling the backend directly "
-        f"(routing one query in process: {single[same][0]:.2f} ms of it; the rest: {chat_over - single[same][0]:+.2f} ms).",
+        f"- `/v1/route` at 1 client: p50 {http['route_1'][0]:.2f} ms against in-process p50 {http['in_process'][0]:.2f} ms (one query per call, taking turns): "
+        f"overhead **{http['route_overhead']:+.2f} ms** (median of the per-query differences; HTTP floor, echo app POST p50: {http['echo_post'][0]:.2f} ms).",
+        f"- `/v1/route` at {CLIENTS} clients: {http['route_32_qps']:.1f} queries/s against in-process batch-64 {http['in_process_qps']:.1f}, in alternating rounds: "
+        f"**{http['route_32_qps'] / http['in_process_qps']:.2f}x** (rounds: {', '.join(f'{x:.1f}' for x in http['rounds']['route_32_qps'])} vs "
+        f"{', '.join(f'{x:.1f}' for x in http['rounds']['in_process_qps'])}; mean micro-batch at 32 clients {http['mean_batch']:.1f} queries).",
+        f"- chat completions at 1 client add **{chat_over:+.2f} ms** at p50 over calling the backend directly (median per-query difference; "
+        f"routing one query in process takes {http['in_process'][0]:.2f} ms of it; the rest: {chat_over - http['in_process'][0]:+.2f} ms).",
         f"- ONNX vs eager: same decision on {local['agreement']:.2%} of {local['n_agree']} test queries, largest probability difference "
         f"{local['max_diff']:.1e}. Per-round batch-1 p50 (ms) eager {', '.join(f'{x:.1f}' for x in local['rounds_p50']['eager'])}; "
         f"ONNX {', '.join(f'{x:.1f}' for x in local['rounds_p50']['onnx'])}; batch-64 queries/s eager "
@@ -212,13 +234,17 @@ def report(local: dict, http: dict, fast: str, n_queries: int, seconds: float) -
 
 
 def main() -> None:
+    global N_SINGLE, N_CONCURRENT
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("router")
     parser.add_argument("--data", default="../shared/data/routerdc")
     parser.add_argument("--fast", default="onnx", choices=("onnx", "none", "int8", "auto"), help="the serve path measured over HTTP (default onnx)")
     parser.add_argument("--n-agree", type=int, default=2000, help="test queries on which ONNX and eager decisions are compared")
+    parser.add_argument("--n-single", type=int, default=N_SINGLE, help="queries sent one by one (in process and at 1 client)")
+    parser.add_argument("--n-concurrent", type=int, default=N_CONCURRENT, help=f"requests from {CLIENTS} clients")
     parser.add_argument("--output", type=Path, default=Path("checkpoints/routing-speed.md"))
     args = parser.parse_args()
+    N_SINGLE, N_CONCURRENT = args.n_single, args.n_concurrent
     started = time.time()
 
     from routertrain.config import load_config
