@@ -140,7 +140,8 @@ def test_chat_goes_to_the_backend_its_query_routes_to(setup):
     forced = httpx.post(f"{url}/v1/chat/completions", json=chat(setup["queries"][0], model=other), timeout=TIMEOUT).json()
     assert forced["model"] == other and forced["backend"] == setup["backend"][other]  # a pool model's own name skips routing
     health = httpx.get(f"{url}/health", timeout=TIMEOUT).json()
-    assert health["status"] == "ok" and health["models"] == list(setup["models"])
+    assert health["status"] == "ok" and health["models"] == list(setup["models"]) and all(health["reachable"].values())
+    assert f"{setup['folder']} (onnx) on http://" in setup["server"].log.read_text()  # ONNX Runtime is the default on CPU
 
 
 def test_streaming_is_forwarded(setup):
