@@ -3,6 +3,7 @@ that are real HTTP servers (tests/fake_backend.py). Only loopback addresses, bou
 and timeouts."""
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import re
@@ -139,7 +140,8 @@ def test_chat_goes_to_the_backend_its_query_routes_to(setup):
     forced = httpx.post(f"{url}/v1/chat/completions", json=chat(setup["queries"][0], model=other), timeout=TIMEOUT).json()
     assert forced["model"] == other and forced["backend"] == setup["backend"][other]  # a pool model's own name skips routing
     health = httpx.get(f"{url}/health", timeout=TIMEOUT).json()
-    assert health["status"] == "ok" and health["models"] == list(setup["models"])
+    assert health["status"] == "ok" and health["models"] == list(setup["models"]) and all(health["reachable"].values())
+    assert f"{setup['folder']} (onnx) on http://" in setup["server"].log.read_text()  # ONNX Runtime is the default on CPU
 
 
 def test_streaming_is_forwarded(setup):
@@ -204,14 +206,23 @@ def test_bad_requests_get_a_one_line_4xx(setup):
         ({"json": chat("hello", stream="yes")}, 400, "'stream' must be true or false"),
         ({"json": chat("   ")}, 400, "empty"),
         ({"json": chat("hello", model="router-mean-cost-0.3")}, 400, "--calibration-queries"),
+        ({"json": {"model": ["router"], "messages": [{"role": "user", "content": "hi"}]}}, 400, "'model' must be a string"),
+        ({"json": {"model": ["router"]}}, 400, "'model' must be a string"),
+        ({"json": {"messages": "hello"}}, 400, "'messages' must be a non-empty list"),
+        ({"json": {"messages": [{"role": "user", "content": 3}]}}, 400, "content must be a string or a list"),
+        ({"json": {"messages": [{"content": "hi"}]}}, 400, "'messages' must be a non-empty list"),
+        ({"json": [1, 2]}, 400, "must be a JSON object"),
+        ({"content": b'{"messages": "' + b"a" * (5 * 2**20) + b'"}', "headers": {"Content-Type": "application/json"}}, 413, "over 4194304 bytes"),
     ]
     for kwargs, status, text in cases:
         response = httpx.post(f"{url}/v1/chat/completions", timeout=TIMEOUT, **kwargs)
         message = response.json()["error"]["message"]
         assert response.status_code == status and text in message and "\n" not in message, (kwargs, response.text)
     assert metric(url, "routertrain_bad_requests_total", endpoint="/v1/chat/completions") - before == len(cases)
-    response = httpx.post(f"{url}/v1/route", json={"queries": []}, timeout=TIMEOUT)
-    assert response.status_code == 400 and "non-empty list" in response.json()["error"]["message"]
+    for body, text in (({"queries": []}, "non-empty list"), ({"queries": ["a", 3]}, "non-empty list"), ({"queries": ["a"], "model": 1.5}, "'model' must be a string"),
+                       ({"queries": ["a"], "extra": 1}, "unknown field 'extra'")):
+        response = httpx.post(f"{url}/v1/route", json=body, timeout=TIMEOUT)
+        assert response.status_code == 400 and text in response.json()["error"]["message"], (body, response.text)
     assert httpx.get(f"{url}/v1/nothing", timeout=TIMEOUT).status_code == 404
 
 
@@ -247,7 +258,11 @@ def test_backend_killed_mid_test_and_clean_shutdown(setup):
         live = httpx.post(f"{url}/v1/chat/completions", json=chat(query, model=setup["models"][0]), timeout=TIMEOUT)
         assert live.status_code == 200 and live.json()["backend"] == "A"  # the others still work
 
-        server.proc.send_signal(signal.SIGTERM)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # a request in flight when SIGTERM comes is answered before exit
+            slow = pool.submit(httpx.post, f"{url}/v1/chat/completions", json=chat("[sleep 1.5] still there?", model=setup["models"][0]), timeout=TIMEOUT)
+            time.sleep(0.5)
+            server.proc.send_signal(signal.SIGTERM)
+            assert slow.result().status_code == 200 and slow.result().json()["backend"] == "A"
         assert server.proc.wait(timeout=60) == 0
         log = server.log.read_text()
         assert "Application shutdown complete" in log and KEY not in log
@@ -315,3 +330,96 @@ def test_the_text_scored_is_the_last_user_message_or_the_conversation():
     assert query_text(messages, "conversation") == "Be brief.\nfirst\n\nsecond"
     with pytest.raises(BadRequest, match="content must be a string or a list"):
         query_text([{"role": "user", "content": 3}], "last")
+
+
+def test_no_stall_against_a_plain_uvicorn_app(setup):
+    """/health on serve against GET on a plain FastAPI + uvicorn app, interleaved on kept-alive connections: the
+    Nagle + delayed-ACK stall (about 40 ms a request) made the ratio about 60; without it, it is near 1."""
+    plain = Process([sys.executable, str(REPO / "tests" / "echo_app.py")], setup["tmp"] / "echo.log")
+    try:
+        plain_url = wait_for_line(plain.log, r"on (http://127\.0\.0\.1:\d+)", plain.proc, timeout=60).group(1)
+        times = {setup["url"]: [], plain_url: []}
+        with httpx.Client(timeout=TIMEOUT) as client:
+            for _ in range(40):
+                for url, seconds in times.items():
+                    start = time.perf_counter()
+                    assert client.get(f"{url}/health").status_code == 200
+                    seconds.append(time.perf_counter() - start)
+    finally:
+        plain.stop()
+    ratio = np.median(times[setup["url"]][5:]) / np.median(times[plain_url][5:])
+    assert ratio < 8, f"serve's /health takes {ratio:.1f}x a plain uvicorn app's: is TCP_NODELAY set on accepted connections?"
+
+
+def test_fake_backend_does_not_stall(setup):
+    """The fake backend answers a kept-alive connection as fast as a plain uvicorn app does, within a small factor."""
+    plain = Process([sys.executable, str(REPO / "tests" / "echo_app.py")], setup["tmp"] / "echo-2.log")
+    try:
+        plain_url = wait_for_line(plain.log, r"on (http://127\.0\.0\.1:\d+)", plain.proc, timeout=60).group(1)
+        times = {"backend": [], "plain": []}
+        with httpx.Client(timeout=TIMEOUT) as client:
+            for _ in range(30):
+                for name, call in (("backend", lambda: client.post(f"{setup['url_a']}/chat/completions", json=chat("hi"))),
+                                   ("plain", lambda: client.post(f"{plain_url}/echo", json=chat("hi")))):
+                    start = time.perf_counter()
+                    assert call().status_code == 200
+                    times[name].append(time.perf_counter() - start)
+    finally:
+        plain.stop()
+    ratio = np.median(times["backend"][5:]) / np.median(times["plain"][5:])
+    assert ratio < 8, f"the fake backend takes {ratio:.1f}x a plain uvicorn app: is disable_nagle_algorithm set?"
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory):
+    """The server around a stub router (tests/stub_server.py) with a queue of one request; its backends are closed ports."""
+    import socket
+
+    tmp = tmp_path_factory.mktemp("stub")
+    ports = []
+    for _ in range(2):  # ports that were free a moment ago and that nothing listens on
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    config = tmp / "dead.yaml"
+    config.write_text(yaml.safe_dump({"backends": {f"m{i + 1}": {"base_url": f"http://127.0.0.1:{p}/v1"} for i, p in enumerate(ports)}, "timeout_s": 5}))
+    process = Process([sys.executable, str(REPO / "tests" / "stub_server.py"), str(config), "--max-queue", "1"], tmp / "stub.log")
+    try:
+        yield wait_for_line(process.log, r"on (http://127\.0\.0\.1:\d+)", process.proc, timeout=60).group(1)
+    finally:
+        process.stop()
+
+
+def test_health_with_every_backend_down(stub):
+    response = httpx.get(f"{stub}/health", timeout=TIMEOUT)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable" and body["reachable"] == {"m1": False, "m2": False}
+
+
+def test_a_failing_batch_fails_only_its_own_requests(stub):
+    before = metric(stub, "routertrain_batch_errors_total")
+    response = httpx.post(f"{stub}/v1/route", json={"queries": ["boom"]}, timeout=TIMEOUT)
+    message = response.json()["error"]["message"]
+    assert response.status_code == 500 and "stub router fails" in message and "\n" not in message
+    for _ in range(2):  # the worker goes on: later batches are scored
+        response = httpx.post(f"{stub}/v1/route", json={"queries": ["fine", "also fine"]}, timeout=TIMEOUT)
+        assert response.status_code == 200 and [d["model"] for d in response.json()["decisions"]] == ["m1", "m1"]
+    assert metric(stub, "routertrain_batch_errors_total") - before == 1
+
+
+def test_a_full_queue_answers_503_with_retry_after(stub):
+    """Queue of one: while a slow batch is scored, one request waits and the next is refused."""
+    async def run():
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+            first = asyncio.create_task(client.post(f"{stub}/v1/route", json={"queries": ["slow"]}))
+            await asyncio.sleep(0.5)  # the slow batch is being scored (1.5 s): the queue is empty
+            waiting = asyncio.create_task(client.post(f"{stub}/v1/route", json={"queries": ["a"]}))
+            await asyncio.sleep(0.2)
+            refused = await client.post(f"{stub}/v1/route", json={"queries": ["b"]})
+            return await first, await waiting, refused
+
+    first, waiting, refused = asyncio.run(run())
+    assert first.status_code == 200 and waiting.status_code == 200
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1" and refused.json()["error"]["type"] == "overloaded"
+    assert metric(stub, "routertrain_overloaded_total") >= 1

@@ -18,6 +18,15 @@ from routertrain.cli.args import Parser, bounded, fail
 from routertrain.cli.common import device_option
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn. Made with IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on
+    accepted connections only then; without it Nagle's algorithm meets delayed ACKs and answers stall ~40 ms."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m routertrain.cli.serve", description=__doc__.splitlines()[0])
     parser.add_argument("router", help="router folder, run folder, or Hub repo id")
@@ -25,10 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=bounded(int, 0, 65535), default=8000, help="port (default 8000; 0: any free port, printed at start)")
     parser.add_argument("--score", choices=("last", "conversation"), default="last", help="route on the last user message (default) or the whole conversation")
-    parser.add_argument("--window-ms", type=bounded(float, 0), default=5.0, help="micro-batch window in milliseconds (default 5)")
+    parser.add_argument("--window-ms", type=bounded(float, 0), default=0.0, help="extra wait for more queries before scoring a micro-batch, in ms (default 0: score what is waiting at once)")
     parser.add_argument("--max-batch", type=bounded(int, 1), default=64, help="queries per micro-batch (default 64)")
+    parser.add_argument("--max-queue", type=bounded(int, 1), default=1024, help="requests waiting to be routed; beyond it 503 with Retry-After (default 1024)")
+    parser.add_argument("--max-body-mb", type=bounded(float, 0), default=4.0, help="largest request body in MiB; larger gets 413 (default 4)")
     parser.add_argument("--calibration-queries", type=Path, help="queries (one per line) on which per-request targets such as router-mean-cost-0.3 are solved")
-    parser.add_argument("--fast", choices=("none", "int8"), default="none", help="int8: dynamic int8 quantisation of the encoder's linear layers (see BENCHMARKS.md)")
+    parser.add_argument("--fast", choices=("auto", "none", "onnx", "int8"), default="auto",
+                        help="onnx: the network exported to ONNX Runtime, routes as eager does; int8: dynamic int8 quantisation (changes some decisions); "
+                             "none: eager torch; auto (default): onnx on CPU when onnxruntime is installed, else none (see BENCHMARKS.md)")
     parser.add_argument("--device", type=device_option, default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument("--access-log", action="store_true", help="log every request line")
     args = parser.parse_args(argv)
@@ -45,19 +58,22 @@ def main(argv: list[str] | None = None) -> int:
             location = router_folder(args.router)
         except FileNotFoundError:
             location = args.router  # a Hub repo id
-        router = Router.from_pretrained(location, device=args.device)
-        if args.fast == "int8" and router.device.type != "cpu":
-            raise ValueError(f"--fast int8 is a CPU path; drop it or use --device cpu (got {router.device})")
-        if args.fast == "int8":
+        fast = args.fast
+        if fast == "auto":
+            from routertrain.model.onnx_export import default_backend
+
+            fast = "onnx" if args.device.startswith("cpu") and default_backend() == "onnx" else "none"
+        if fast in ("int8", "onnx") and not args.device.startswith("cpu"):
+            raise ValueError(f"--fast {fast} is a CPU path; drop it or use --device cpu (got {args.device})")
+        router = Router.from_pretrained(location, device=args.device, backend="onnx" if fast == "onnx" else "torch")
+        if fast == "int8":
             from routertrain.model.quantize import quantize_int8
 
             for network in router.networks():  # one, or an ensemble's members
                 quantize_int8(network)
         backends = load_backends(args.backends, router.models)
         calibration = router.predict(read_queries(args.calibration_queries)) if args.calibration_queries else None
-        sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((args.host, args.port))
+        sock = listening_socket(args.host, args.port)
     except (BackendConfigError, OSError, ValueError) as err:
         return fail(err)
     saved = getattr(router.config, "calibration", None)
@@ -65,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     if saved and saved.get("models", router.models) != served:
         print(f"warning: the saved calibration chose among {len(saved.get('models', router.models))} models but this server has backends for {len(served)}: "
               f"its target may not hold here; calibrate again with --backends {args.backends}", file=sys.stderr, flush=True)
-    app = create_app(router, backends, ServeOptions(args.score, args.window_ms / 1000, args.max_batch, calibration))
+    options = ServeOptions(args.score, args.window_ms / 1000, args.max_batch, args.max_queue, int(args.max_body_mb * 2**20), calibration_probs=calibration)
+    app = create_app(router, backends, options)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=args.access_log, timeout_graceful_shutdown=30))
 
     def stop(signum, frame):  # uvicorn re-raises the signal it caught once it has shut down cleanly
@@ -75,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     host, port = sock.getsockname()[:2]
     served = ", ".join(f"{name} -> {b.base_url} ({b.model})" for name, b in backends.models.items())
-    print(f"routertrain serve: {router.folder} on http://{host}:{port}/v1 | backends: {served}" + (f" | fallback {backends.fallback}" if backends.fallback else ""), flush=True)
+    print(f"routertrain serve: {router.folder} ({fast}) on http://{host}:{port}/v1 | backends: {served}" + (f" | fallback {backends.fallback}" if backends.fallback else ""), flush=True)
     server.run(sockets=[sock])
     return 0
 

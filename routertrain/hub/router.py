@@ -149,6 +149,7 @@ class Router:
         self.config: RouterConfig = model.config
         self.folder = folder
         self.device = torch.device(device)
+        self.onnx = None  # an OnnxNetwork in place of the torch network (backend="onnx")
 
     @property
     def models(self) -> list[str]:
@@ -182,10 +183,19 @@ class Router:
         local_files_only: bool = False,
         dtype: torch.dtype | str | None = None,
         torch_dtype: torch.dtype | str | None = None,
+        backend: str = "torch",
     ) -> "Router":
         """Load a router folder, or a Hub repo (``revision``, ``cache_dir``, ``token``, ``local_files_only`` as
         in transformers; the Hub's own error passes through when it cannot be fetched). ``dtype``: the
-        weights' dtype here (default: as saved, float32); ``torch_dtype`` is its older transformers name."""
+        weights' dtype here (default: as saved, float32); ``torch_dtype`` is its older transformers name.
+        ``backend="onnx"``: run the network(s) with ONNX Runtime on CPU (``routertrain.model.onnx_export``)."""
+        if backend not in ("torch", "onnx"):
+            raise ValueError(f"unknown backend {backend!r}; use torch or onnx")
+        if backend == "onnx":
+            from routertrain.model.onnx_export import use_onnx
+
+            return use_onnx(cls.from_pretrained(path_or_repo_id, revision, device or "cpu", cache_dir=cache_dir, token=token,
+                                                local_files_only=local_files_only, dtype=dtype, torch_dtype=torch_dtype))
         dtype = dtype if dtype is not None else torch_dtype
         folder = local_folder(path_or_repo_id)
         if folder is None:
@@ -243,10 +253,15 @@ class Router:
             idx = order[start : start + batch_size]
             batch = tokenize(self.tokenizer, [queries[i] for i in idx], self.config.max_length)
             batch = {k: v.to(self.device) for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            vectors = self.model.embed(**batch)
-            out[idx] = torch.sigmoid(self.model.head(vectors.to(self.model.head.weight.dtype)).float()).cpu().numpy()
-            pooled[idx] = vectors.float().cpu().numpy()
+            out[idx], pooled[idx] = self.run_network(batch)
         return out, pooled
+
+    def run_network(self, batch: dict) -> tuple[np.ndarray, np.ndarray]:
+        """P(correct) and the pooled vectors of one tokenised batch: the torch network, or its ONNX export."""
+        if getattr(self, "onnx", None) is not None:
+            return self.onnx({k: v.numpy() for k, v in batch.items()})
+        vectors = self.model.embed(**batch)
+        return torch.sigmoid(self.model.head(vectors.to(self.model.head.weight.dtype)).float()).cpu().numpy(), vectors.float().cpu().numpy()
 
     def route(self, queries: Sequence[str] | str, cost_weight: float | None = None, max_cost: float | None = None, batch_size: int = 64) -> list[str]:
         """The chosen model per query.

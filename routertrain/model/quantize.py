@@ -1,8 +1,9 @@
 """A faster CPU path for inference: dynamic int8 quantisation of the encoder's linear layers.
 
 Weights are stored in int8 and activations quantised on the fly per batch (``torch.ao`` dynamic
-quantisation); the head stays in fp32. Measured against eager fp32 in BENCHMARKS.md (speed,
-routing agreement, accuracy change), by ``benchmarks/routing_speed.py``.
+quantisation); the head stays in fp32. It changes some decisions (95.9% agreement with eager fp32 on
+MMLU-Pro, BENCHMARKS.md), so it is opt-in (``serve --fast int8``); ``routertrain.model.onnx_export`` is
+the faster path that routes identically.
 """
 
 from __future__ import annotations

@@ -7,19 +7,23 @@
   probabilities per query, calling no backend.
 - Each chat answer carries ``x-routertrain-routing-ms``: the time its routing took (micro-batch wait
   included), the router's own overhead before the backend is called.
-- ``GET /health``, ``GET /metrics`` (Prometheus text).
+- ``GET /health``: whether each backend can be reached (probed at most once a second); 503 when none can.
+- ``GET /metrics`` (Prometheus text, ``prometheus_client``).
 
 The request's ``model`` picks the routing setting: ``router`` (the router's calibrated default,
 else cost weight 0), ``router-<w>`` (cost weight w, e.g. ``router-0.1``), ``router-mean-cost-<x>`` and
 ``router-max-share-<model>-<share>`` (targets solved on the server's calibration queries), or a pool
 model's own name (no routing). Only models with a backend are chosen. A backend that cannot be
 reached, times out or answers 5xx sends the request to the configured fallback model, else gives a
-JSON error (502, or 504 on a timeout); its 4xx answers are passed on. Bad requests get a 4xx whose
-``error.message`` is one line.
+JSON error (502, or 504 on a timeout); its 4xx answers are passed on. Every backend call is bounded by
+the backends file's ``timeout_s``. Bad requests (checked by the pydantic models of ``schema``) get a
+4xx whose ``error.message`` is one line; a body over ``max_body`` bytes gets 413; a full routing queue
+gets 503 with ``Retry-After``; a failed micro-batch fails its own requests (500) and no others.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from contextlib import asynccontextmanager
@@ -29,12 +33,13 @@ from functools import lru_cache
 import httpx
 import numpy as np
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from routertrain.hub.calibrate import CalibrationError, decisions, solve_max_share, solve_mean_cost
 from routertrain.serving.backends import Backends
-from routertrain.serving.batching import MicroBatcher
+from routertrain.serving.batching import MicroBatcher, QueueFull
 from routertrain.serving.metrics import Metrics
+from routertrain.serving.schema import ChatRequest, RouteRequest, ValidationError, one_line
 
 PREFIX = "router"
 HEADER = "x-routertrain-model"
@@ -51,8 +56,11 @@ class BadRequest(Exception):
 @dataclass
 class ServeOptions:
     score: str = "last"  # "last": the last user message; "conversation": every message
-    window_s: float = 0.005  # micro-batch collection window
+    window_s: float = 0.0  # micro-batch collection window (0: score what is waiting at once)
     max_batch: int = 64  # queries per micro-batch
+    max_queue: int = 1024  # requests waiting to be scored; more get 503
+    max_body: int = 4 * 2**20  # request body bytes; more get 413
+    health_ttl_s: float = 1.0  # /health probes the backends at most this often
     calibration_probs: np.ndarray | None = None  # the router's probabilities on calibration queries, for per-request targets
 
 
@@ -148,14 +156,39 @@ class Routing:
             raise BadRequest(str(err)) from None
 
 
-async def read_json(request: Request) -> dict:
+async def read_json(request: Request, limit: int, schema) -> dict:
+    """The request's JSON object, at most ``limit`` bytes, checked against the pydantic ``schema``."""
+    too_large = BadRequest(f"the request body is over {limit} bytes; send a smaller request", status=413)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a body without (or lying about) its length is cut at the limit too
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
     try:
-        body = json.loads(await request.body())
+        body = json.loads(b"".join(chunks))
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("the request body is not valid JSON; send a JSON object with Content-Type: application/json") from None
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    try:
+        schema.model_validate(body)
+    except ValidationError as err:
+        raise BadRequest(one_line(err)) from None
     return body
+
+
+async def probe(client: httpx.AsyncClient, base_url: str, timeout: float) -> bool:
+    """Whether a backend answers HTTP at all (any status: reachable) within ``timeout`` seconds."""
+    try:
+        response = await asyncio.wait_for(client.get(f"{base_url}/models"), timeout)
+    except (httpx.HTTPError, asyncio.TimeoutError, OSError):
+        return False
+    await response.aclose()
+    return True
 
 
 def create_app(router, backends: Backends, options: ServeOptions | None = None) -> FastAPI:
@@ -168,8 +201,8 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
         metrics.inc("routertrain_batches_total")
         metrics.inc("routertrain_batched_queries_total", size)
 
-    batcher = MicroBatcher(router.predict, options.window_s, options.max_batch, on_batch)
-    state: dict = {}
+    batcher = MicroBatcher(router.predict, options.window_s, options.max_batch, on_batch, options.max_queue)
+    state: dict = {"health": (float("-inf"), {})}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -189,30 +222,62 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
         metrics.inc("routertrain_bad_requests_total", endpoint=request.url.path)
         return error(exc.status, str(exc))
 
+    @app.exception_handler(QueueFull)
+    async def overloaded(request: Request, exc: QueueFull):
+        metrics.inc("routertrain_overloaded_total")
+        return error(503, f"{exc}; retry after a second", kind="overloaded", headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception):  # whatever slipped through: still one line of JSON
+        return error(500, f"internal error ({type(exc).__name__}); see the server log", kind="server_error")
+
+    async def score(queries: list[str]) -> np.ndarray:
+        """The router's probabilities for ``queries`` from the micro-batcher; a failed batch is a one-line 500."""
+        try:
+            return await batcher.submit(queries)
+        except QueueFull:
+            raise
+        except Exception as err:
+            metrics.inc("routertrain_batch_errors_total")
+            detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+            raise BadRequest(f"the router failed on this batch ({type(err).__name__}: {detail}); try again", status=500) from None
+
     async def route_one(text: str, setting, forced) -> tuple[str, float]:
         """(chosen model, seconds spent routing: micro-batch wait and scoring)."""
         start = time.perf_counter()
         if forced is not None:
             return routing.models[forced], 0.0
-        probs = await batcher.submit([text])
+        probs = await score([text])
         index = int(routing.decide(probs, setting)[0])
         spent = time.perf_counter() - start
         metrics.observe_routing(spent)
         return routing.models[index], spent
 
+    async def reachable() -> dict[str, bool]:
+        """Each backend's reachability, probed at most once per ``health_ttl_s``."""
+        checked, known = state["health"]
+        if time.monotonic() - checked >= options.health_ttl_s:
+            timeout = min(2.0, backends.timeout_s)
+            results = await asyncio.gather(*(probe(state["client"], b.base_url, timeout) for b in backends.models.values()))
+            known = dict(zip(backends.models, results))
+            state["health"] = (time.monotonic(), known)
+        return known
+
     @app.get("/health")
     async def health():
         served = [m for m, ok in zip(routing.models, routing.available) if ok]
-        return {"status": "ok", "router": str(router.folder), "models": served, "fallback": backends.fallback,
-                "calibration": getattr(router.config, "calibration", None) is not None}
+        up = await reachable()
+        body = {"status": "ok" if any(up.values()) else "unavailable", "router": str(router.folder), "models": served, "reachable": up,
+                "fallback": backends.fallback, "calibration": getattr(router.config, "calibration", None) is not None}
+        return JSONResponse(body, status_code=200 if any(up.values()) else 503)
 
     @app.get("/metrics")
     async def prometheus():
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(metrics.render(), media_type=metrics.content_type)
 
     @app.post("/v1/route")
     async def route(request: Request):
-        body = await read_json(request)
+        body = await read_json(request, options.max_body, RouteRequest)
         queries = body.get("queries", [body["query"]] if "query" in body else None)
         if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q.strip() for q in queries):
             raise BadRequest("'queries' must be a non-empty list of non-empty strings")
@@ -220,7 +285,7 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
             raise BadRequest(f"{len(queries)} queries in one request; send at most {MAX_QUERIES} per request", status=413)
         setting, forced = routing.setting(body.get("model"))
         start = time.perf_counter()
-        probs = await batcher.submit(queries)
+        probs = await score(queries)
         chosen = np.full(len(queries), forced) if forced is not None else routing.decide(probs, setting)
         metrics.observe_routing(time.perf_counter() - start)
         for index in chosen:
@@ -235,7 +300,10 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
         payload = {**body, "model": backend.model}
         client: httpx.AsyncClient = state["client"]
         request = client.build_request("POST", f"{backend.base_url}/chat/completions", json=payload, headers=backend.headers())
-        return await client.send(request, stream=stream)
+        try:  # the whole call up to the answer's headers (a stream's chunks are bounded by the client's read timeout)
+            return await asyncio.wait_for(client.send(request, stream=stream), backends.timeout_s)
+        except asyncio.TimeoutError:
+            raise httpx.TimeoutException(f"no answer within {backends.timeout_s:g}s") from None
 
     async def call(model: str, body: dict, stream: bool) -> tuple[str, httpx.Response | JSONResponse, str | None]:
         """(model that answered, its response or our error, the model that failed first if a fallback answered)."""
@@ -262,11 +330,9 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        body = await read_json(request)
+        body = await read_json(request, options.max_body, ChatRequest)
         text = query_text(body.get("messages"), options.score)
-        stream = body.get("stream", False)
-        if not isinstance(stream, bool):
-            raise BadRequest("'stream' must be true or false")
+        stream = bool(body.get("stream"))  # the schema allows true, false or null
         setting, forced = routing.setting(body.get("model"))
         chosen, spent = await route_one(text, setting, forced)
         answered, response, failed = await call(chosen, body, stream)
@@ -300,7 +366,7 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
                 if line.startswith("data:") and line[5:].strip() not in ("", "[DONE]"):
                     try:
                         chunk = json.loads(line[5:])
-                        if isinstance(chunk, dict) and "model" in chunk:
+                        if isinstance(chunk, dict):  # every chunk names the pool model, as a non-streamed answer does
                             chunk["model"] = answered
                         line = "data: " + json.dumps(chunk)
                     except ValueError:

@@ -1,59 +1,43 @@
-"""The server's counters and routing-latency histogram, rendered in the Prometheus text format (0.0.4)."""
+"""The server's counters and routing-latency histogram, kept and rendered by ``prometheus_client``
+(one registry per application, so several servers in one process do not share counts)."""
 
 from __future__ import annotations
 
-import bisect
-import threading
-from collections import Counter
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
-
-def labels_text(labels: tuple) -> str:
-    escaped = (f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34)).replace(chr(10), " ")}"' for k, v in labels)
-    return "{" + ",".join(escaped) + "}" if labels else ""
+# name (without _total) -> (help, label names; sorted, as the exposition lists them)
+COUNTERS = {
+    "routertrain_requests": ("Requests answered, by endpoint, chosen model and HTTP status.", ("endpoint", "model", "status")),
+    "routertrain_backend_errors": ("Failed backend calls, by model.", ("model",)),
+    "routertrain_fallbacks": ("Requests sent to the fallback model after their backend failed, by failed model.", ("model",)),
+    "routertrain_bad_requests": ("Requests refused with a 4xx before routing, by endpoint.", ("endpoint",)),
+    "routertrain_overloaded": ("Requests refused with 503 because the routing queue was full.", ()),
+    "routertrain_batch_errors": ("Micro-batches whose scoring failed (their requests got a 500).", ()),
+    "routertrain_batches": ("Micro-batches scored by the router.", ()),
+    "routertrain_batched_queries": ("Queries scored in micro-batches.", ()),
+}
 
 
 class Metrics:
-    """Thread-safe counters keyed by (name, labels) and one latency histogram."""
+    """Thread-safe counters and the routing-time histogram of one server."""
 
-    HELP = {
-        "routertrain_requests_total": ("counter", "Requests answered, by endpoint, chosen model and HTTP status."),
-        "routertrain_backend_errors_total": ("counter", "Failed backend calls, by model."),
-        "routertrain_fallbacks_total": ("counter", "Requests sent to the fallback model after their backend failed, by failed model."),
-        "routertrain_bad_requests_total": ("counter", "Requests refused with a 4xx before routing, by endpoint."),
-        "routertrain_batches_total": ("counter", "Micro-batches scored by the router."),
-        "routertrain_batched_queries_total": ("counter", "Queries scored in micro-batches."),
-    }
+    content_type = CONTENT_TYPE_LATEST
 
     def __init__(self):
-        self.lock = threading.Lock()
-        self.counts: Counter = Counter()
-        self.buckets = [0] * (len(BUCKETS) + 1)
-        self.latency_sum = 0.0
+        self.registry = CollectorRegistry()
+        self.counters = {name: Counter(name, text, labels, registry=self.registry) for name, (text, labels) in COUNTERS.items()}
+        self.routing = Histogram("routertrain_routing_seconds", "Time from a request's arrival to its routing decision (micro-batch wait included).",
+                                 buckets=BUCKETS, registry=self.registry)
 
     def inc(self, name: str, amount: float = 1, **labels) -> None:
-        with self.lock:
-            self.counts[(name, tuple(sorted(labels.items())))] += amount
+        """Add ``amount`` to counter ``name`` (with or without its ``_total`` suffix)."""
+        counter = self.counters[name.removesuffix("_total")]
+        (counter.labels(**{k: str(v) for k, v in labels.items()}) if labels else counter).inc(amount)
 
     def observe_routing(self, seconds: float) -> None:
-        with self.lock:
-            self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
-            self.latency_sum += seconds
+        self.routing.observe(seconds)
 
-    def render(self) -> str:
-        with self.lock:
-            counts, buckets, total = dict(self.counts), list(self.buckets), self.latency_sum
-        lines = []
-        for name, (kind, text) in self.HELP.items():
-            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-            rows = sorted((labels, value) for (n, labels), value in counts.items() if n == name)
-            lines += [f"{name}{labels_text(labels)} {value:g}" for labels, value in rows] or ([f"{name} 0"] if name.startswith("routertrain_batch") else [])
-        name = "routertrain_routing_seconds"
-        lines += [f"# HELP {name} Time from a request's arrival to its routing decision (micro-batch wait included).", f"# TYPE {name} histogram"]
-        running = 0
-        for bound, count in zip((*BUCKETS, "+Inf"), buckets):
-            running += count
-            lines.append(f'{name}_bucket{{le="{bound}"}} {running}')
-        lines += [f"{name}_sum {total:.6f}", f"{name}_count {running}"]
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
