@@ -72,9 +72,9 @@ def test_report_end_to_end(evaluated, tmp_path):
     assert not (figures / "hand-encoder.png").exists()
     verdicts = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ") and line.count("|") == 5}
     assert NOT_RUN in verdicts["encoder"] and NOT_RUN in verdicts["finetune"]  # encoders never ran; no finetuned router in main
-    assert verdicts["encoder"].count(NOT_RUN) == 3  # hand, and routerdc / mmlu-pro expected by routertrain/recipes/sweeps/encoders.yaml
+    assert verdicts["encoder"].count(NOT_RUN) == 3  # hand, and routerdc / mmlu-pro expected by recipes/sweeps/encoders.yaml
     assert "evaluate-frozen-fraction0.1-subsample_seed0" in text  # unfinished points are listed
-    assert "python -m routertrain.experiments.sweep routertrain/recipes/sweeps/encoders.yaml" in text and "python -m routertrain.experiments.report" in text
+    assert "python -m routertrain.experiments.sweep recipes/sweeps/encoders.yaml" in text and "python -m routertrain.experiments.report" in text
     assert "1. plateau" in text  # the rules are in the report
 
 

@@ -98,8 +98,8 @@ def test_a_tune_point_runs_a_study_in_the_sweep_folder_and_its_best_router_is_ev
 
 
 def test_every_shipped_sweep_file_expands():
-    files = sorted((REPO / "routertrain" / "recipes" / "sweeps").glob("*.yaml"))
-    assert files, "no sweep files in routertrain/recipes/sweeps"
+    files = sorted((REPO / "recipes" / "sweeps").glob("*.yaml"))
+    assert files, "no sweep files in recipes/sweeps"
     for path in files:
         assert expand(load_sweep(path), "out"), path
 

@@ -2,7 +2,7 @@
 
     python -m routertrain.experiments.report checkpoints/sweeps/routerdc-main [more sweep folders] [--output REPORT.md] [--figures docs/figures]
 
-A sweep folder (``checkpoints/sweeps/<name>/``) holds ``sweep.yaml`` (else ``routertrain/recipes/sweeps/<name>.yaml``
+A sweep folder (``checkpoints/sweeps/<name>/``) holds ``sweep.yaml`` (else ``recipes/sweeps/<name>.yaml``
 is read); ``routertrain.experiments.sweep.expand`` maps each evaluate point's JSON (``evaluate_routers``' format)
 to its grid values (``data.fraction``, ``data.subsample_seed``, ``encoder``; an evaluate point with
 ``run=@<train point>`` inherits that train point's values). Missing folders and unfinished points are
@@ -42,7 +42,7 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
     if not spec_path.is_file():
         beside = sorted(p.parent.name for p in folder.parent.glob("*/sweep.yaml")) if folder.parent.is_dir() else []
         hint = did_you_mean(folder.name, beside + sorted(p.stem for p in RECIPES.glob("*.yaml")))
-        raise ReportError(f"{folder} is not a sweep folder (no sweep.yaml in it, no routertrain/recipes/sweeps/{folder.name}.yaml); "
+        raise ReportError(f"{folder} is not a sweep folder (no sweep.yaml in it, no recipes/sweeps/{folder.name}.yaml); "
                           f"sweep folders in {folder.parent}: {', '.join(beside) or 'none'}{hint}")
     spec = load_sweep(spec_path)
     sweep.claims = tuple(spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]])
@@ -96,7 +96,7 @@ def render(sweeps: list[Sweep], results: list[Result], figures: Path, out_dir: P
         lines += dataset_section(ds, [r for r in results if r.dataset == ds], *judged[ds], figures, out_dir)
     lines += ["## Reproduce", "", "```bash"]
     for s in sweeps:
-        recipe = f"routertrain/recipes/sweeps/{s.name}.yaml" if (RECIPES / f"{s.name}.yaml").is_file() else str(s.folder / "sweep.yaml")
+        recipe = f"recipes/sweeps/{s.name}.yaml" if (RECIPES / f"{s.name}.yaml").is_file() else str(s.folder / "sweep.yaml")
         out = "" if s.folder.parent == Path("checkpoints/sweeps") else f" --out {shlex.quote(str(s.folder.parent))}"
         lines.append(f"python -m routertrain.experiments.sweep {recipe}{out}")
     return "\n".join([*lines, command, "```", ""])

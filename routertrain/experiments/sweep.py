@@ -1,6 +1,6 @@
 """Expand a sweep file into runs and run them in order, skipping points already finished.
 
-A sweep file (``routertrain/recipes/sweeps/<name>.yaml``) names the claim it tests and lists groups of points::
+A sweep file (``recipes/sweeps/<name>.yaml``) names the claim it tests and lists groups of points::
 
     name: scaling-routerdc
     claim: more-data                                             # or a list of claims
