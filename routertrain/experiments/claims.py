@@ -52,9 +52,11 @@ import numpy as np
 import yaml
 from scipy.stats import t as student_t
 
+from routertrain.config.schema import SWEEPS_DIR
+from routertrain.evaluation.routers import names
 from routertrain.experiments.sweep import CLAIMS, SweepError, _kv, expand, load_sweep  # noqa: F401 (_kv re-exported for the report)
 
-BAND = ("knn", "logreg", "mlp", "mf", "kmeans", "frozen")  # frozen-embedding baselines
+BAND = (*names("embedding"), "frozen")  # frozen-embedding baselines: every registered embedding head, and the frozen control
 LEARNED = (*BAND, "tfidf", "finetuned")
 PLATEAU_MAX_SHARE = 0.25  # band width / (oracle - best single) below this: a narrow band
 PRIOR_SHARE = 0.5
@@ -63,7 +65,7 @@ Z = 1.959964
 LADDER = (("TF-IDF", "tfidf"), ("MiniLM-L3", "minilm-l3"), ("MiniLM-L6", "minilm-l6"), ("MPNet", "mpnet"))
 NOT_RUN = "inconclusive (not run)"
 RULES = __doc__[__doc__.index("Verdict rules"):].strip()
-RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "sweeps"
+RECIPES = SWEEPS_DIR
 
 
 @dataclass
@@ -462,7 +464,7 @@ def not_run_detail(claim: str, dataset: str, sweeps: list[Sweep]) -> str:
     if given:
         return "; ".join(f"sweep {s.name}: {s.note or f'{len(s.missing)} of {len(s.done) + len(s.missing)} points unfinished'}{need}" for s in given)
     recipes = [p.stem for p in sorted(RECIPES.glob("*.yaml")) if _tests(p, claim, dataset)]
-    return f"no sweep folder given for it; run {', '.join(f'routertrain/recipes/sweeps/{n}.yaml' for n in recipes) or 'a sweep that tests it'}"
+    return f"no sweep folder given for it; run {', '.join(f'recipes/sweeps/{n}.yaml' for n in recipes) or 'a sweep that tests it'}"
 
 
 def _tests(path: Path, claim: str, dataset: str) -> bool:
