@@ -176,3 +176,10 @@ def test_the_registry_example_of_the_architecture_page_runs(capsys):
         assert "length" not in default_routers()  # default=False
     finally:
         REGISTRY.pop("length", None)
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_every_relative_link_points_at_a_file(page):
+    links = re.findall(r"\]\(([^)\s]+)\)", page.read_text())
+    local = [link.split("#", 1)[0] for link in links if not link.startswith(("http://", "https://", "#", "mailto:"))]
+    assert [link for link in local if not (page.parent / link).exists()] == []
