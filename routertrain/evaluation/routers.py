@@ -13,6 +13,10 @@ folder (``Router.from_pretrained(...).predict``); ``frozen`` holds that router's
 and fits every embedding head on it, keeping the one best on validation (``baselines``). Hyper-
 parameters of every router are chosen on validation, never on the split being evaluated.
 
+Every router registers itself by name (``interface.register_router``); ``names(kind)`` lists them (the
+evaluator's defaults, ``routertrain evaluate routers=``, the frozen control's heads and the claims'
+band all ask it) and ``make(name)`` builds one.
+
 ``Context`` carries the data, the encoder used for embeddings, and a memo of fitted routers, so a
 head is fitted once per encoder even when ``frozen`` and the plain baseline both need it.
 """
