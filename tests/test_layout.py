@@ -156,3 +156,13 @@ def test_recipes_sit_at_the_root_and_every_package_is_installed():
     assert setuptools["package-dir"] == {"routertrain.recipes": "recipes"}
     found = {".".join(p.parent.relative_to(root).parts) for p in PACKAGE.rglob("__init__.py")}
     assert set(setuptools["packages"]) == found | {"routertrain.recipes", *(f"routertrain.recipes.{p.name}" for p in (root / "recipes").iterdir() if p.is_dir() and p.name != "__pycache__")}, "list the new package in pyproject.toml [tool.setuptools] packages"
+
+
+def test_recipes_are_found_from_a_source_tree_without_an_install():
+    """With no install (``python -S``: no ``.pth`` finders) and the source tree on the path, recipes are read beside the package."""
+    import sysconfig
+
+    code = (f"import sys; sys.path[:0] = [{str(PACKAGE.parent)!r}]; sys.path.append({sysconfig.get_paths()['purelib']!r}); "
+            "import routertrain.config.schema as s; print(s.RECIPES_DIR, sorted(p.stem for p in s.SWEEPS_DIR.glob('*.yaml'))[:1])")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.split()[0] == str(PACKAGE.parent / "recipes") and "encoders" in out.stdout

@@ -19,7 +19,17 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-RECIPES_DIR = Path(str(resources.files("routertrain.recipes")))  # recipes/ at the repository root, installed as routertrain.recipes (pyproject.toml)
+
+def _recipes_dir() -> Path:
+    """``recipes/`` at the repository root, installed as ``routertrain.recipes`` (pyproject.toml maps it);
+    a source tree on ``sys.path`` without an install (or with one from before the mapping) reads it beside the package."""
+    try:
+        return Path(str(resources.files("routertrain.recipes")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "recipes"
+
+
+RECIPES_DIR = _recipes_dir()
 DATA_RECIPES_DIR = RECIPES_DIR / "data"
 SWEEPS_DIR = RECIPES_DIR / "sweeps"
 
