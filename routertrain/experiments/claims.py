@@ -61,10 +61,10 @@ import yaml
 from scipy.stats import t as student_t
 
 from routertrain.config.schema import SWEEPS_DIR
-from routertrain.evaluation.routers import names
+from routertrain.evaluation.routers import names as registered
 from routertrain.experiments.sweep import CLAIMS, SweepError, _kv, expand, load_sweep  # noqa: F401 (_kv re-exported for the report)
 
-BAND = (*names("embedding"), "frozen")  # frozen-embedding baselines: every registered embedding head, and the frozen control
+BAND = (*registered("embedding"), "frozen")  # frozen-embedding baselines: every registered embedding head, and the frozen control
 LEARNED = (*BAND, "tfidf", "finetuned")
 PLATEAU_MAX_SHARE = 0.25  # band width / (oracle - best single) below this: a narrow band
 PRIOR_SHARE = 0.5
