@@ -2,8 +2,8 @@
 
 Verdict rules, per claim and dataset. Intervals are 95%. A difference interval "holds" when its low end
 is > 0, "does not hold" when its high end is < 0, and is "inconclusive" when it contains 0. Frozen
-baselines: knn, logreg, mlp, mf, kmeans and frozen (embedding heads on a frozen encoder; TF-IDF is
-lexical and is left out). Plateau, predictability and fine-tuning read the sweep of the dataset that
+baselines: every registered embedding head (knn, logreg, mlp, mf, kmeans; ``register_router``) and frozen
+(embedding heads on a frozen encoder; TF-IDF is lexical and is left out). Plateau, predictability and fine-tuning read the sweep of the dataset that
 tests them (its largest evaluation).
 
 1. plateau: band = [min, max] of the frozen baselines' test accuracies (at least 2), gap = oracle -
