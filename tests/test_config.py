@@ -63,7 +63,7 @@ def test_data_recipe_merges_into_data_section():
         (["data.test_size=1.5"], "'data.test_size': must be in (0, 1)"),
         (["train=5"], "'train' in override 'train=5' is a config section, not a value; set one of its keys, e.g. 'train."),
         ([f"run.output_dir={REPO / 'README.md'}"], "README.md' is a file, not a folder"),
-        ([f"train.resume={REPO / 'routertrain' / 'recipes'}"], "recipes' is neither auto, never nor a checkpoint folder"),
+        ([f"train.resume={REPO / 'recipes'}"], "recipes' is neither auto, never nor a checkpoint folder"),
         (["train.global_batch_size=0"], "'train.global_batch_size'"),
         (["tracking.backend=mlflow"], "'tracking.backend'"),
         (["lr"], "is not key=value"),

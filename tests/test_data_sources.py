@@ -119,7 +119,7 @@ def test_mmlu_pro_missing_policies(tmp_path_factory, mmlu_slice):
 
 
 def test_mmlu_pro_pool_narrowed_by_models_builds_the_same_rows(tmp_path_factory, mmlu_slice):
-    """data.pool then data.models (as routertrain/recipes/data/mmlu-pro.yaml describes) reads only the chosen
+    """data.pool then data.models (as recipes/data/mmlu-pro.yaml describes) reads only the chosen
     files; the build must not then demand the rest of the pool."""
     both = build(tmp_path_factory, "data=mmlu-pro", f"data.path={MMLU_PRO}", "data.pool=open-weight", "data.models=[Llama-2-7b-hf,DeepSeek-Coder-V2]")
     assert both.models == ["Llama-2-7b-hf", "DeepSeek-Coder-V2"]

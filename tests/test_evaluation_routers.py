@@ -230,3 +230,18 @@ def test_metrics_json_and_the_evaluator_agree(tiny_encoder, tmp_path, average):
     assert metrics["task_prior_acc"] == pytest.approx(routers["task-prior"]["accuracy"]["value"], abs=1e-12)
     assert metrics["oracle_acc"] == pytest.approx(routers["oracle"]["accuracy"]["value"], abs=1e-12)
     assert metrics["per_task"] == pytest.approx(routers["finetuned"]["per_task"], abs=1e-6)
+
+
+def test_the_registry_names_every_router_and_refuses_a_taken_name():
+    from routertrain.evaluation.interface import REGISTRY, BaselineRouter, register_router
+    from routertrain.evaluation.routers import names
+
+    assert names() == ("oracle", "best-single", "random", "random-draw", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf", "finetuned", "frozen")
+    assert names("embedding") == ("knn", "logreg", "mlp", "mf", "kmeans") and names("run") == ("finetuned", "frozen")
+    assert "random-draw" not in names(default=True) and not set(names("run")) & set(names(default=True))
+    assert make("random-draw").draw and make("random-draw").name == "random-draw" and not make("random").draw
+    with pytest.raises(ValueError, match="taken by Knn"):
+        register_router("knn", "another knn")(type("OtherKnn", (BaselineRouter,), {}))
+    with pytest.raises(ValueError, match="router kind 'nope'"):
+        register_router("x", "x", kind="nope")
+    assert "x" not in REGISTRY

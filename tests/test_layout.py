@@ -1,12 +1,15 @@
 """The package layout the architecture promises, checked on the source with ``ast``: the config layer
 imports nothing of the package, no modules import each other in a cycle (imports inside functions
-included), no two classes share a name, and ``import routertrain`` loads no torch."""
+included), no two classes share a name, and ``import routertrain`` loads no torch. The recipes live in
+``recipes/`` at the repository root and ``pyproject.toml`` installs them (and every subpackage) into the package."""
 
 import ast
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "routertrain"
 
@@ -140,3 +143,26 @@ def test_import_routertrain_loads_no_torch():
     code = "import sys, routertrain, routertrain.config; routertrain.load_config(['recipe=smoke']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_recipes_sit_at_the_root_and_every_package_is_installed():
+    """``recipes/`` beside ``train.py`` (nothing left in ``routertrain/recipes``), mapped into the package by
+    pyproject.toml, whose package list names every folder of ``routertrain/`` that holds an ``__init__.py``."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = PACKAGE.parent
+    assert (root / "recipes" / "smoke.yaml").is_file() and (root / "recipes" / "sweeps").is_dir()
+    assert not (PACKAGE / "recipes").exists()
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"routertrain.recipes": "recipes"}
+    found = {".".join(p.parent.relative_to(root).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert set(setuptools["packages"]) == found | {"routertrain.recipes", *(f"routertrain.recipes.{p.name}" for p in (root / "recipes").iterdir() if p.is_dir() and p.name != "__pycache__")}, "list the new package in pyproject.toml [tool.setuptools] packages"
+
+
+def test_recipes_are_found_from_a_source_tree_without_an_install():
+    """With no install (``python -S``: no ``.pth`` finders) and the source tree on the path, recipes are read beside the package."""
+    import sysconfig
+
+    code = (f"import sys; sys.path[:0] = [{str(PACKAGE.parent)!r}]; sys.path.append({sysconfig.get_paths()['purelib']!r}); "
+            "import routertrain.config.schema as s; print(s.RECIPES_DIR, sorted(p.stem for p in s.SWEEPS_DIR.glob('*.yaml'))[:1])")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, cwd="/")
+    assert out.stdout.split()[0] == str(PACKAGE.parent / "recipes") and "encoders" in out.stdout

@@ -72,10 +72,22 @@ def test_report_end_to_end(evaluated, tmp_path):
     assert not (figures / "hand-encoder.png").exists()
     verdicts = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ") and line.count("|") == 5}
     assert NOT_RUN in verdicts["encoder"] and NOT_RUN in verdicts["finetune"]  # encoders never ran; no finetuned router in main
-    assert verdicts["encoder"].count(NOT_RUN) == 3  # hand, and routerdc / mmlu-pro expected by routertrain/recipes/sweeps/encoders.yaml
+    assert verdicts["encoder"].count(NOT_RUN) == 3  # hand, and routerdc / mmlu-pro expected by recipes/sweeps/encoders.yaml
     assert "evaluate-frozen-fraction0.1-subsample_seed0" in text  # unfinished points are listed
-    assert "python -m routertrain.experiments.sweep routertrain/recipes/sweeps/encoders.yaml" in text and "python -m routertrain.experiments.report" in text
+    assert "python -m routertrain.experiments.sweep recipes/sweeps/encoders.yaml" in text and "python -m routertrain.experiments.report" in text
     assert "1. plateau" in text  # the rules are in the report
+    head = text.splitlines()[:40]  # the first screen: the summary, the verdict table and the headline figure
+    summary = head[head.index("## Summary") + 2: head.index("## Verdicts") - 1]
+    assert 1 <= len(summary) <= 5 and all(line.startswith("- **") for line in summary)
+    assert "| plateau |" in "\n".join(head) and any("figures/headline.png" in line for line in head)
+    assert (figures / "headline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    appendix = text.index("## Appendix A: unfinished points")
+    assert text.index("evaluate-frozen-fraction0.1-subsample_seed0") > appendix  # names only in the appendix; the status table counts
+    assert "| scaling | more-data | 4 of 6 |" in text and text.index("1. plateau") > appendix
+    for line in text.splitlines():  # every inconclusive verdict states what the data could detect
+        if line.startswith(("| plateau |", "| predictability |", "| more-data |", "| encoder |", "| finetune |", "| remedies |")):
+            assert all(c.strip() in ("holds", "does not hold", NOT_RUN) or c.strip().startswith("inconclusive: ") for c in line.split("|")[2:-1]), line
+    assert "slope per doubling" in text
 
 
 def test_unreadable_json_fails_in_one_line(tmp_path, capsys):
@@ -246,6 +258,45 @@ def test_more_data_rule_pairs_resamples_and_adds_seed_spread():
     assert more_data([fake({"knn": 0.5}, values={"data.fraction": 1.0})])[0] == "inconclusive"
 
 
+def test_more_data_reports_the_slope_against_log_training_size_with_a_paired_interval():
+    from routertrain.experiments.claims import log_slope
+
+    def point(fraction, acc, seed, noise):
+        return (fake({"knn": acc}, noise=noise, values={"data.fraction": fraction, "data.subsample_seed": seed}), "knn")
+
+    # +2 pp per doubling, with seeds 1 pp apart: the paired interval holds the slope and excludes 0
+    items = [point(f, 0.5 + 0.02 * np.log2(f / 0.125) + 0.01 * s, s, 0.02) for f in (0.125, 0.25, 0.5, 1.0) for s in (0, 1)]
+    slope = log_slope(items)
+    assert slope["value"] == pytest.approx(0.02) and 0 < slope["low"] < 0.02 < slope["high"] and slope["method"].startswith("paired bootstrap")
+    unpaired = log_slope([point(f, acc, s, 0.0) for f, acc, s in ((0.25, 0.50, 0), (0.5, 0.52, 0), (1.0, 0.53, 0))])
+    assert unpaired["value"] == pytest.approx(0.015) and "t interval" in unpaired["method"] and unpaired["low"] < unpaired["value"] < unpaired["high"]
+    status, detail, rows = more_data([item[0] for item in items])
+    knn = next(d for name, _, d, _ in rows if name == "knn")
+    assert knn["slope"]["value"] == pytest.approx(0.02) and "slope +2.0 pp per doubling" in detail
+
+
+def test_every_inconclusive_verdict_says_what_the_data_could_detect(tmp_path):
+    from routertrain.experiments.claims import DETECT, Verdict, judge
+
+    flat = [fake({"knn": 0.50 + 0.001 * f, "logreg": 0.5}, values={"data.fraction": f, "data.subsample_seed": 0}) for f in (0.1, 1.0)]
+    status, detail, _ = more_data(flat)
+    assert status == "inconclusive" and detail.startswith(DETECT + "no gain larger than +") and "for 2 of 2 learned routers" in detail
+    status, detail = finetune(fake({"finetuned": 0.58, "frozen": 0.57}))
+    assert status == "inconclusive" and Verdict("finetune", "d", status, detail).bound.startswith("no gain larger than +")
+    assert "pp from fine-tuning and no loss larger than" in detail
+    assert plateau(fake({"knn": 0.5}))[1].startswith(DETECT + "nothing, 1 frozen baseline(s)")
+    verdicts, _ = judge([dataclasses_replace(r, claims=("more-data", "plateau")) for r in flat], [], "d")
+    for v in verdicts:
+        assert v.status in ("holds", "does not hold") or v.bound, v
+    assert next(v for v in verdicts if v.claim == "encoder").bound == "nothing (not run)"
+
+
+def dataclasses_replace(r, **changes):
+    import dataclasses
+
+    return dataclasses.replace(r, **changes)
+
+
 def test_encoder_rule():
     def ladder(l3, l6, noise=0.02):
         return [fake({"tfidf": 0.40, "knn": l3}, encoder="sentence-transformers/paraphrase-MiniLM-L3-v2", noise=noise),
@@ -254,7 +305,8 @@ def test_encoder_rule():
     status, detail, rows = encoders(ladder(0.45, 0.50))
     assert status == "holds" and [r[0] for r in rows] == ["TF-IDF", "MiniLM-L3", "MiniLM-L6"] and "TF-IDF -> MiniLM-L3" in detail
     assert encoders(ladder(0.50, 0.45))[0] == "does not hold"
-    assert encoders(ladder(0.45, 0.46, noise=0.0))[0] == "inconclusive"
+    status, detail, _ = encoders(ladder(0.45, 0.46, noise=0.0))
+    assert status == "inconclusive" and "at MiniLM-L3 -> MiniLM-L6 and no loss larger than" in detail
     assert encoders([fake({"tfidf": 0.4})])[0] == "inconclusive"
     assert "chosen on TEST accuracy" in detail  # these fakes have no validation_acc
 

@@ -98,8 +98,8 @@ def test_a_tune_point_runs_a_study_in_the_sweep_folder_and_its_best_router_is_ev
 
 
 def test_every_shipped_sweep_file_expands():
-    files = sorted((REPO / "routertrain" / "recipes" / "sweeps").glob("*.yaml"))
-    assert files, "no sweep files in routertrain/recipes/sweeps"
+    files = sorted((REPO / "recipes" / "sweeps").glob("*.yaml"))
+    assert files, "no sweep files in recipes/sweeps"
     for path in files:
         assert expand(load_sweep(path), "out"), path
 
@@ -178,3 +178,30 @@ def test_launched_points_use_every_cpu_thread(tmp_path, monkeypatch):
     assert f"threads {os.cpu_count()}" in ours
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert launch_env()["OMP_NUM_THREADS"] == "3"  # an explicit setting wins
+
+
+def test_a_run_from_before_done_json_is_adopted_from_its_own_evidence_only(tmp_path, capsys):
+    """routertrain sweep NAME --adopt POINT writes done.json for a train point whose router/ and final
+    metrics.json are in place (a run that predates done.json), saying so; anything less is refused."""
+    from routertrain.cli.main import main
+    from routertrain.hub.folder import REQUIRED_FILES
+
+    path = write_sweep(tmp_path / "s.yaml", {"name": "old", "claim": "finetune", "groups": [{"kind": "train", "label": "l6", "args": ["recipe=smoke"]},
+                                                                                           {"kind": "evaluate", "args": ["run=@train-l6"]}]})
+    out = tmp_path / "out"
+    run = out / "old" / "train-l6"
+    adopt = ["sweep", str(path), "--out", str(out), "--adopt"]
+    assert main([*adopt, "train-l6"]) == 2 and "router lacks config.json, model.safetensors" in capsys.readouterr().err  # nothing trained
+    (run / "router").mkdir(parents=True)
+    for name in REQUIRED_FILES[:-1]:
+        (run / "router" / name).write_text("{}")
+    assert main([*adopt, "train-l6"]) == 2 and f"lacks {REQUIRED_FILES[-1]}" in capsys.readouterr().err
+    (run / "router" / REQUIRED_FILES[-1]).write_text("{}")
+    (run / "metrics.json").write_text(json.dumps({"validation": {"routing_acc": 0.5}}))  # a crash before the test scores
+    assert main([*adopt, "train-l6"]) == 2 and "lacks the final test scores" in capsys.readouterr().err
+    (run / "metrics.json").write_text(json.dumps({"validation": {"routing_acc": 0.5}, "test": {"routing_acc": 0.5}, "best_step": 7}))
+    assert main([*adopt, "evaluate"]) == 2 and "no train point 'evaluate'" in capsys.readouterr().err
+    assert main([*adopt, "train-l6"]) == 0
+    done = json.loads((run / "done.json").read_text())
+    assert done["best_step"] == 7 and "metrics.json: validation, test" in done["adopted"]["evidence"] and "--adopt train-l6" in done["adopted"]["command"]
+    assert main([*adopt, "train-l6"]) == 2 and "nothing to adopt" in capsys.readouterr().err  # never twice

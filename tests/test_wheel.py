@@ -28,7 +28,8 @@ def run(cmd, **kwargs):
 @pytest.mark.wheel
 def test_wheel_installed_outside_the_repo_trains_and_routes(tiny_encoder, tmp_path):
     source = tmp_path / "src"  # build from a copy, so the repository gets no build/ or egg-info
-    shutil.copytree(REPO / "routertrain", source / "routertrain", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("routertrain", "recipes"):
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp_path / "dist", source])
@@ -48,7 +49,10 @@ def test_wheel_installed_outside_the_repo_trains_and_routes(tiny_encoder, tmp_pa
     where = run([bin_dir / "python", "-c", "import routertrain; print(routertrain.__file__)"], cwd=work, env=env).stdout.strip()
     assert Path(where).is_relative_to(venv), where  # the installed wheel, not the repository
 
-    run([bin_dir / "routertrain", "recipes", "ls"], cwd=work, env=env)
+    listed = run([bin_dir / "routertrain", "recipes", "ls"], cwd=work, env=env).stdout
+    assert "smoke" in listed and "sweeps/smoke" in listed and "data/routerdc" in listed
+    run([bin_dir / "routertrain", "recipes", "cp", "sweeps/smoke", "my-sweep.yaml"], cwd=work, env=env)
+    assert "claim:" in (work / "my-sweep.yaml").read_text()
     train = run([
         bin_dir / "routertrain", "train", "recipe=smoke", f"model.name_or_path={tiny_encoder}", "run.output_dir=runs", "run.name=wheel",
         "data.synthetic.n_train=32", "data.synthetic.n_validation=8", "data.synthetic.n_test=8", "train.global_batch_size=8", "train.max_steps=2",

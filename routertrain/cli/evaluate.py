@@ -17,8 +17,8 @@ from routertrain.cli.args import Parser, bounded, fail
 from routertrain.cli.common import device_option
 from routertrain.config import ConfigError, available_data_recipes, headline_average, load_config
 from routertrain.data import DataError, load_routing_data
-from routertrain.evaluation.compare import DEFAULT_ROUTERS, evaluate_routers, format_table, to_json
-from routertrain.evaluation.routers import ALL, DESCRIPTIONS, RouterUnavailable
+from routertrain.evaluation.compare import default_routers, evaluate_routers, format_table, to_json
+from routertrain.evaluation.routers import RouterUnavailable, describe, names
 from routertrain.model.modeling import EncoderNotFound
 from routertrain.provenance import atomic_write_json, atomic_write_text, writing
 from routertrain.hub.router import router_folder
@@ -26,17 +26,24 @@ from routertrain.hub.router import router_folder
 RERUN = "free space or fix the folder's permissions, then run the evaluation again"
 
 OWN_KEYS = ("run", "routers", "encoder")
-EPILOG = "routers:\n" + "\n".join(f"  {name:<12} {DESCRIPTIONS[name]}" for name in ALL) + f"""
+EPILOG = """
 
 key=value arguments:
   run=FOLDER|none   a training run (or its router/ folder): adds finetuned and frozen, and its data config
-  routers=[a,b,...] routers to compare (default: {','.join(DEFAULT_ROUTERS)}, plus finetuned,frozen with run=)
+  routers=[a,b,...] routers to compare (default: {defaults}, plus {own} with run=)
   encoder=ID|FOLDER frozen encoder of the embedding baselines (default: the run's base encoder, else the config's model)
-  data=NAME, data.*=...  the dataset, as in training (data recipes: {', '.join(available_data_recipes()) or 'none'});
+  data=NAME, data.*=...  the dataset, as in training (data recipes: {recipes});
                     with run= and no data arguments, the run's own data config is used
   eval.average=micro|macro  headline average (default: the data recipe's data.average; RouterDC: macro)
   eval.missing=complete|wrong  queries with a missing label: score only fully labelled ones (default), or count an unlabelled choice as wrong
 """
+
+
+def epilog() -> str:
+    """The routers the registry holds now (``interface.register_router``), then the key=value arguments."""
+    listed = "\n".join(f"  {name:<12} {describe(name)}" for name in names())
+    recipes = ", ".join(available_data_recipes()) or "none"
+    return f"routers:\n{listed}" + EPILOG.format(defaults=",".join(default_routers()), own=",".join(names("run")), recipes=recipes)
 
 
 def split_args(pairs: list[str]) -> tuple[dict, list[str]]:
@@ -52,12 +59,12 @@ def split_args(pairs: list[str]) -> tuple[dict, list[str]]:
 
 def parse_routers(text: str | None, run) -> list[str]:
     if not text:
-        return [*DEFAULT_ROUTERS, *(("finetuned", "frozen") if run else ())]
-    names = [n.strip() for n in text.strip("[]").split(",") if n.strip()]
-    unknown = [n for n in names if n not in ALL]
+        return list(default_routers(run))
+    chosen = [n.strip() for n in text.strip("[]").split(",") if n.strip()]
+    unknown = [n for n in chosen if n not in names()]
     if unknown:
-        raise ConfigError(f"unknown router(s) {', '.join(unknown)} in routers=; choose from {', '.join(ALL)}")
-    return names
+        raise ConfigError(f"unknown router(s) {', '.join(unknown)} in routers=; choose from {', '.join(names())}")
+    return chosen
 
 
 def data_config(run, rest: list[str]):
@@ -93,7 +100,7 @@ def json_file(text: str) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(
-        prog="routertrain evaluate", description=__doc__.splitlines()[0], epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="routertrain evaluate", description=__doc__.splitlines()[0], epilog=epilog(), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("args", nargs="*", metavar="key=value", help="run=, routers=, encoder=, data=, data.*= (see below)")
     parser.add_argument("--json", type=json_file, help="write the full results here as JSON")

@@ -5,7 +5,7 @@
     routertrain recipes cp data/routerdc my-data.yaml      # then: routertrain train data=my-data.yaml
     routertrain recipes cp sweeps/smoke my-sweep.yaml      # then: routertrain sweep my-sweep.yaml
 
-Recipes ship inside the package (``routertrain/recipes``); a copy is a plain YAML file that every
+Recipes live in ``recipes/`` at the repository root and ship inside the package (``routertrain.recipes``); a copy is a plain YAML file that every
 command accepts by path, with or without ``.yaml``.
 """
 

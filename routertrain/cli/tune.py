@@ -17,7 +17,7 @@ from routertrain.config import valid_keys
 
 USAGE = f"""usage: routertrain tune [recipe=NAME] [data=NAME] [key=value ...] [tune.trials=N] [tune.storage=URL]
 
-Searches the space routertrain/recipes/search/<tune.space>.yaml on validation routing accuracy (Optuna TPE,
+Searches the space recipes/search/<tune.space>.yaml on validation routing accuracy (Optuna TPE,
 median pruning after each evaluation). Rerun the same command to continue a killed study; run it on
 many machines with one shared tune.storage (e.g. postgresql://...) to search in parallel.
 tune keys: {', '.join(k for k in valid_keys() if k.startswith('tune.'))}

@@ -1,7 +1,7 @@
 """The typed configuration schema and the command-line loader.
 
 One dataclass per section (run, data, model, train, eval, tracking, push, tune). A run's configuration is
-the schema's defaults, merged with ``routertrain/recipes/<recipe>.yaml`` (which holds only what differs), then
+the schema's defaults, merged with ``recipes/<recipe>.yaml`` (which holds only what differs), then
 with ``key=value`` overrides from the command line. Every mistake (unknown recipe, unknown key,
 wrong type, bad value) is reported as one line naming the key and, where it helps, the nearest
 valid one, before any work starts.
@@ -19,7 +19,17 @@ from typing import Any, Dict, List, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-RECIPES_DIR = Path(str(resources.files("routertrain") / "recipes"))  # package data: in a clone and in an installed wheel alike
+
+def _recipes_dir() -> Path:
+    """``recipes/`` at the repository root, installed as ``routertrain.recipes`` (pyproject.toml maps it);
+    a source tree on ``sys.path`` without an install (or with one from before the mapping) reads it beside the package."""
+    try:
+        return Path(str(resources.files("routertrain.recipes")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "recipes"
+
+
+RECIPES_DIR = _recipes_dir()
 DATA_RECIPES_DIR = RECIPES_DIR / "data"
 SWEEPS_DIR = RECIPES_DIR / "sweeps"
 
@@ -162,7 +172,7 @@ class PushConfig:
 @dataclass
 class TuneConfig:
     trials: int = 20  # finished trials (complete or pruned) the study aims for, over all its workers
-    space: str = "default"  # search space: routertrain/recipes/search/<space>.yaml, or a path to such a file
+    space: str = "default"  # search space: recipes/search/<space>.yaml, or a path to such a file
     study: Optional[str] = None  # study name and folder under run.output_dir; null = tune-<recipe>-<hash of the search>
     storage: Optional[str] = None  # SQLAlchemy URL of the study (a shared database lets many workers run it); null = sqlite under the study folder
     seed: Optional[int] = None  # TPE sampler seed, offset by the trials already in the study (workers started together: give each its own); null = run.seed
@@ -173,7 +183,7 @@ class TuneConfig:
 
 @dataclass
 class Config:
-    recipe: Optional[str] = None  # the recipe this run was built from: a packaged name (routertrain/recipes/<recipe>.yaml) or a user file's stem
+    recipe: Optional[str] = None  # the recipe this run was built from: a packaged name (recipes/<recipe>.yaml) or a user file's stem
     run: RunConfig = field(default_factory=RunConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -245,7 +255,7 @@ def find_recipe(name: str, folder: Path, what: str, available: list[str]) -> Pat
 def _shown(path: Path) -> str:
     """How a recipe file is named in messages: relative to the package for packaged ones."""
     try:
-        return f"routertrain/recipes/{path.resolve().relative_to(RECIPES_DIR.resolve()).as_posix()}"
+        return f"recipes/{path.resolve().relative_to(RECIPES_DIR.resolve()).as_posix()}"
     except ValueError:
         return str(path)
 

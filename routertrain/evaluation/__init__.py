@@ -5,14 +5,15 @@
 - ``metrics``: calibration, hard queries, overlap of solved queries, the task-prior share.
 - ``cost``: cost-quality curve and AIQ; APGR and CPT for two-model pools.
 - ``bootstrap``: percentile intervals over test queries and paired differences.
-- ``interface`` / ``routers`` / ``baselines`` / ``heads``: the router interface (``BaselineRouter``), reference routers, frozen-embedding
-  and lexical baselines, the fine-tuned router and the frozen-encoder control.
+- ``interface`` / ``routers`` / ``baselines`` / ``heads``: the router interface (``BaselineRouter``) and registry
+  (``register_router``), reference routers, frozen-embedding and lexical baselines, the fine-tuned router
+  and the frozen-encoder control.
 - ``embeddings``: frozen-encoder query embeddings, cached on disk.
 - ``compare``: ``evaluate_routers(data, routers, ...) -> dict`` and ``format_table``; the command line
   front end is ``routertrain evaluate``.
 """
 
-__all__ = ["DEFAULT_ROUTERS", "evaluate_routers", "format_table"]
+__all__ = ["default_routers", "evaluate_routers", "format_table"]
 
 
 def __getattr__(name: str):

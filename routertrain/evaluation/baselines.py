@@ -1,7 +1,8 @@
 """Baseline routers on frozen query embeddings (and one on TF-IDF): the encoder is never trained here.
 
 Every baseline predicts P(correct) per (query, model) from train labels and picks its hyperparameter
-on validation routing accuracy (ties: the first in the grid):
+on validation routing accuracy (ties: the first in the grid). Each registers itself by name
+(``interface.register_router``), which is all the evaluator, the CLI and the claims need:
 
 - ``knn``: the mean label of the k most cosine-similar train queries (NaN-aware; a model without a
   label among the neighbours gets its train mean); k in ``K_GRID``.
@@ -22,7 +23,7 @@ import numpy as np
 from routertrain.model import heads
 from routertrain.evaluation.decision import model_means, nanmean_rows
 from routertrain.routing.neighbours import BLOCK, fill, neighbour_means, neighbours  # noqa: F401 (re-exported)
-from routertrain.evaluation.interface import BaselineRouter
+from routertrain.evaluation.interface import BaselineRouter, register_router
 
 K_GRID = (1, 3, 5, 10, 20, 50, 100, 200, 500, 1000)  # 500 and 1000 added when validation chose k = 200, then the edge (MMLU-Pro)
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -36,6 +37,7 @@ def pick(candidates: dict, ctx, score) -> tuple:
     return best, {str(k): v for k, v in acc.items()}
 
 
+@register_router("knn", "k nearest train queries by cosine (k on validation)")
 class Knn(BaselineRouter):
     name = "knn"
 
@@ -60,6 +62,7 @@ class Knn(BaselineRouter):
         return self.average(neighbours(ctx.embeddings(split), self.keys, self.k))
 
 
+@register_router("logreg", "logistic regression per model (L2 on validation)")
 class Logistic(BaselineRouter):
     name = "logreg"
 
@@ -77,6 +80,7 @@ class Logistic(BaselineRouter):
         return heads.predict(self.model, self.features(ctx, split))
 
 
+@register_router("tfidf", "TF-IDF + logistic regression per model (lexical)", kind="lexical")
 class Tfidf(Logistic):
     name = "tfidf"
 
@@ -94,6 +98,7 @@ class Tfidf(Logistic):
         return self
 
 
+@register_router("mlp", "one-hidden-layer MLP, early stopping on validation")
 class Mlp(BaselineRouter):
     name = "mlp"
 
@@ -106,6 +111,7 @@ class Mlp(BaselineRouter):
         return heads.predict(self.model, ctx.embeddings(split))
 
 
+@register_router("mf", "matrix factorisation, EmbedLLM-style")
 class Factorised(BaselineRouter):
     name = "mf"
 
@@ -119,6 +125,7 @@ class Factorised(BaselineRouter):
         return heads.predict(self.model, ctx.embeddings(split))
 
 
+@register_router("kmeans", "best model per k-means cluster (k on validation)")
 class Clusters(BaselineRouter):
     name = "kmeans"
 

@@ -46,12 +46,16 @@ from routertrain.evaluation import bootstrap as bs
 from routertrain.evaluation import cost as cq
 from routertrain.evaluation import decision as d
 from routertrain.evaluation import metrics as m
-from routertrain.evaluation.routers import ALL, Context, RouterUnavailable
+from routertrain.evaluation.routers import Context, RouterUnavailable, names as registered
 from routertrain.hub.router import router_settings
 from routertrain.hub.router import router_folder
 
-DEFAULT_ROUTERS = ("oracle", "best-single", "random", "task-prior", "knn", "logreg", "mlp", "mf", "kmeans", "tfidf")
 PAIRS = (("finetuned", "frozen"),)  # paired differences A - B stored at the top level (fine-tuning claim)
+
+
+def default_routers(run: str | Path | None = None) -> tuple[str, ...]:
+    """The routers compared when none are named: the registry's default set, plus the run's own with a run."""
+    return (*registered(default=True), *(registered("run") if run else ()))
 
 
 def router_options(name: str, run: str | Path | None, ctx: Context) -> dict:
@@ -78,7 +82,7 @@ TUNED_ON = {
 
 def evaluate_routers(
     data,
-    routers=DEFAULT_ROUTERS,
+    routers=None,
     run: str | Path | None = None,
     encoder: str | None = None,
     split: str = "test",
@@ -94,12 +98,14 @@ def evaluate_routers(
     average: str = "micro",
     missing: str = "complete",
 ) -> dict:
-    """Fit, score and measure ``routers`` on ``data`` (a ``RoutingData``); a JSON-ready dict."""
+    """Fit, score and measure ``routers`` on ``data`` (a ``RoutingData``; ``None``: every registered router
+    in the default set, ``default_routers()``); a JSON-ready dict."""
+    routers = default_routers() if routers is None else routers
     d.check_average(average)
     d.check_missing(missing)
-    unknown = [r for r in routers if r not in ALL]
+    unknown = [r for r in routers if r not in registered()]
     if unknown:
-        raise ValueError(f"unknown router(s) {unknown}: choose from {', '.join(ALL)}")
+        raise ValueError(f"unknown router(s) {unknown}: choose from {', '.join(registered())}")
     warnings = []
     if run is not None:
         encoder = encoder or router_settings(router_folder(run)).get("base_model")

@@ -1,13 +1,53 @@
-"""The interface every evaluated router implements (``BaselineRouter``), apart from the registry that names them.
+"""The interface every evaluated router implements (``BaselineRouter``) and the registry that names them.
 
-Reference routers (``routers``) and the embedding baselines (``baselines``) both subclass it, and
+A router is one class and one registration::
+
+    @register_router("my-router", "what it does, in the evaluate table's words", kind="embedding")
+    class MyRouter(BaselineRouter): ...
+
+Reference routers (``routers``) and the embedding baselines (``baselines``) both register here, and
 ``routers.make`` builds any of them by name, so the two modules import this one, never each other.
-(The trained router's inference API is ``routertrain.hub.router.Router``, a different thing.)
+The evaluator's defaults, ``routertrain evaluate routers=...``, the frozen control's heads and the
+claims' frozen-baseline band all read the registry (``routers.names``). (The trained router's
+inference API is ``routertrain.hub.router.Router``, a different thing.)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
+
+KINDS = ("reference", "embedding", "lexical", "run")  # run: needs a trained run (run=...); embedding: a head on frozen embeddings
+
+
+@dataclass(frozen=True)
+class Registration:
+    factory: type  # the router class, called with ``options`` (then the caller's options) to build one
+    description: str
+    kind: str
+    default: bool  # in ``routertrain evaluate``'s default set
+    options: dict = field(default_factory=dict)
+
+
+REGISTRY: dict[str, Registration] = {}
+
+
+def register_router(name: str, description: str, kind: str = "embedding", default: bool = True, **options):
+    """Class decorator: register a ``BaselineRouter`` subclass under ``name``. ``kind`` is one of ``KINDS``:
+    ``embedding`` routers are also fitted by the frozen control and counted in the claims' baseline band."""
+    if kind not in KINDS:
+        raise ValueError(f"router kind '{kind}' is not one of {', '.join(KINDS)}")
+
+    def register(cls):
+        if name in REGISTRY and REGISTRY[name].factory is not cls:
+            raise ValueError(f"router name '{name}' is taken by {REGISTRY[name].factory.__name__}; register under another name")
+        if "name" not in vars(cls):
+            cls.name = name
+        REGISTRY[name] = Registration(cls, description, kind, default and kind != "run", options)
+        return cls
+
+    return register
 
 
 class RouterUnavailable(ValueError):

@@ -13,6 +13,10 @@ folder (``Router.from_pretrained(...).predict``); ``frozen`` holds that router's
 and fits every embedding head on it, keeping the one best on validation (``baselines``). Hyper-
 parameters of every router are chosen on validation, never on the split being evaluated.
 
+Every router registers itself by name (``interface.register_router``); ``names(kind)`` lists them (the
+evaluator's defaults, ``routertrain evaluate routers=``, the frozen control's heads and the claims'
+band all ask it) and ``make(name)`` builds one.
+
 ``Context`` carries the data, the encoder used for embeddings, and a memo of fitted routers, so a
 head is fitted once per encoder even when ``frozen`` and the plain baseline both need it.
 """
@@ -28,7 +32,7 @@ from routertrain.evaluation import baselines
 from routertrain.evaluation.embeddings import split_embeddings
 from routertrain.evaluation.decision import chosen_accuracy, model_means, task_prior_scores
 from routertrain.routing.rule import choose
-from routertrain.evaluation.interface import BaselineRouter, RouterUnavailable
+from routertrain.evaluation.interface import KINDS, REGISTRY, BaselineRouter, RouterUnavailable, register_router
 
 
 @dataclass
@@ -93,6 +97,7 @@ class Context:
         return self.fitted[key]
 
 
+@register_router("oracle", "per-query best model (upper bound)", kind="reference")
 class Oracle(BaselineRouter):
     name, probabilistic = "oracle", False
 
@@ -101,6 +106,7 @@ class Oracle(BaselineRouter):
         return np.where(np.isfinite(y), y, -1.0)
 
 
+@register_router("best-single", "the model best on train, for every query", kind="reference")
 class BestSingle(BaselineRouter):
     name = "best-single"
 
@@ -113,6 +119,8 @@ class BestSingle(BaselineRouter):
         return np.tile(self.means, (len(ctx.labels(split)), 1))  # the rule breaks ties among equal means
 
 
+@register_router("random-draw", "one seeded random draw per query", kind="reference", default=False, draw=True)
+@register_router("random", "uniformly random model (expected value)", kind="reference")  # applied first: listed first
 class Random(BaselineRouter):
     name, probabilistic = "random", False
 
@@ -131,6 +139,7 @@ class Random(BaselineRouter):
         return np.full(np.shape(scores), 1.0 / np.shape(scores)[1])  # the expected value of a uniform draw
 
 
+@register_router("task-prior", "per task, the model best on train", kind="reference")
 class TaskPrior(BaselineRouter):
     name = "task-prior"
 
@@ -148,6 +157,7 @@ class TaskPrior(BaselineRouter):
         return task_prior_scores(self.train_tasks, self.train_labels, tasks, ctx.average)
 
 
+@register_router("finetuned", "the run's fine-tuned router (run=...)", kind="run")
 class Finetuned(BaselineRouter):
     name = "finetuned"
 
@@ -188,6 +198,7 @@ class Finetuned(BaselineRouter):
         return np.array([index[self.router.models[i]] for i in chosen], dtype=np.int64)
 
 
+@register_router("frozen", "the run's base encoder frozen + best head on validation", kind="run")
 class Frozen(BaselineRouter):
     """The fine-tuned router's base encoder, frozen, with the embedding head best on validation."""
 
@@ -196,7 +207,7 @@ class Frozen(BaselineRouter):
     def __init__(self, encoder: str, pooling: str = "mean", max_length: int | None = None, heads: tuple[str, ...] | None = None):
         super().__init__()
         self.encoder, self.pooling, self.max_length = encoder, pooling, max_length
-        self.heads = heads or EMBEDDING_HEADS
+        self.heads = heads or names("embedding")
 
     def fit(self, ctx):
         self.ctx = ctx.with_encoder(self.encoder, self.pooling, self.max_length)
@@ -214,41 +225,20 @@ class Frozen(BaselineRouter):
         return self.best.decide(self.ctx, split, scores)
 
 
-EMBEDDING_HEADS = ("knn", "logreg", "mlp", "mf", "kmeans")
-REFERENCE = ("oracle", "best-single", "random", "random-draw", "task-prior")
-BASELINES = (*EMBEDDING_HEADS, "tfidf")
-NEEDS_RUN = ("finetuned", "frozen")
-ALL = (*REFERENCE, *BASELINES, *NEEDS_RUN)
-DESCRIPTIONS = {
-    "oracle": "per-query best model (upper bound)",
-    "best-single": "the model best on train, for every query",
-    "random": "uniformly random model (expected value)",
-    "random-draw": "one seeded random draw per query",
-    "task-prior": "per task, the model best on train",
-    "knn": "k nearest train queries by cosine (k on validation)",
-    "logreg": "logistic regression per model (L2 on validation)",
-    "mlp": "one-hidden-layer MLP, early stopping on validation",
-    "mf": "matrix factorisation, EmbedLLM-style",
-    "kmeans": "best model per k-means cluster (k on validation)",
-    "tfidf": "TF-IDF + logistic regression per model (lexical)",
-    "finetuned": "the run's fine-tuned router (run=...)",
-    "frozen": "the run's base encoder frozen + best head on validation",
-}
+def names(kind: str | None = None, default: bool | None = None) -> tuple[str, ...]:
+    """Registered routers of one ``kind`` (``interface.KINDS``) and/or in the default set or not: by kind, in
+    ``KINDS`` order (references first), then in registration order."""
+    chosen = [n for n, r in REGISTRY.items() if kind in (None, r.kind) and default in (None, r.default)]
+    return tuple(sorted(chosen, key=lambda n: KINDS.index(REGISTRY[n].kind)))
+
+
+def describe(name: str) -> str:
+    return REGISTRY[name].description
 
 
 def make(name: str, **options) -> BaselineRouter:
     """A fresh, unfitted router by name."""
-    simple = {
-        "oracle": Oracle, "best-single": BestSingle, "random": Random, "task-prior": TaskPrior,
-        "knn": baselines.Knn, "logreg": baselines.Logistic, "mlp": baselines.Mlp, "mf": baselines.Factorised,
-        "kmeans": baselines.Clusters, "tfidf": baselines.Tfidf,
-    }
-    if name == "random-draw":
-        return Random(draw=True)
-    if name in simple:
-        return simple[name](**options)
-    if name == "finetuned":
-        return Finetuned(**options)
-    if name == "frozen":
-        return Frozen(**options)
-    raise ValueError(f"unknown router '{name}': choose from {', '.join(ALL)}")
+    if name not in REGISTRY:
+        raise ValueError(f"unknown router '{name}': choose from {', '.join(REGISTRY)}")
+    entry = REGISTRY[name]
+    return entry.factory(**{**entry.options, **options})

@@ -2,8 +2,8 @@
 
 Verdict rules, per claim and dataset. Intervals are 95%. A difference interval "holds" when its low end
 is > 0, "does not hold" when its high end is < 0, and is "inconclusive" when it contains 0. Frozen
-baselines: knn, logreg, mlp, mf, kmeans and frozen (embedding heads on a frozen encoder; TF-IDF is
-lexical and is left out). Plateau, predictability and fine-tuning read the sweep of the dataset that
+baselines: every registered embedding head (knn, logreg, mlp, mf, kmeans; ``register_router``) and frozen
+(embedding heads on a frozen encoder; TF-IDF is lexical and is left out). Plateau, predictability and fine-tuning read the sweep of the dataset that
 tests them (its largest evaluation).
 
 1. plateau: band = [min, max] of the frozen baselines' test accuracies (at least 2), gap = oracle -
@@ -22,7 +22,11 @@ tests them (its largest evaluation).
    ``accuracy_boot`` for the same queries; else unpaired, from the 95% CIs by a normal approximation)
    and the seed spread (t quantile x the standard error of the seed means), as
    D -/+ sqrt(query half-width^2 + seed half-width^2). The dataset's verdict is the majority of the
-   routers' verdicts (holds / does not hold when more than half agree; else inconclusive).
+   routers' verdicts (holds / does not hold when more than half agree; else inconclusive). Beside D,
+   each router gets the slope of accuracy against log2 training size (percentage points per doubling),
+   a least-squares fit over every fraction and seed, with a paired bootstrap interval (each resample
+   takes the same resampled test queries for every point and resamples the runs within each
+   fraction); it is reported, and the verdict stays D's.
 4. stronger encoders: rungs TF-IDF < MiniLM-L3 < MiniLM-L6 < MPNet (those present); a rung's accuracy
    is the test accuracy of its frozen baseline best on validation (TF-IDF: the tfidf router; choosing
    on test would favour rungs with several heads). Each step (next rung - previous)
@@ -39,6 +43,10 @@ tests them (its largest evaluation).
    its seeds) is compared on test with plain BCE (no remedy), paired over the same test queries with
    the seed spread joined as in rule 3. Holds when that interval's low end is > 0; does not hold
    when its high end is < 0 or when plain BCE is itself the best on validation; else inconclusive.
+
+Every inconclusive verdict says what the data could detect ("could detect: ..."): for a difference,
+the ends of its 95% interval (no gain larger than its upper end, no loss larger than its lower end);
+for a rule that could not be applied, what it lacked.
 """
 
 from __future__ import annotations
@@ -52,9 +60,11 @@ import numpy as np
 import yaml
 from scipy.stats import t as student_t
 
+from routertrain.config.schema import SWEEPS_DIR
+from routertrain.evaluation.routers import names as registered
 from routertrain.experiments.sweep import CLAIMS, SweepError, _kv, expand, load_sweep  # noqa: F401 (_kv re-exported for the report)
 
-BAND = ("knn", "logreg", "mlp", "mf", "kmeans", "frozen")  # frozen-embedding baselines
+BAND = (*registered("embedding"), "frozen")  # frozen-embedding baselines: every registered embedding head, and the frozen control
 LEARNED = (*BAND, "tfidf", "finetuned")
 PLATEAU_MAX_SHARE = 0.25  # band width / (oracle - best single) below this: a narrow band
 PRIOR_SHARE = 0.5
@@ -62,8 +72,9 @@ STRONG_OVERLAP = 0.7
 Z = 1.959964
 LADDER = (("TF-IDF", "tfidf"), ("MiniLM-L3", "minilm-l3"), ("MiniLM-L6", "minilm-l6"), ("MPNet", "mpnet"))
 NOT_RUN = "inconclusive (not run)"
+DETECT = "could detect: "  # how an inconclusive verdict's detail opens: what the data could have detected
 RULES = __doc__[__doc__.index("Verdict rules"):].strip()
-RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "sweeps"
+RECIPES = SWEEPS_DIR
 
 
 @dataclass
@@ -106,6 +117,30 @@ class Verdict:
     dataset: str
     status: str
     detail: str
+
+    @property
+    def bound(self) -> str:
+        """What the data could detect, for an inconclusive verdict ("" otherwise): the detail's opening clause."""
+        if self.status == NOT_RUN:
+            return "nothing (not run)"
+        if self.status != "inconclusive":
+            return ""
+        return self.detail[len(DETECT):].split("; ", 1)[0] if self.detail.startswith(DETECT) else "not stated"
+
+
+def pp(x: float, sign: bool = True) -> str:
+    """A difference in accuracy as percentage points (``+1.1 pp``)."""
+    return f"{x * 100:+.1f} pp" if sign else f"{x * 100:.1f} pp"
+
+
+def detectable(d: dict, where: str = "") -> str:
+    """What an inconclusive difference interval rules out, as a verdict's opening clause."""
+    return f"{DETECT}no gain larger than {pp(d['high'])}{where} and no loss larger than {pp(-d['low'], sign=False)} (95%)"
+
+
+def inconclusive(lacking: str) -> str:
+    """The opening clause of a verdict whose rule could not be applied: the data could detect nothing."""
+    return f"{DETECT}nothing, {lacking}"
 
 
 # --- intervals -------------------------------------------------------------------------------
@@ -165,7 +200,7 @@ def plateau(r: Result) -> tuple[str, str]:
     ref = r.data["reference"]
     gap = ref["oracle_acc"] - ref["best_single_acc"]
     if len(accs) < 2 or not gap > 0:
-        return "inconclusive", f"{len(accs)} frozen baseline(s), oracle - best single gap {fmt(gap)}: needs 2 baselines and a positive gap"
+        return "inconclusive", inconclusive(f"{len(accs)} frozen baseline(s) and an oracle - best single gap of {fmt(gap)}: the rule needs 2 baselines and a positive gap")
     top = max(accs, key=lambda n: accs[n]["value"])
     low, high = min(a["value"] for a in accs.values()), accs[top]["value"]
     width, distance = high - low, ref["oracle_acc"] - accs[top]["high"]
@@ -180,7 +215,7 @@ def predictability(r: Result) -> tuple[str, str]:
     routers = r.data["routers"]
     shares = {n: routers[n]["task_prior_share"] for n in BAND if n in routers and routers[n].get("task_prior_share") is not None}
     if not shares:
-        return "inconclusive", "no task-prior share (no task-prior router, or no frozen baseline beats random)"
+        return "inconclusive", inconclusive("no task-prior share (no task-prior router, or no frozen baseline beats random)")
     median = statistics.median(shares.values())
     names, jac = r.data["overlap"]["routers"], r.data["overlap"]["jaccard"]
     base = [n for n in BAND if n in names]
@@ -192,7 +227,9 @@ def predictability(r: Result) -> tuple[str, str]:
     overlap = statistics.median(pairs) if pairs else None
     beat = [n for n in shares if (routers[n].get("vs_task-prior") or {}).get("low", 0) > 0]
     status = "does not hold" if median < PRIOR_SHARE else "holds" if overlap is not None and overlap >= STRONG_OVERLAP else "inconclusive"
-    return status, (
+    opening = (f"{DETECT}a task-prior share of {fmt(median)} (>= {PRIOR_SHARE}), but a solved-set overlap of {fmt(overlap)} "
+               f"cannot tell the task prior's wins from the baselines' (rule >= {STRONG_OVERLAP}); ") if status == "inconclusive" else ""
+    return status, opening + (
         f"task-prior share median {fmt(median)} (range {fmt(min(shares.values()))} to {fmt(max(shares.values()))}, {len(shares)} baselines; "
         f"rule >= {PRIOR_SHARE}); solved-set overlap with {against}: median Jaccard {fmt(overlap)} (rule >= {STRONG_OVERLAP})"
         + (f"; beat the task prior significantly: {', '.join(beat) or 'none'}" if any("vs_task-prior" in routers[n] for n in shares) else ""))
@@ -203,7 +240,8 @@ def finetune(r: Result) -> tuple[str, str]:
     d = {**stored, "method": "paired bootstrap"} if stored else difference([(r, "finetuned")], [(r, "frozen")])
     info = r.data["routers"]["frozen"].get("info", {})
     head = f" (frozen: {info.get('encoder', '?')} + {info.get('head', '?')})"
-    return status_of(d["low"], d["high"]), f"finetuned - frozen {ci_text(d, sign=True)}, {d['method']}{head}"
+    status = status_of(d["low"], d["high"])
+    return status, (detectable(d, " from fine-tuning") + "; " if status == "inconclusive" else "") + f"finetuned - frozen {ci_text(d, sign=True)}, {d['method']}{head}"
 
 
 def finetuned_against_references(r: Result) -> list[tuple[str, dict, str]]:
@@ -227,8 +265,45 @@ def finetuned_against_references(r: Result) -> list[tuple[str, dict, str]]:
     return out
 
 
+def _slope(x: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` on ``x`` (NaN points left out; NaN when fewer than 2 distinct x remain)."""
+    keep = np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(np.unique(x)) < 2:
+        return float("nan")
+    return float(np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2))
+
+
+def log_slope(items: list, seed: int = 0) -> dict:
+    """Slope of accuracy against log2 training size (per doubling) over ``items`` ((Result, router), every
+    fraction and seed), with a 95% interval: a paired bootstrap when every file stores the same resamples
+    (the runs resampled within each fraction as well), else the least-squares t interval over the points."""
+    x = np.log2([r.fraction for r, _ in items])
+    y = np.array([r.acc(n)["value"] for r, n in items], dtype=np.float64)
+    value = _slope(x, y)
+    if _pairable(items):
+        boots = np.stack([_boot(r, n) for r, n in items])  # points x resamples
+        rng = np.random.default_rng(seed)
+        groups = [np.flatnonzero(x == f) for f in np.unique(x)]
+        slopes = []
+        for b in range(boots.shape[1]):
+            pick = np.concatenate([rng.choice(g, len(g)) for g in groups])
+            slopes.append(_slope(x[pick], boots[pick, b]))
+        low, high = np.nanpercentile(slopes, [2.5, 97.5])
+        method = "paired bootstrap, runs resampled within each fraction"
+    elif len(y) > 2:
+        residual = y - (y.mean() + value * (x - x.mean()))
+        se = float(np.sqrt(np.sum(residual**2) / (len(y) - 2) / np.sum((x - x.mean()) ** 2)))
+        half = float(student_t.ppf(0.975, len(y) - 2)) * se
+        low, high, method = value - half, value + half, "least-squares t interval over the points (the files lack paired resamples)"
+    else:
+        low, high, method = float("-inf"), float("inf"), "two points: no interval"
+    return {"value": value, "low": float(low), "high": float(high), "method": method}
+
+
 def more_data(results: list[Result]) -> tuple[str, str, list]:
-    """Verdict, detail, and rows (router, {fraction: [accuracies]}, difference or None, status)."""
+    """Verdict, detail, and rows (router, {fraction: [accuracies]}, difference or None, status); a
+    difference also holds ``slope``, the router's ``log_slope`` over every fraction and seed."""
     rows, verdicts = [], []
     routers = list(dict.fromkeys(n for r in results for n in r.data["routers"] if n not in ("oracle", "random", "random-draw")))
     for name in routers:
@@ -242,16 +317,27 @@ def more_data(results: list[Result]) -> tuple[str, str, list]:
             continue
         d = difference([(r, name) for r in by_fraction[max(by_fraction)]], [(r, name) for r in by_fraction[min(by_fraction)]])
         d["span"] = f"{max(by_fraction):g} - {min(by_fraction):g}"
+        d["slope"] = log_slope([(r, name) for r in have])
         rows.append((name, accs, d, status_of(d["low"], d["high"])))
         if name in LEARNED:
             verdicts.append(rows[-1][3])
     if not verdicts:
-        return "inconclusive", "fewer than 2 training fractions for every learned router", rows
+        return "inconclusive", inconclusive("fewer than 2 training fractions for every learned router"), rows
     counts = {s: verdicts.count(s) for s in ("holds", "does not hold", "inconclusive")}
     status = next((s for s in ("holds", "does not hold") if counts[s] > len(verdicts) / 2), "inconclusive")
-    lines = [f"{n} ({d['span']}) {ci_text(d, sign=True)}" for n, _, d, _ in rows if d and n in LEARNED]
-    return status, (f"accuracy at the largest - the smallest training fraction per router: {'; '.join(lines)}; "
-                    f"{counts['holds']} of {len(verdicts)} hold, {counts['does not hold']} do not (rule: majority)"), rows
+    learned = [(n, d) for n, _, d, _ in rows if d and n in LEARNED]
+    lines = [f"{n} ({d['span']}) {ci_text(d, sign=True)}, slope {pp(d['slope']['value'])} per doubling [{pp(d['slope']['low'])}, {pp(d['slope']['high'])}]"
+             for n, d in learned]
+    opening = ""
+    if status == "inconclusive":
+        open_ones = [(n, d) for n, d in learned if d["low"] <= 0 <= d["high"]]
+        if open_ones:
+            name, d = max(open_ones, key=lambda item: item[1]["high"])
+            opening = f"{DETECT}no gain larger than {pp(d['high'])} from the most data for {len(open_ones)} of {len(learned)} learned routers (95%, widest: {name}); "
+        else:
+            opening = f"{DETECT}every learned router's change, but they split ({counts['holds']} gain, {counts['does not hold']} lose); "
+    return status, opening + (f"accuracy at the largest - the smallest training fraction per router, and the slope against log2 training size: {'; '.join(lines)}; "
+                              f"{counts['holds']} of {len(verdicts)} hold, {counts['does not hold']} do not (rule: majority)"), rows
 
 
 def rung_of(encoder: str | None) -> str:
@@ -291,12 +377,16 @@ def encoders(results: list[Result]) -> tuple[str, str, list]:
     rows += tuned_rows
     steps += tuned_steps
     if not steps:
-        return "inconclusive", f"rungs present: {', '.join(order) or 'none'}; needs two of {', '.join(k for k, _ in LADDER)}", rows
+        return "inconclusive", inconclusive(f"rungs present: {', '.join(order) or 'none'}; the rule needs two of {', '.join(k for k, _ in LADDER)}"), rows
     states = [status_of(d["low"], d["high"]) for _, d in steps]
     status = "holds" if all(s == "holds" for s in states) else "does not hold" if "does not hold" in states else "inconclusive"
+    opening = ""
+    if status == "inconclusive":  # the widest interval among the steps that include 0 bounds what was detectable
+        step, d = max(((step, d) for step, d in steps if d["low"] <= 0 <= d["high"]), key=lambda item: item[1]["high"])
+        opening = detectable(d, f" at {step}") + "; "
     chosen = ("each rung's router chosen on validation accuracy" if on_validation else
               "each rung's router chosen on TEST accuracy (these evaluations predate validation_acc: re-run them)")
-    return status, "; ".join(f"{step} {ci_text(d, sign=True)} ({d['method']})" for step, d in steps) + f"; {chosen}", rows
+    return status, opening + "; ".join(f"{step} {ci_text(d, sign=True)} ({d['method']})" for step, d in steps) + f"; {chosen}", rows
 
 
 def finetuned_ladder(results: list[Result]) -> tuple[list, list]:
@@ -397,12 +487,13 @@ def remedies(results: list[Result]) -> tuple[str, str, list]:
     val = {g: float(np.mean([x[2] for x in members])) for g, members in groups.items()}  # each configuration's mean over its seeds
     rows.sort(key=lambda row: (-val[row[0]], str(row[1])))
     if NO_REMEDY not in groups or len(groups) < 2:
-        return "inconclusive", f"needs plain BCE and at least one remedy; have: {', '.join(groups) or 'none'}", rows
+        return "inconclusive", inconclusive(f"the rule needs plain BCE and at least one remedy; have: {', '.join(groups) or 'none'}"), rows
     best = max(groups, key=val.get)
     if best == NO_REMEDY:
         return "does not hold", f"plain BCE is best on validation ({fmt(val[best])}; the best remedy, {max((g for g in groups if g != best), key=val.get)}, {fmt(max(v for g, v in val.items() if g != best))})", rows
     d = difference([(x[5], "finetuned") for x in groups[best]], [(x[5], "finetuned") for x in groups[NO_REMEDY]])
-    return (status_of(d["low"], d["high"]), f"chosen on validation: {best} ({fmt(val[best])} vs {fmt(val[NO_REMEDY])} for plain BCE, "
+    status = status_of(d["low"], d["high"])
+    return (status, (detectable(d, f" from {best}") + "; " if status == "inconclusive" else "") + f"chosen on validation: {best} ({fmt(val[best])} vs {fmt(val[NO_REMEDY])} for plain BCE, "
             f"{len(groups[best])} and {len(groups[NO_REMEDY])} seeds); on test, {best} - plain BCE {ci_text(d, sign=True)} ({d['method']})", rows)
 
 
@@ -462,7 +553,7 @@ def not_run_detail(claim: str, dataset: str, sweeps: list[Sweep]) -> str:
     if given:
         return "; ".join(f"sweep {s.name}: {s.note or f'{len(s.missing)} of {len(s.done) + len(s.missing)} points unfinished'}{need}" for s in given)
     recipes = [p.stem for p in sorted(RECIPES.glob("*.yaml")) if _tests(p, claim, dataset)]
-    return f"no sweep folder given for it; run {', '.join(f'routertrain/recipes/sweeps/{n}.yaml' for n in recipes) or 'a sweep that tests it'}"
+    return f"no sweep folder given for it; run {', '.join(f'recipes/sweeps/{n}.yaml' for n in recipes) or 'a sweep that tests it'}"
 
 
 def _tests(path: Path, claim: str, dataset: str) -> bool:

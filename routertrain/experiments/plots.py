@@ -7,6 +7,8 @@
   per router; the fine-tuned router as its own, heavier line.
 - ``encoder_plot``: accuracy against the encoder (TF-IDF, MiniLM-L3, MiniLM-L6, MPNet, ...): every
   baseline as a faint marker, the best per encoder as a line with its 95% interval.
+- ``headline_plot``: the report's first figure: per dataset, every router's test accuracy with its
+  interval, the oracle and the task prior.
 """
 
 from __future__ import annotations
@@ -114,4 +116,26 @@ def encoder_plot(dataset: str, rungs: list, path: str | Path) -> Path:
     ax.set_ylabel("test routing accuracy")
     ax.set_title(f"{dataset}: accuracy vs encoder")
     ax.legend(fontsize=8, loc="best")
+    return save_png(fig, path)
+
+
+def headline_plot(panels: dict, path: str | Path) -> Path:
+    """The report's headline: per dataset (one panel each), every router's test accuracy with its 95%
+    interval, sorted, with the oracle and the task prior as vertical lines. ``panels``: dataset -> an
+    evaluate result (``evaluate_routers``' JSON)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 0.32 * max(len(r["routers"]) for r in panels.values()) + 1.4), squeeze=False)
+    for ax, (dataset, result) in zip(axes[0], panels.items()):
+        routers = sorted(((n, r["accuracy"]) for n, r in result["routers"].items() if n != "oracle"), key=lambda item: item[1]["value"])
+        ys = range(len(routers))
+        colors = ["tab:red" if n == "finetuned" else "tab:green" if n == "task-prior" else "tab:blue" for n, _ in routers]
+        for y, (_, acc), color in zip(ys, routers, colors):
+            ax.errorbar([acc["value"]], [y], xerr=[[acc["value"] - acc["low"]], [acc["high"] - acc["value"]]], fmt="o", color=color, capsize=2, ms=4)
+        ax.axvline(result["reference"]["oracle_acc"], color="black", lw=1.2, label=f"oracle {result['reference']['oracle_acc']:.3f}")
+        prior = result["routers"].get("task-prior")
+        if prior:
+            ax.axvline(prior["accuracy"]["value"], color="tab:green", ls="--", lw=1, label=f"task prior {prior['accuracy']['value']:.3f}")
+        ax.set_yticks(list(ys), [n for n, _ in routers], fontsize=8)
+        ax.set_xlabel(f"test routing accuracy, 95% CI ({result['data']['n_queries']} queries)", fontsize=8)
+        ax.set_title(dataset, fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
     return save_png(fig, path)

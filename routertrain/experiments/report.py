@@ -1,8 +1,13 @@
-"""Collect sweep folders into a markdown report on the paper's claims: tables, plots and verdicts.
+"""Collect sweep folders into a markdown report on the paper's claims that leads with its answers.
+
+The first screen: a summary (one line per claim, at most five), the verdict table (an inconclusive
+verdict says what the data could detect) and the headline figure (every router's test accuracy with
+its interval, the oracle and the task prior, per dataset); then sweep status as counts, each dataset's
+tables and plots, and appendices: the unfinished points, the sweeps' descriptions, the verdict rules.
 
     python -m routertrain.experiments.report checkpoints/sweeps/routerdc-main [more sweep folders] [--output REPORT.md] [--figures docs/figures]
 
-A sweep folder (``checkpoints/sweeps/<name>/``) holds ``sweep.yaml`` (else ``routertrain/recipes/sweeps/<name>.yaml``
+A sweep folder (``checkpoints/sweeps/<name>/``) holds ``sweep.yaml`` (else ``recipes/sweeps/<name>.yaml``
 is read); ``routertrain.experiments.sweep.expand`` maps each evaluate point's JSON (``evaluate_routers``' format)
 to its grid values (``data.fraction``, ``data.subsample_seed``, ``encoder``; an evaluate point with
 ``run=@<train point>`` inherits that train point's values). Missing folders and unfinished points are
@@ -42,7 +47,7 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
     if not spec_path.is_file():
         beside = sorted(p.parent.name for p in folder.parent.glob("*/sweep.yaml")) if folder.parent.is_dir() else []
         hint = did_you_mean(folder.name, beside + sorted(p.stem for p in RECIPES.glob("*.yaml")))
-        raise ReportError(f"{folder} is not a sweep folder (no sweep.yaml in it, no routertrain/recipes/sweeps/{folder.name}.yaml); "
+        raise ReportError(f"{folder} is not a sweep folder (no sweep.yaml in it, no recipes/sweeps/{folder.name}.yaml); "
                           f"sweep folders in {folder.parent}: {', '.join(beside) or 'none'}{hint}")
     spec = load_sweep(spec_path)
     sweep.claims = tuple(spec["claim"] if isinstance(spec["claim"], list) else [spec["claim"]])
@@ -72,34 +77,83 @@ def read_sweep(folder: Path) -> tuple[Sweep, list[Result]]:
 # --- markdown ------------------------------------------------------------------------------
 
 
+SUMMARY = (("plateau",), ("predictability",), ("more-data",), ("encoder",), ("finetune", "remedies"))  # at most 5 lines: the paper's five claims
+
+
 def render(sweeps: list[Sweep], results: list[Result], figures: Path, out_dir: Path, command: str) -> str:
-    """The whole report as markdown; draws the figures into ``figures`` on the way."""
+    """The whole report as markdown, answers first: the summary, the verdict table and the headline figure,
+    then sweep status as counts, the datasets' numbers, and appendices (unfinished points, the sweeps,
+    the verdict rules, how to reproduce). Draws the figures into ``figures`` on the way."""
+    from routertrain.experiments import plots
+
     datasets = list(dict.fromkeys([r.dataset for r in results] + [d for s in sweeps for d in s.datasets]))
-    lines = ["# The Routing Plateau: claims report", "", "Written by `python -m routertrain.experiments.report` from these sweep folders:", "",
-             "| sweep | claims | points finished | unfinished |", "|---|---|---|---|"]
-    lines += [f"| {s.name} | {', '.join(s.claims) or '-'} | {len(s.done)} of {len(s.done) + len(s.missing)} | {s.note or ', '.join(s.missing) or '-'} |"
-              for s in sweeps]
+    judged = {ds: judge(results, sweeps, ds) for ds in datasets}
+    done, total = sum(len(s.done) for s in sweeps), sum(len(s.done) + len(s.missing) for s in sweeps)
+    unfinished = [s for s in sweeps if s.missing or s.note]
+    lines = ["# The Routing Plateau: claims report", "",
+             f"Written by `python -m routertrain.experiments.report` from {len(sweeps)} sweep folders: {done} of {total} points finished"
+             + (f"; {len(unfinished)} sweeps unfinished (Appendix A names their points)." if unfinished else "."), "", "## Summary", ""]
+    if not datasets:  # e.g. sweeps on the synthetic demo data only
+        lines += [f"No sweep names a dataset (data=...) or has a finished evaluation: every claim is {NOT_RUN}.", ""]
+    else:
+        lines += [summary_line(group, [v for ds in datasets for v in judged[ds][0]]) for group in SUMMARY] + [""]
+        lines += ["## Verdicts", "", "| claim | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
+        lines += [f"| {claim} | " + " | ".join(cell(next(v for v in judged[ds][0] if v.claim == claim)) for ds in datasets) + " |" for claim in CLAIMS]
+        lines += ["", "An inconclusive cell says what the data could have detected (95% intervals). The numbers behind each verdict are under its dataset; the rules are in Appendix C.", ""]
+        panels = {ds: main_result([r for r in results if r.dataset == ds]) for ds in datasets}
+        panels = {ds: r.data for ds, r in panels.items() if r is not None}
+        if panels:
+            figure = plots.headline_plot(panels, figures / "headline.png")
+            lines += ["## Headline: every router's test accuracy", "",
+                      f"![test accuracy per router with its 95% interval, the oracle and the task prior, per dataset]({os.path.relpath(figure, out_dir)})", ""]
+    lines += ["## Sweep status", "", "| sweep | claims | points finished |", "|---|---|---|"]
+    lines += [f"| {s.name} | {', '.join(s.claims) or '-'} | {len(s.done)} of {len(s.done) + len(s.missing)}{' (not run)' if s.note else ''} |" for s in sweeps]
+    lines += [""]
+    for ds in datasets:
+        lines += dataset_section(ds, [r for r in results if r.dataset == ds], *judged[ds], figures, out_dir)
+    lines += ["## Appendix A: unfinished points", ""]
+    lines += [f"- **{s.name}** ({len(s.missing)} of {len(s.done) + len(s.missing)}): {s.note or ', '.join(s.missing)}" for s in unfinished] or ["None: every point of every sweep finished."]
+    lines += ["", "## Appendix B: the sweeps", ""]
     for s in sweeps:  # each sweep file's leading comment says what it runs and with which limits
         recipe = RECIPES / f"{s.name}.yaml"
         about = [line.lstrip("# ").rstrip() for line in recipe.read_text().splitlines() if line.startswith("#")] if recipe.is_file() else []
-        if about:
-            lines += ["", f"- **{s.name}**: " + " ".join(about)]
-    judged = {ds: judge(results, sweeps, ds) for ds in datasets}
-    lines += ["", "## Verdicts", ""]
-    if not datasets:  # e.g. sweeps on the synthetic demo data only
-        lines += [f"No sweep names a dataset (data=...) or has a finished evaluation: every claim is {NOT_RUN}."]
-    else:
-        lines += ["| claim | " + " | ".join(datasets) + " |", "|---" * (len(datasets) + 1) + "|"]
-        lines += [f"| {claim} | " + " | ".join(next(v.status for v in judged[ds][0] if v.claim == claim) for ds in datasets) + " |" for claim in CLAIMS]
-    lines += ["", "The numbers that decide each verdict are under its dataset. " + RULES, ""]
-    for ds in datasets:
-        lines += dataset_section(ds, [r for r in results if r.dataset == ds], *judged[ds], figures, out_dir)
-    lines += ["## Reproduce", "", "```bash"]
+        lines += [f"- **{s.name}**: " + (" ".join(about) or "(a sweep file without a description)"), ""]
+    lines += ["## Appendix C: the verdict rules", "", RULES, "", "## Appendix D: reproduce", "", "```bash"]
     for s in sweeps:
-        recipe = f"routertrain/recipes/sweeps/{s.name}.yaml" if (RECIPES / f"{s.name}.yaml").is_file() else str(s.folder / "sweep.yaml")
+        recipe = f"recipes/sweeps/{s.name}.yaml" if (RECIPES / f"{s.name}.yaml").is_file() else str(s.folder / "sweep.yaml")
         out = "" if s.folder.parent == Path("checkpoints/sweeps") else f" --out {shlex.quote(str(s.folder.parent))}"
         lines.append(f"python -m routertrain.experiments.sweep {recipe}{out}")
     return "\n".join([*lines, command, "```", ""])
+
+
+def cell(v: Verdict) -> str:
+    """A verdict table cell: the status, and for an inconclusive one what the data could detect."""
+    return v.status if not v.bound or v.status == NOT_RUN else f"{v.status}: {v.bound}"
+
+
+def summary_line(claims: tuple, verdicts: list[Verdict]) -> str:
+    """One summary line: per claim, the datasets where it holds, does not hold, or stays inconclusive (with its bound)."""
+    parts = []
+    for claim in claims:
+        mine = [v for v in verdicts if v.claim == claim]
+        said = []
+        for status in ("holds", "does not hold"):
+            where = [v.dataset for v in mine if v.status == status]
+            if where:
+                said.append(f"{status} on {', '.join(where)}")
+        open_ = [v for v in mine if v.status == "inconclusive"]
+        if open_:
+            said.append("inconclusive on " + ", ".join(f"{v.dataset} ({v.bound})" for v in open_))
+        not_run = [v.dataset for v in mine if v.status == NOT_RUN]
+        if not_run:
+            said.append(f"not run on {', '.join(not_run)}")
+        parts.append(f"**{claim}** {'; '.join(said)}")
+    return "- " + ". ".join(parts) + "."
+
+
+def main_result(mine: list[Result]) -> Result | None:
+    """A dataset's main evaluation: the plateau one, else the largest that is not an ablation run (those have their own table)."""
+    return max([r for r in mine if "plateau" in r.claims] or [r for r in mine if "remedies" not in r.claims], key=lambda r: len(r.data["routers"]), default=None)
 
 
 def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables: dict, figures: Path, out_dir: Path) -> list[str]:
@@ -109,8 +163,7 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
         return f"![{alt}]({os.path.relpath(path, out_dir)})"
 
     out, stem = [f"## {ds}", ""], figures / "".join(c if c.isalnum() or c in "-_." else "-" for c in ds)
-    # the main table: the plateau evaluation, else the largest one that is not an ablation run (those have their own table)
-    main = max([r for r in mine if "plateau" in r.claims] or [r for r in mine if "remedies" not in r.claims], key=lambda r: len(r.data["routers"]), default=None)
+    main = main_result(mine)
     if main is None:
         out += ["No finished evaluation for this dataset yet.", ""]
     else:
@@ -138,10 +191,14 @@ def dataset_section(ds: str, mine: list[Result], verdicts: list[Verdict], tables
     if "more-data" in tables:
         fractions = sorted({f for _, accs, _, _ in tables["more-data"] for f in accs})
         out += ["### Accuracy vs training fraction", "", "mean over seeds [min, max]: subsample seeds for the frozen baselines, training seeds for fine-tuned routers (one subsample per fraction)", "",
-                "| router | " + " | ".join(f"{f:g}" for f in fractions) + " | largest - smallest [95% CI] | verdict |", "|---" * (len(fractions) + 3) + "|"]
+                "| router | " + " | ".join(f"{f:g}" for f in fractions) + " | largest - smallest [95% CI] | slope per doubling [95% CI] | verdict |",
+                "|---" * (len(fractions) + 4) + "|"]
         for name, accs, d, status in tables["more-data"]:
             cells = [f"{fmt(float(np.mean(accs[f])))} [{fmt(min(accs[f]))}, {fmt(max(accs[f]))}]" if f in accs else "-" for f in fractions]
-            out.append(f"| {name} | " + " | ".join(cells) + f" | {ci_text(d, sign=True)} | {status} |")
+            slope = ci_text(d["slope"], sign=True) if d else "-"
+            out.append(f"| {name} | " + " | ".join(cells) + f" | {ci_text(d, sign=True)} | {slope} | {status} |")
+        out += ["", "Slope: least-squares accuracy change per doubling of the training set (log2 of the fraction), over every fraction and seed; "
+                "its interval is a paired bootstrap over the same resampled test queries, the runs resampled within each fraction."]
         oracle = next((r.data["reference"]["oracle_acc"] for r in mine if "more-data" in r.claims), None)
         series = {name: accs for name, accs, _, _ in tables["more-data"] if name != "best-single"}
         out += ["", image(f"{ds}: accuracy vs fraction", plots.fraction_plot(ds, series, oracle, f"{stem}-fraction.png")), ""]

@@ -1,6 +1,6 @@
 """Expand a sweep file into runs and run them in order, skipping points already finished.
 
-A sweep file (``routertrain/recipes/sweeps/<name>.yaml``) names the claim it tests and lists groups of points::
+A sweep file (``recipes/sweeps/<name>.yaml``) names the claim it tests and lists groups of points::
 
     name: scaling-routerdc
     claim: more-data                                             # or a list of claims
@@ -30,6 +30,9 @@ prints the commands (for a cluster)::
 
     routertrain sweep routerdc-scaling [--dry-run] [--out checkpoints/sweeps]     # a packaged sweep, by name
     routertrain sweep my-sweep.yaml                                              # or a sweep file, by path
+
+A train point that finished before training wrote ``done.json`` is marked from its own evidence (its
+``router/`` and final ``metrics.json``), never by hand: ``routertrain sweep NAME --adopt POINT``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from pathlib import Path
 
 import yaml
 
-from routertrain.provenance import atomic_write_text, finished
+from routertrain.provenance import DONE, atomic_write_json, atomic_write_text, finished
 from routertrain.training.preemption import PREEMPTED_EXIT, die_with_parent
 
 KINDS = ("train", "evaluate", "blend", "ensemble", "tune")
@@ -306,14 +309,62 @@ def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run:
     return points
 
 
+def adopt(path: str | Path, point_name: str, out: str | Path = "checkpoints/sweeps") -> Path:
+    """Mark train point ``point_name`` finished from its own evidence: a run folder that training
+    completed before ``done.json`` existed. Its ``router/`` must hold every file a router folder needs
+    (``hub.folder``), and its ``metrics.json`` the final validation and test scores (written only
+    after the router); then ``done.json`` is written, saying it was adopted and on which evidence.
+    Anything else is refused in one line, naming the fix. Returns the ``done.json`` path."""
+    import datetime
+    import json
+
+    from routertrain.config import did_you_mean
+    from routertrain.hub.folder import CONFIG, LEGACY_CONFIG, REQUIRED_FILES
+
+    spec = load_sweep(path)
+    points = {p.name: p for p in expand(spec, out)}
+    point = points.get(point_name)
+    if point is None or point.kind != "train":
+        trains = [n for n, p in points.items() if p.kind == "train"]
+        raise SweepError(f"sweep {spec['name']} has no train point '{point_name}'{did_you_mean(point_name, trains)}; its train points: {', '.join(trains) or 'none'}")
+    run = point.output
+    if point.done():
+        raise SweepError(f"{run} holds {DONE} already: the point is finished, nothing to adopt")
+    router = run / "router"
+    needed = [f for f in (WEIGHTS_AND_TOKENIZER if (router / LEGACY_CONFIG).is_file() else REQUIRED_FILES) if not (router / f).is_file()]
+    if needed:
+        raise SweepError(f"{run} cannot be adopted: {router} lacks {', '.join(needed)}; rerun the sweep to train the point")
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        metrics = {}
+    missing = [k for k in ("validation", "test") if not isinstance(metrics.get(k), dict)]
+    if missing:
+        raise SweepError(f"{run} cannot be adopted: its metrics.json lacks the final {' and '.join(missing)} scores; rerun the sweep to train the point")
+    evidence = [f"router/{CONFIG if (router / CONFIG).is_file() else LEGACY_CONFIG}", "router/model.safetensors", "metrics.json: validation, test"]
+    done = run / DONE
+    atomic_write_json(done, {"router": "router", "metrics": "metrics.json", "best_step": metrics.get("best_step"),
+                             "adopted": {"evidence": evidence, "at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                                         "command": f"routertrain sweep {path} --adopt {point_name}"}})
+    return done
+
+
+WEIGHTS_AND_TOKENIZER = ("model.safetensors", "tokenizer.json")  # a format-1 router folder (router_config.json) holds these too
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="routertrain sweep", description=__doc__.splitlines()[0])
     parser.add_argument("sweep", help="a packaged sweep's name (routertrain recipes ls) or a sweep file's path, with or without .yaml")
     parser.add_argument("--out", default="checkpoints/sweeps", help="parent folder of sweep outputs")
     parser.add_argument("--dry-run", action="store_true", help="print the commands of unfinished points, run nothing")
     parser.add_argument("--accelerate-config", default="accelerate_config.yaml", help="accelerate config of train points")
+    parser.add_argument("--adopt", metavar="POINT", help="mark a train point finished from its own evidence (a run from before done.json: its router/ and "
+                        "final metrics.json); runs nothing else")
     args = parser.parse_args(argv)
     try:
+        if args.adopt:
+            print(f"adopted {args.adopt}: wrote {adopt(args.sweep, args.adopt, args.out)}")
+            return 0
         run_sweep(args.sweep, args.out, args.dry_run, args.accelerate_config)
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -3,7 +3,7 @@
     routertrain tune recipe=minilm-l6 data=routerdc data.path=... tune.trials=30
 
 Each trial is an ordinary training run (``train(cfg, on_evaluate=...)``) with the values the TPE
-sampler proposes from the search space (``routertrain/recipes/search/<tune.space>.yaml``). After
+sampler proposes from the search space (``recipes/search/<tune.space>.yaml``). After
 each validation evaluation the trial reports ``routing_acc`` and Optuna's median pruner may stop
 it. Trials score validation only; the test split is never read while searching.
 
@@ -50,7 +50,7 @@ STUDY_FILE = "study.json"  # in the exported router folder: what the card's sear
 
 
 def space_file(space: str) -> Path:
-    """``routertrain/recipes/search/<space>.yaml``, or ``space`` itself when it is a yaml path."""
+    """``recipes/search/<space>.yaml``, or ``space`` itself when it is a yaml path."""
     if space.endswith((".yaml", ".yml")):
         path = Path(space)
         if not path.is_file():
