@@ -10,6 +10,7 @@ when it holds ``done.json`` (``DONE``), written last, after its ``router/`` fold
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -169,3 +170,29 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+_DIGESTS: dict[tuple, str] = {}
+
+
+def cache_root(cfg=None) -> Path:
+    """routertrain's cache folder (datasets, embeddings, encoders, ONNX graphs): ``cfg.cache_dir``, else
+    ``$ROUTERTRAIN_CACHE``, else ``~/.cache/routertrain``."""
+    if cfg is not None and getattr(cfg, "cache_dir", None):
+        return Path(cfg.cache_dir).expanduser()
+    if os.environ.get("ROUTERTRAIN_CACHE"):
+        return Path(os.environ["ROUTERTRAIN_CACHE"]).expanduser()
+    return Path.home() / ".cache" / "routertrain"
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of the file's bytes, memoised per process by (path, size, mtime)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        _DIGESTS[key] = h.hexdigest()
+    return _DIGESTS[key]

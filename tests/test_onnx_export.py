@@ -1,4 +1,4 @@
-"""The ONNX Runtime path (routertrain.model.onnx_export): the same decisions as eager torch on a small
+"""The ONNX Runtime path (routertrain.hub.onnx): the same decisions as eager torch on a small
 router, the exported graph cached and rebuilt when the weights change, ensembles too."""
 
 import shutil

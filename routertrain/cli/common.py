@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from routertrain.cli.args import fail
-from routertrain.config import Config, ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
+from routertrain.config import ConfigError, available_data_recipes, available_recipes, load_config, valid_keys
 from routertrain.data import DataError
 from routertrain.hub.card import shortfalls
 from routertrain.model.kernels import KernelUnavailable

@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             location = args.router  # a Hub repo id
         fast = args.fast
         if fast == "auto":
-            from routertrain.model.onnx_export import default_backend
+            from routertrain.hub.onnx import default_backend
 
             fast = "onnx" if args.device.startswith("cpu") and default_backend() == "onnx" else "none"
         if fast in ("int8", "onnx") and not args.device.startswith("cpu"):

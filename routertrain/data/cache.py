@@ -29,40 +29,16 @@ fresh file when the one it waited on was unlinked); a successful build keeps its
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 from routertrain.data.dataset import META_FILE, RoutingData, fingerprint, validate
-from routertrain.provenance import writing
+from routertrain.provenance import cache_root, file_digest, writing  # noqa: F401 (cache_root, file_digest: re-exported)
 
 FORMAT_VERSION = "sources-v1"  # bump when a builder's output changes for the same files and config
 NOT_IN_KEY = ("fraction", "subsample_seed", "max_length", "cache_dir", "path", "synthetic", "average")
-_DIGESTS: dict[tuple, str] = {}
-
-
-def cache_root(cfg=None) -> Path:
-    if cfg is not None and getattr(cfg, "cache_dir", None):
-        return Path(cfg.cache_dir).expanduser()
-    if os.environ.get("ROUTERTRAIN_CACHE"):
-        return Path(os.environ["ROUTERTRAIN_CACHE"]).expanduser()
-    return Path.home() / ".cache" / "routertrain"
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of the file's bytes, memoised per process by (path, size, mtime)."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                h.update(chunk)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
 
 
 def config_key(cfg) -> dict:

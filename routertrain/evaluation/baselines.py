@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from routertrain.model import heads
-from routertrain.evaluation.decision import model_means, nanmean_rows
+from routertrain.evaluation.decision import model_means
 from routertrain.routing.neighbours import BLOCK, fill, neighbour_means, neighbours  # noqa: F401 (re-exported)
 from routertrain.evaluation.interface import BaselineRouter, register_router
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 from pathlib import Path
 from typing import Sequence
@@ -188,11 +187,11 @@ class Router:
         """Load a router folder, or a Hub repo (``revision``, ``cache_dir``, ``token``, ``local_files_only`` as
         in transformers; the Hub's own error passes through when it cannot be fetched). ``dtype``: the
         weights' dtype here (default: as saved, float32); ``torch_dtype`` is its older transformers name.
-        ``backend="onnx"``: run the network(s) with ONNX Runtime on CPU (``routertrain.model.onnx_export``)."""
+        ``backend="onnx"``: run the network(s) with ONNX Runtime on CPU (``routertrain.hub.onnx``)."""
         if backend not in ("torch", "onnx"):
             raise ValueError(f"unknown backend {backend!r}; use torch or onnx")
         if backend == "onnx":
-            from routertrain.model.onnx_export import use_onnx
+            from routertrain.hub.onnx import use_onnx
 
             return use_onnx(cls.from_pretrained(path_or_repo_id, revision, device or "cpu", cache_dir=cache_dir, token=token,
                                                 local_files_only=local_files_only, dtype=dtype, torch_dtype=torch_dtype))

@@ -2,7 +2,7 @@
 
 Weights are stored in int8 and activations quantised on the fly per batch (``torch.ao`` dynamic
 quantisation); the head stays in fp32. It changes some decisions (95.9% agreement with eager fp32 on
-MMLU-Pro, BENCHMARKS.md), so it is opt-in (``serve --fast int8``); ``routertrain.model.onnx_export`` is
+MMLU-Pro, BENCHMARKS.md), so it is opt-in (``serve --fast int8``); ``routertrain.hub.onnx`` is
 the faster path that routes identically.
 """
 

@@ -2,5 +2,5 @@
 
 ``app.create_app`` builds the application, ``schema`` checks request bodies, ``backends`` reads the
 backends file, ``batching`` scores concurrent requests together, ``metrics`` keeps the Prometheus
-counters; ``routertrain.cli.serve`` runs it (ONNX Runtime on CPU: ``routertrain.model.onnx_export``).
+counters; ``routertrain.cli.serve`` runs it (ONNX Runtime on CPU: ``routertrain.hub.onnx``).
 """

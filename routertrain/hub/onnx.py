@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from routertrain.data.cache import cache_root, file_digest
-from routertrain.provenance import atomic_write_bytes
+from routertrain.hub.folder import CONFIG, WEIGHTS
+from routertrain.provenance import atomic_write_bytes, cache_root, file_digest
 
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -53,9 +53,6 @@ def export_bytes(model: nn.Module, with_token_types: bool) -> bytes:
                           opset_version=OPSET, do_constant_folding=True, dynamo=False)
     model.eval()  # whatever the exporter restored, the router's network stays in eval mode (dropout off)
     return buffer.getvalue()
-
-
-CONFIG = "config.json"  # routertrain.hub.router.CONFIG (not imported: that module imports this one lazily)
 
 
 def cached_graph(model: nn.Module, weights: Path, with_token_types: bool) -> Path:
@@ -107,8 +104,6 @@ def leaves(router) -> list:
 
 def use_onnx(router, threads: int | None = None):
     """``router`` (one, an ensemble or a blend) with every network run by ONNX Runtime on CPU; returned for chaining."""
-    from routertrain.hub.router import WEIGHTS
-
     for leaf in leaves(router):
         if leaf.device.type != "cpu":
             raise ValueError(f"the ONNX path runs on CPU; load the router with device='cpu' (got {leaf.device})")
