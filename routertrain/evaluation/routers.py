@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from routertrain.evaluation import baselines  # noqa: F401 (its routers register themselves on import)
 from routertrain.evaluation.embeddings import split_embeddings
 from routertrain.evaluation.decision import chosen_accuracy, model_means, task_prior_scores
 from routertrain.routing.rule import choose
