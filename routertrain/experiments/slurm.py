@@ -83,7 +83,8 @@ class PointJob:
         cmd = runnable(cmd, max(1, job_gpus()) if self.point.kind == "train" else None)
         print(f"[sweep] {self.point.name}: {' '.join(cmd)}", flush=True)
         # USR2 is submitit's, here: the training processes ignore it (SLURM signals every process of the step)
-        self.proc = subprocess.Popen(cmd, env=launch_env(), start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
+        env = {**launch_env(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK") or launch_env()["OMP_NUM_THREADS"]}
+        self.proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
         code = self.proc.wait()
         if code != 0:
             raise RuntimeError(f"point {self.point.name} failed with exit code {code}")

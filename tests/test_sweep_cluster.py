@@ -1,0 +1,161 @@
+"""Sweeps on a cluster engine: ``--parallel 2`` on this machine, and ``--executor slurm`` on a one-node
+SLURM cluster that the project's own script (``.ci/slurm-cluster``) starts: results equal the local
+executor's, a job cancelled mid-training is resubmitted and resumes, and ``--status`` reports each state."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from routertrain.experiments import local
+from routertrain.experiments.sweep import expand
+from tests.conftest import REPO
+
+CLUSTER = REPO / ".ci" / "slurm-cluster"
+CONFIG = str(REPO / "accelerate_config.yaml")
+
+
+def tiny_sweep(folder, encoder):
+    """Two smoke trainings (8 steps) and an evaluation of one of them."""
+    common = [f"model.name_or_path={encoder}", "data.synthetic.n_train=32", "data.synthetic.n_validation=8", "data.synthetic.n_test=8",
+              "train.global_batch_size=8", "train.max_steps=8", "train.eval_every=4", "train.save_every=100"]
+    groups = [{"kind": "train", "args": ["recipe=smoke"], "grid": {"data.fraction": [0.5, 1.0]}, "slurm": {"cpus": 1, "time": 20}},
+              {"kind": "evaluate", "label": "full", "args": ["run=@train-fraction1.0", "routers=[finetuned,task-prior]"]}]
+    path = folder / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"name": "tiny", "claim": "more-data", "common": common, "groups": groups}))
+    return path
+
+
+def sweep(*args, env=None, check=True):
+    result = subprocess.run([sys.executable, "-m", "routertrain", "sweep", *map(str, args)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert not check or result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny_encoder, tmp_path_factory):
+    """The tiny sweep run here with --parallel 2: its folder and the runner's output."""
+    folder = tmp_path_factory.mktemp("local")
+    result = sweep(tiny_sweep(folder, tiny_encoder), "--out", folder / "out", "--parallel", "2", "--accelerate-config", CONFIG)
+    return folder / "out" / "tiny", result.stdout
+
+
+def test_parallel_runs_independent_points_together_and_dependents_after(local_run):
+    root, out = local_run
+    events = [line.split()[1].rstrip(":") if line.startswith("[sweep] train") or line.startswith("[sweep] evaluate") else line
+              for line in out.splitlines() if line.startswith("[sweep] ")]
+    first_end = next(i for i, e in enumerate(events) if e.startswith("[sweep] finished:"))
+    assert {"train-fraction0.5", "train-fraction1.0"} <= set(events[:first_end])  # both trainings started before either finished
+    assert events.index("evaluate-full") > events.index("[sweep] finished: train-fraction1.0")
+    assert (root / "train-fraction1.0" / "done.json").is_file() and (root / "evaluate-full.json").is_file()
+    assert (root / "logs" / "train-fraction0.5.log").is_file()
+
+
+def test_parallel_points_get_their_own_gpu_and_wait_for_what_they_need(tmp_path, monkeypatch):
+    """Fake points (a command that records its GPU, then writes its output): two at once, on different
+    GPUs; the one that names another starts after it; a third GPU-less slot never opens."""
+    spec = {"name": "s", "claim": "plateau", "groups": [{"kind": "evaluate", "label": "a"}, {"kind": "evaluate", "label": "b"},
+                                                        {"kind": "evaluate", "label": "c", "args": ["run=@evaluate-a"]}]}
+    points = expand(spec, tmp_path)
+    events = tmp_path / "events"
+    script = ("import os, sys, time; e = open(sys.argv[1], 'a'); e.write('start ' + sys.argv[2] + ' ' + os.environ['CUDA_VISIBLE_DEVICES'] + '\\n'); e.flush();"
+              " time.sleep(1); open(sys.argv[3], 'w').write('{}'); e.write('end ' + sys.argv[2] + '\\n')")
+    by_cmd = {}
+
+    def fake(cmd, processes=None):
+        point = by_cmd[tuple(cmd)]
+        return [sys.executable, "-c", script, str(events), point.name, str(point.output)]
+
+    for point in points:
+        by_cmd[tuple(point.command())] = point
+    monkeypatch.setattr(local, "runnable", fake)
+    monkeypatch.setattr(local, "visible_gpus", lambda: ["4", "7"])
+    local.run_local(points, tmp_path / "s", "accelerate_config.yaml", parallel=3)
+    lines = events.read_text().splitlines()
+    starts = {line.split()[1]: line.split()[2] for line in lines if line.startswith("start")}
+    assert {line.split()[:2][1] for line in lines[:2] if line.startswith("start")} == {"evaluate-a", "evaluate-b"}
+    assert {starts["evaluate-a"], starts["evaluate-b"]} == {"4", "7"}  # two at once, each on its own GPU
+    assert lines.index("end evaluate-a") < lines.index(f"start evaluate-c {starts['evaluate-c']}")
+    assert all(p.done() for p in points)
+
+
+def test_gpu_slots_follow_cuda_visible_devices():
+    assert local.gpu_slots("2,3", 8) == ["2", "3"]
+    assert local.gpu_slots(None, 2) == ["0", "1"]
+    assert local.gpu_slots("", 2) == [] and local.gpu_slots(None, 0) == []
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """The one-node cluster, started by the project's script unless it already runs (then left running)."""
+    if subprocess.run([CLUSTER, "status"], capture_output=True).returncode == 0:
+        yield
+        return
+    started = subprocess.run([CLUSTER, "start"], capture_output=True, text=True)
+    if started.returncode == 3:  # the script's code for "SLURM cannot be installed on this machine"
+        pytest.skip(f"no SLURM cluster: {started.stderr.strip()}")
+    assert started.returncode == 0, started.stderr
+    yield
+    subprocess.run([CLUSTER, "stop"], check=False)
+
+
+def status(out):
+    """--status as {point: (state, job, log line)}."""
+    lines = sweep(*out, check=False).stdout.splitlines()
+    return {line.split()[0]: (line.split()[1], line.split()[3], line) for line in lines if line.strip()}
+
+
+def poll(condition, what, timeout=240):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def comparable(path):
+    """An evaluation's scores, without the paths that differ between two output folders."""
+    record = json.loads(path.read_text())
+    return json.dumps(record["routers"], sort_keys=True)
+
+
+def test_slurm_sweep_equals_local_and_a_cancelled_job_resumes(slurm_cluster, local_run, tiny_encoder, tmp_path):
+    local_root, _ = local_run
+    path = tiny_sweep(tmp_path, tiny_encoder)
+    out = tmp_path / "out"
+    status_args = (path, "--out", out, "--status")
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "slow_steps"), "ROUTERTRAIN_TEST_STEP_SLEEP": "1"}
+    first = sweep(path, "--out", out, "--executor", "slurm", "--accelerate-config", CONFIG, env=env)
+    assert first.stdout.count("[sweep] submitted:") == 3
+    jobs = json.loads((out / "tiny" / "jobs.json").read_text())
+    assert jobs["train-fraction0.5"]["job_id"].split("_")[0] == jobs["train-fraction1.0"]["job_id"].split("_")[0]  # one array
+    assert status(status_args)["evaluate-full"][0] == "pending"  # afterok on the training it evaluates
+
+    def mid_training():
+        state, job, line = status(status_args)["train-fraction1.0"]
+        return state == "running" and "[slow-steps] step 3" in line and job
+
+    job = poll(mid_training, "train-fraction1.0 to reach step 3")
+    again = sweep(path, "--out", out, "--executor", "slurm", "--accelerate-config", CONFIG, env=env)
+    assert "submitted" not in again.stdout and "running already: train-fraction1.0" in again.stdout  # not submitted twice
+    subprocess.run(["scancel", job], check=True)  # SIGTERM first, SIGKILL after KillWait
+    poll(lambda: status(status_args)["train-fraction1.0"][0] == "failed", "the cancelled job to leave the queue")
+    assert list((out / "tiny" / "train-fraction1.0" / "checkpoints").glob("step-*")), "SIGTERM saved no checkpoint"
+
+    resumed = sweep(path, "--out", out, "--executor", "slurm", "--accelerate-config", CONFIG, "--wait", env=env)
+    assert "submitted: train-fraction1.0" in resumed.stdout and "submitted: train-fraction0.5" not in resumed.stdout
+    assert "submitted: evaluate-full" in resumed.stdout  # its old job waited on the cancelled one
+    record = json.loads((out / "tiny" / "jobs.json").read_text())["train-fraction1.0"]
+    assert record["job_id"] != job and "resumed from" in open(record["log"]).read()
+    final = status(status_args)
+    assert {state for state, _, _ in final.values()} == {"finished"}
+    assert comparable(out / "tiny" / "evaluate-full.json") == comparable(local_root / "evaluate-full.json")
+    for point in ("train-fraction0.5", "train-fraction1.0"):
+        ours, theirs = (json.loads((r / point / "metrics.json").read_text()) for r in (out / "tiny", local_root))
+        assert ours.get("test") == theirs.get("test"), point
