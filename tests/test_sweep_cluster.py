@@ -122,7 +122,8 @@ def poll(condition, what, timeout=240):
 def leaves(record, path=""):
     """A result's values by path, less timings and the folders that differ between two output folders."""
     if isinstance(record, dict):
-        return {k: v for key, value in record.items() if key not in ("seconds", "info", "run") for k, v in leaves(value, f"{path}/{key}").items()}
+        skip = ("seconds", "info", "run", "train")  # timings, folders; a training's own session statistics (a resumed one counts from its resume)
+        return {k: v for key, value in record.items() if key not in skip for k, v in leaves(value, f"{path}/{key}").items()}
     if isinstance(record, list):
         return {k: v for i, value in enumerate(record) for k, v in leaves(value, f"{path}[{i}]").items()}
     return {path: record}

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from routertrain.experiments.sweep import Point, SweepError, SweepInterrupted, launch_env, runnable
+from routertrain.experiments.points import Point, SweepError, SweepInterrupted, launch_env, runnable
 from routertrain.training.preemption import die_with_parent
 
 

@@ -31,9 +31,11 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from routertrain.experiments.sweep import Point, SweepError, launch_env, runnable
+from routertrain.experiments.local import group_alive
+from routertrain.experiments.points import Point, SweepError, launch_env, runnable
 from routertrain.provenance import atomic_write_json
 
 JOBS = "jobs.json"
@@ -86,6 +88,8 @@ class PointJob:
         env = {**launch_env(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or os.environ.get("SLURM_CPUS_PER_TASK") or launch_env()["OMP_NUM_THREADS"]}
         self.proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGUSR2, signal.SIG_IGN))
         code = self.proc.wait()
+        while group_alive(self.proc.pid):  # the launcher is gone (SLURM signals it too); training may still be saving
+            time.sleep(0.2)
         if code != 0:
             raise RuntimeError(f"point {self.point.name} failed with exit code {code}")
         return self.point.name
@@ -97,6 +101,8 @@ class PointJob:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait()
+            while group_alive(self.proc.pid):
+                time.sleep(0.2)
         return submitit.helpers.DelayedSubmission(PointJob(self.point, self.accelerate_config))
 
 
@@ -212,8 +218,6 @@ def dependency(point: Point, jobs: dict, states: dict, submitted: set, names: se
 
 def wait_for(points: list[Point], root: Path, poll_s: float = 2.0) -> None:
     """Block until none of the sweep's jobs is in the queue; a point left unfinished is one SweepError."""
-    import time
-
     jobs = read_jobs(root)
     while True:
         queued = queue()
