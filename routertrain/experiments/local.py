@@ -88,8 +88,11 @@ def run_local(points: list[Point], root: Path, accelerate_config: str, parallel:
     failed: list[tuple[Point, int, Path | None]] = []
     stopped_by: list[str] = []
 
+    stopped_during: list[str] = []
+
     def forward(signum, frame):
         stopped_by.append(signal.Signals(signum).name)
+        stopped_during.extend(j.point.name for j in running if j.point.name not in stopped_during)
         for job in running:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(job.proc.pid, signum)
@@ -121,7 +124,8 @@ def run_local(points: list[Point], root: Path, accelerate_config: str, parallel:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if stopped_by:
-        raise SweepInterrupted(f"sweep stopped by {stopped_by[0]}; the running points saved a checkpoint; rerun the sweep to continue from it")
+        during = f"during point {', '.join(stopped_during)}, which saved a checkpoint" if stopped_during else "between points"
+        raise SweepInterrupted(f"sweep stopped by {stopped_by[0]} {during}; rerun the sweep to continue from it")
     if failed:
         point, code, log = failed[0]
         where = f"its log: {log}" if log else "its error is above"
