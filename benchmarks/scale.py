@@ -9,7 +9,8 @@ already there, so a long run can be stopped and continued.
 
 Stages:
 
-- ``build``: generate the dataset and write it to routertrain's dataset cache (``load_routing_data``).
+- ``build``: generate the dataset and write it to routertrain's dataset cache (``cached_build``, as the
+  real data sources do; later stages read it back memory-mapped).
 - ``tokenize``: the training tokenizer (MiniLM-L6) over the train split (``tokenize_split``).
 - ``train``: optimizer steps per second of MiniLM-L6 (batch 32), steps 10 to 30 of a run; its
   validation set is held at 1,000 queries so that only the training data grows.
@@ -57,9 +58,13 @@ def config(n: int, *extra: str):
 
 
 def data(n: int, *extra: str):
-    from routertrain.data import load_routing_data
+    """The demo data at ``n`` through routertrain's dataset cache (built and saved once, then memory-mapped)."""
+    from routertrain.data import build_synthetic
+    from routertrain.data.cache import cached_build
+    from routertrain.data.dataset import fingerprint
 
-    return load_routing_data(config(n, *extra).data)
+    cfg = config(n, *extra).data
+    return cached_build("synthetic", cfg, fingerprint("scale", n, *extra), lambda: build_synthetic(cfg))
 
 
 def embeddings(n: int, work: Path) -> dict:
@@ -115,7 +120,7 @@ def run_stage(stage: str, n: int, work: Path) -> dict:
 
         train = data(n).splits["train"]
         for cached in Path(train.cache_files[0]["filename"]).parent.glob("cache-*.arrow"):
-            cached.unlink()  # a first tokenization, not a cache hit
+            cached.unlink()  # a first tokenization (written beside the cached data), not a cache hit
         tokenizer = AutoTokenizer.from_pretrained(resolve(ENCODER))
         start = time.perf_counter()
         tokenize_split(train, tokenizer, 128)
@@ -136,7 +141,8 @@ def run_stage(stage: str, n: int, work: Path) -> dict:
         args = [f"data.synthetic.n_train={n}", *held, "train.max_steps=30", "train.global_batch_size=32", "train.eval_every=1000",
                 "train.save_every=1000", f"run.output_dir={work / 'runs'}", f"run.name=scale-{n}", "train.resume=never"]
         start = time.perf_counter()
-        main_train(args)
+        if main_train(args) != 0:
+            raise SystemExit("the training run failed (its error is above)")
         extra["steps_per_s"] = round(20 / (stamps[30] - stamps[10]), 3)
     elif stage in ("validation", "embedding"):
         from routertrain.evaluation.embeddings import embed_queries
@@ -185,7 +191,14 @@ def run_stage(stage: str, n: int, work: Path) -> dict:
 def child(stage: str, n: int, work: Path) -> None:
     import psutil
 
-    os.environ["ROUTERTRAIN_CACHE"] = str(work / "cache")
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(var, "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from routertrain.model.encoders import encoders_dir
+
+    os.environ["ROUTERTRAIN_ENCODERS"] = str(encoders_dir())  # the installed encoders, beside the benchmark's own dataset cache
+    cache = work / "cache"
+    os.environ["ROUTERTRAIN_CACHE"] = str(cache)
     baseline = psutil.Process().memory_info().rss
     result = run_stage(stage, n, work)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -176,3 +176,31 @@ def test_slurm_sweep_equals_local_and_a_cancelled_job_resumes(slurm_cluster, loc
     same_results(out / "tiny" / "evaluate-full.json", local_root / "evaluate-full.json")
     for point in ("train-fraction0.5", "train-fraction1.0"):
         same_results(out / "tiny" / point / "metrics.json", local_root / point / "metrics.json")
+
+
+def test_slurm_resources_come_from_the_sweep_file_and_the_command_line_wins(tmp_path):
+    from routertrain.experiments.slurm import minutes, sbatch_parameters
+
+    spec = {"name": "s", "claim": "plateau", "slurm": {"partition": "gpu", "time": "4:00:00", "mem": 64},
+            "groups": [{"kind": "evaluate", "slurm": {"gpus": 2, "cpus": 16, "qos": "high", "sbatch": ["--constraint=a100", "--exclusive"]}}]}
+    (point,) = expand(spec, tmp_path)
+    params = sbatch_parameters({**point.slurm, "partition": "debug", "account": "lab"}, "s:evaluate", "afterok:12_0:13")
+    assert params["partition"] == "debug" and params["account"] == "lab" and params["qos"] == "high"
+    assert params["gpus_per_node"] == 2 and params["cpus_per_task"] == 16 and params["time"] == 240
+    extra = params["additional_parameters"]
+    assert extra == {"export": "ALL", "constraint": "a100", "exclusive": True, "mem": "64G", "dependency": "afterok:12_0:13"}
+    assert minutes(90) == 90 and minutes("1-00:00:00") == 24 * 60 and minutes("2:30") == 150
+
+
+def test_executor_slurm_without_sbatch_fails_in_one_line_naming_the_fix(tmp_path, capsys, monkeypatch):
+    from routertrain.experiments import slurm
+    from routertrain.experiments.sweep import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump({"name": "s", "claim": "plateau", "groups": [{"kind": "evaluate", "args": ["routers=[task-prior]"]}]}))
+    monkeypatch.setattr(slurm.shutil, "which", lambda name: None)
+    assert main([str(path), "--out", str(tmp_path / "out"), "--executor", "slurm"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--executor slurm needs SLURM's sbatch" in err and "--executor local" in err
+    assert main([str(path), "--parallel", "0"]) == 2
+    assert "--parallel 0" in capsys.readouterr().err
