@@ -24,12 +24,16 @@ blend or ensemble folder, or a study folder whose ``best/`` is the exported rout
 or blend point (and each ``@<point>`` of an ensemble's ``runs=[...]``) refers to a point of the same sweep. The file's keys and every point's arguments are checked
 (as ``train.py`` and ``routertrain.cli.evaluate`` read them) before anything runs, so a typo fails in one
 line. A train point is finished when its run folder holds ``done.json`` (written last by training).
-SIGTERM or SIGINT to the runner reaches the running point's launcher and training processes, which
+Points run here (``--executor local``, the default; ``--parallel N`` runs independent points at once:
+``routertrain.experiments.local``) or as SLURM jobs (``--executor slurm``, resources from ``slurm:`` keys
+and ``--partition --gpus --cpus --mem --time --account --qos --sbatch``: ``routertrain.experiments.slurm``).
+SIGTERM or SIGINT to a local runner reaches the running points' launchers and training processes, which
 save a checkpoint; the runner waits for them, then exits 75 (rerun to continue). ``--dry-run``
-prints the commands (for a cluster)::
+prints the commands; ``--status`` each point's state, job id, last log line and log path::
 
     routertrain sweep routerdc-scaling [--dry-run] [--out checkpoints/sweeps]     # a packaged sweep, by name
-    routertrain sweep my-sweep.yaml                                              # or a sweep file, by path
+    routertrain sweep my-sweep.yaml --parallel 2                                 # or a sweep file, by path
+    routertrain sweep routerdc-scaling --executor slurm --partition gpu --gpus 1  # then: --status
 
 A train point that finished before training wrote ``done.json`` is marked from its own evidence (its
 ``router/`` and final ``metrics.json``), never by hand: ``routertrain sweep NAME --adopt POINT``.
@@ -38,76 +42,24 @@ A train point that finished before training wrote ``done.json`` is marked from i
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
-import os
 import re
 import shlex
-import signal
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from routertrain.provenance import DONE, atomic_write_json, atomic_write_text, finished
-from routertrain.training.preemption import PREEMPTED_EXIT, die_with_parent
+from routertrain.experiments.points import FOLDER_KINDS, Point, SweepError, SweepInterrupted, _kv, launch_env, members, runnable  # noqa: F401 (the API of sweep)
+from routertrain.provenance import DONE, atomic_write_json, atomic_write_text
+from routertrain.training.preemption import PREEMPTED_EXIT
 
 KINDS = ("train", "evaluate", "blend", "ensemble", "tune")
-# folder points and the file each writes last (a study exports its best router once all its trials finished)
-FOLDER_KINDS = {"blend": "blend.json", "ensemble": "ensemble.json", "tune": "best/study.json"}
-SWEEP_KEYS = ("name", "claim", "common", "groups")
-GROUP_KEYS = ("kind", "label", "args", "grid")
+SWEEP_KEYS = ("name", "claim", "common", "groups", "slurm")
+GROUP_KEYS = ("kind", "label", "args", "grid", "slurm")
+# SLURM resources of a group's jobs (``slurm:`` of the sweep file or of a group; --partition ... on the command line)
+RESOURCE_KEYS = ("partition", "gpus", "cpus", "mem", "time", "account", "qos", "sbatch")
 CLAIMS = ("plateau", "predictability", "more-data", "encoder", "finetune", "remedies")
-
-
-class SweepError(ValueError):
-    """A malformed sweep file, reported in one line."""
-
-
-class SweepInterrupted(SweepError):
-    """The runner got SIGTERM or SIGINT: the running point saved a checkpoint; rerunning continues."""
-
-
-@dataclass
-class Point:
-    kind: str  # train, evaluate, blend, ensemble or tune
-    name: str  # unique within the sweep, derived from the grid values
-    args: list[str]  # key=value arguments
-    output: Path  # run folder (train), JSON file (evaluate), router folder (blend, ensemble) or study folder (tune)
-
-    def done(self) -> bool:
-        if self.kind in FOLDER_KINDS:  # the file each writes last, atomically
-            return (self.output / FOLDER_KINDS[self.kind]).is_file()
-        return finished(self.output) if self.kind == "train" else self.output.is_file()
-
-    def command(self, accelerate_config: str = "accelerate_config.yaml") -> list[str]:
-        if self.kind == "train":
-            # --quiet: a failing run shows its own one-line error, not accelerate's traceback of the subprocess;
-            # -m: the installed package's entry point, so a sweep runs outside the repository too (where the
-            # default accelerate_config.yaml may be absent: accelerate's own defaults then apply)
-            config = ["--config_file", accelerate_config] if accelerate_config != "accelerate_config.yaml" or Path(accelerate_config).is_file() else []
-            return ["accelerate", "launch", "--quiet", *config, "-m", "routertrain.cli.train", *self.args]
-        if self.kind == "blend":
-            return ["python", "-m", "routertrain.cli.blend", str(self.output), _kv(self.args).get("run", "")]
-        if self.kind == "ensemble":
-            return ["python", "-m", "routertrain.cli.ensemble", str(self.output), *members(self.args)]
-        if self.kind == "tune":
-            return ["python", "-m", "routertrain.cli.tune", *self.args]
-        return ["python", "-m", "routertrain.cli.evaluate", *self.args, "--json", str(self.output)]
-
-
-def _kv(args) -> dict:
-    """A point's key=value arguments as a mapping."""
-    return dict(a.split("=", 1) for a in args if "=" in a)
-
-
-def members(args) -> list[str]:
-    """An ensemble point's member runs: its ``runs=[a,b,...]`` argument as a list."""
-    text = _kv(args).get("runs", "").strip()
-    return [m.strip() for m in text.removeprefix("[").removesuffix("]").split(",") if m.strip()]
 
 
 def _slug(value: object) -> str:
@@ -130,6 +82,14 @@ def _check_keys(found: dict, allowed: tuple, where: str) -> None:
 def _check_args(args: object, where: str) -> None:
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise SweepError(f"{where} must be a list of key=value strings, e.g. [data=routerdc, train.epochs=1]")
+
+
+def _check_resources(resources: object, where: str) -> None:
+    if resources is None:
+        return
+    if not isinstance(resources, dict):
+        raise SweepError(f"{where} must map resources to values, e.g. {{gpus: 1, cpus: 8, mem: 64G, time: 240}}")
+    _check_keys(resources, RESOURCE_KEYS, where)
 
 
 def find_sweep(name: str | Path) -> Path:
@@ -167,6 +127,7 @@ def load_sweep(path: str | Path) -> dict:
         if claim not in CLAIMS:
             raise SweepError(f"sweep file {path}: claim '{claim}' is not one of {', '.join(CLAIMS)}")
     _check_args(spec.get("common", []), f"sweep file {path}: common")
+    _check_resources(spec.get("slurm"), f"sweep file {path}: slurm")
     if not isinstance(spec["groups"], list) or not spec["groups"]:
         raise SweepError(f"sweep file {path}: groups must be a list of groups, each starting with '- kind: train' or '- kind: evaluate'")
     for i, group in enumerate(spec["groups"]):
@@ -177,6 +138,7 @@ def load_sweep(path: str | Path) -> dict:
         if group.get("kind") not in KINDS:
             raise SweepError(f"{where} has kind {group.get('kind')!r}; use train, evaluate, blend, ensemble or tune")
         _check_args(group.get("args", []), f"{where}: args")
+        _check_resources(group.get("slurm"), f"{where}: slurm")
         grid = group.get("grid") or {}
         if not isinstance(grid, dict):
             raise SweepError(f"{where}: grid must map each key to a list of values, e.g. {{data.fraction: [0.5, 1.0]}}")
@@ -191,13 +153,15 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
     """All points of a sweep, in file order, each grid expanded as a cartesian product."""
     root = Path(out) / spec["name"]
     points: list[Point] = []
-    for group in spec["groups"]:
+    for index, group in enumerate(spec["groups"]):
         grid = group.get("grid") or {}
         keys = list(grid)
+        slurm = {**(spec.get("slurm") or {}), **(group.get("slurm") or {})}
         for combo in itertools.product(*(grid[k] for k in keys)) if keys else [()]:
             values = dict(zip(keys, combo))
             name = point_name(group["kind"], group.get("label", ""), values)
             args = [*spec.get("common", []), *group.get("args", []), *(f"{k}={v}" for k, v in values.items())]
+            needs = tuple(dict.fromkeys(ref.split("/")[0] for a in args if a.startswith(("run=", "runs=")) for ref in re.findall(r"@([^,\]\s]+)", a)))
             if group["kind"] in ("train", "tune"):  # a run folder, or a study folder holding its trials' runs
                 output = root / name
                 args += [f"run.output_dir={root}", f"run.name={name}" if group["kind"] == "train" else f"tune.study={name}"]
@@ -205,7 +169,7 @@ def expand(spec: dict, out: str | Path) -> list[Point]:
                 output = root / name if group["kind"] in FOLDER_KINDS else root / f"{name}.json"
                 args = [re.sub(r"^run=@(.+)$", lambda m: f"run={root / m.group(1)}", a) for a in args]
                 args = [re.sub(r"(?<=[\[,])\s*@([^,\]]+)", lambda m: str(root / m.group(1).strip()), a) if a.startswith("runs=") else a for a in args]
-            points.append(Point(group["kind"], name, args, output))
+            points.append(Point(group["kind"], name, args, output, index, needs, slurm))
     names = [p.name for p in points]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -241,71 +205,29 @@ def check_points(points: list[Point], path: str | Path) -> None:
             raise SweepError(f"sweep file {path}, point {point.name}: {err}") from None
 
 
-def launch_env() -> dict:
-    """The environment of a launched point. ``accelerate launch`` pins a one-process run to a single
-    CPU thread (OMP_NUM_THREADS=1) unless the variable is set, so a local run gets every core."""
-    return {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS") or str(os.cpu_count() or 1)}
-
-
-def run_point(cmd: list[str]) -> tuple[int, str | None]:
-    """Run one point's command in its own process group, tied to this runner: SIGTERM or SIGINT here
-    is passed to the whole group (the launcher and the training processes under it, which save a
-    checkpoint and stop), and the runner waits until every one of them has exited; if the runner
-    dies, the launcher gets SIGTERM (``die_with_parent``). Returns (exit code, signal name or None)."""
-    proc = subprocess.Popen(cmd, env=launch_env(), start_new_session=True, preexec_fn=die_with_parent)
-    stopped_by = []
-
-    def forward(signum, frame):
-        stopped_by.append(signal.Signals(signum).name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        returncode = proc.wait()
-        while group_alive(proc.pid):  # the launcher is gone; its training processes may still be saving
-            time.sleep(0.2)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return returncode, (stopped_by[0] if stopped_by else None)
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs (zombies, awaiting their reaper, do not count)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
-
-
-def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run: bool = False, accelerate_config: str = "accelerate_config.yaml") -> list[Point]:
-    """Run every unfinished point in order; returns the points (finished ones included)."""
+def run_sweep(path: str | Path, out: str | Path = "checkpoints/sweeps", dry_run: bool = False, accelerate_config: str = "accelerate_config.yaml",
+              executor: str = "local", parallel: int = 1, resources: dict | None = None, wait: bool = False) -> list[Point]:
+    """Run (local) or submit (slurm) every unfinished point; returns the points (finished ones included)."""
     spec = load_sweep(path)
     points = expand(spec, out)
     check_points(points, path)
     root = Path(out) / spec["name"]
-    if not dry_run:
-        root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(root / "sweep.yaml", yaml.safe_dump(spec, sort_keys=False))
-    for point in points:
-        line = shlex.join(point.command(accelerate_config))
-        if point.done():
-            print(f"[sweep] done already: {point.name}")
-            continue
-        print(line if dry_run else f"[sweep] {point.name}: {line}", flush=True)
-        if not dry_run:
-            cmd = point.command(accelerate_config)
-            # this interpreter and its launcher, whatever PATH says
-            cmd = [sys.executable, "-m", "accelerate.commands.launch", *cmd[2:]] if cmd[0] == "accelerate" else [sys.executable, *cmd[1:]]
-            returncode, stopped_by = run_point(cmd)
-            if stopped_by:
-                raise SweepInterrupted(f"sweep stopped by {stopped_by} during point {point.name}, which saved a checkpoint; rerun the sweep to continue from it")
-            if returncode != 0:
-                raise SweepError(f"point {point.name} failed with exit code {returncode} (its error is above); "
-                                 "fix the cause, then rerun the sweep to continue from it")
+    if dry_run:
+        for point in points:
+            print(f"[sweep] done already: {point.name}" if point.done() else shlex.join(point.command(accelerate_config)), flush=True)
+        return points
+    if executor == "slurm":
+        from routertrain.experiments import slurm
+
+        slurm.check_available()
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(root / "sweep.yaml", yaml.safe_dump(spec, sort_keys=False))
+    if executor == "slurm":
+        slurm.submit(points, root, accelerate_config, resources or {}, wait=wait)
+    else:
+        from routertrain.experiments.local import run_local
+
+        run_local(points, root, accelerate_config, parallel)
     return points
 
 
@@ -360,12 +282,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accelerate-config", default="accelerate_config.yaml", help="accelerate config of train points")
     parser.add_argument("--adopt", metavar="POINT", help="mark a train point finished from its own evidence (a run from before done.json: its router/ and "
                         "final metrics.json); runs nothing else")
+    parser.add_argument("--executor", choices=("local", "slurm"), default="local", help="local: run here (default); slurm: one SLURM job per point (submitit)")
+    parser.add_argument("--parallel", type=int, default=1, metavar="N", help="local: run up to N independent points at once (one GPU each where there are GPUs)")
+    parser.add_argument("--status", action="store_true", help="print each point's state (finished, running, pending, failed), job id, last log line and log path")
+    parser.add_argument("--wait", action="store_true", help="slurm: after submitting, wait until the sweep's jobs have left the queue; exit 1 if a point failed")
+    group = parser.add_argument_group("SLURM resources (override the sweep file's slurm: settings)")
+    group.add_argument("--partition")
+    group.add_argument("--gpus", type=int, help="GPUs per job (a train point launches one process per GPU)")
+    group.add_argument("--cpus", type=int, help="CPUs per job")
+    group.add_argument("--mem", help="memory per job, e.g. 64G")
+    group.add_argument("--time", help="time limit per job, minutes or H:MM:SS")
+    group.add_argument("--account")
+    group.add_argument("--qos")
+    group.add_argument("--sbatch", action="append", default=[], metavar="ARG", help="an extra sbatch argument, e.g. --sbatch=--constraint=a100 (repeatable)")
     args = parser.parse_args(argv)
+    resources = {key: getattr(args, key) for key in RESOURCE_KEYS if getattr(args, key) not in (None, [])}
     try:
         if args.adopt:
             print(f"adopted {args.adopt}: wrote {adopt(args.sweep, args.adopt, args.out)}")
             return 0
-        run_sweep(args.sweep, args.out, args.dry_run, args.accelerate_config)
+        if args.parallel < 1:
+            raise SweepError(f"--parallel {args.parallel}: give the number of points to run at once, 1 or more")
+        if args.status:
+            from routertrain.experiments.slurm import print_status
+
+            spec = load_sweep(args.sweep)
+            return print_status(expand(spec, args.out), Path(args.out) / spec["name"])
+        run_sweep(args.sweep, args.out, args.dry_run, args.accelerate_config, args.executor, args.parallel, resources, args.wait)
     except SweepError as err:
         print(f"error: {err}", file=sys.stderr)
         return PREEMPTED_EXIT if isinstance(err, SweepInterrupted) else 2
