@@ -24,6 +24,7 @@ class StubRouter:
     models = ["m1", "m2"]
     costs = None
     config = SimpleNamespace(calibration=None)
+    train_means = None  # no tie-break keys: ties go to pool order
     folder = Path("stub")
 
     def predict(self, queries: list[str]) -> np.ndarray:

@@ -158,7 +158,9 @@ def test_typod_overrides_fail_before_any_point_runs(tmp_path, capsys, monkeypatc
     def launched(*args, **kwargs):
         raise AssertionError("a point was launched")
 
-    monkeypatch.setattr(sweep.subprocess, "run", launched)
+    from routertrain.experiments import local
+
+    monkeypatch.setattr(local.subprocess, "Popen", launched)
     spec = {"name": "s", "claim": "more-data", "common": ["recipe=smoke"], "groups": [
         {"kind": "train", "grid": {"data.fraction": [0.5, 1.0]}},
         {"kind": "train", "label": "lr", "args": ["train.lrr=1"]},

@@ -561,6 +561,16 @@ def export(run: Run, results: dict) -> None:
     accelerator.wait_for_everyone()
 
 
+def finish_trackers(accelerator: Accelerator) -> None:
+    """``Accelerator.end_training`` without its ``destroy_process_group``: destroying the gloo group right
+    after the last collective, while the DDP reducer still holds it, can deadlock (the group's destructor
+    joins its worker threads holding the GIL while a worker waits for the GIL to free the last
+    collective's tensors; seen as a rank hanging after ``done.json``). The group lives on (accelerate's
+    state is per process, so a later run in the same process reuses it) and goes with the process."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
+
+
 def train(cfg: Config, on_evaluate: Callable[[int, dict], bool] | None = None) -> dict:
     """Fine-tune a router as configured; returns the final metrics (also in ``<run>/metrics.json``).
 
@@ -594,7 +604,7 @@ def train(cfg: Config, on_evaluate: Callable[[int, dict], bool] | None = None) -
 
         results = final_evaluate(run, runtime)
         export(run, results)
-        run.accelerator.end_training()
+        finish_trackers(run.accelerator)
     finally:
         if lock is not None:
             lock.release()
