@@ -165,6 +165,7 @@ def test_served_decisions_equal_the_report(kinds, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+    assert f"{folder} (none) on http://" in log.read_text()  # eager torch: serve's default
     router = Router.from_pretrained(folder, device="cpu")
     assert names == router.route(queries)
     for missing in ("complete", "wrong"):

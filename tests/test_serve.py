@@ -65,7 +65,8 @@ def fake_backend(name: str, tmp: Path) -> tuple[Process, str]:
 def serve(router: Path, backends: dict, tmp: Path, name: str, fallback: str | None = None) -> tuple[Process, str]:
     config = tmp / f"{name}.yaml"
     config.write_text(yaml.safe_dump({"backends": backends, **({"fallback": fallback} if fallback else {}), "timeout_s": 20}))
-    process = Process([sys.executable, "-m", "routertrain.cli.serve", str(router), "--backends", str(config), "--port", "0", "--window-ms", "20"], tmp / f"{name}.log")
+    process = Process([sys.executable, "-m", "routertrain.cli.serve", str(router), "--backends", str(config), "--port", "0", "--window-ms", "20", "--fast", "onnx"],
+                      tmp / f"{name}.log")
     url = wait_for_line(process.log, r"on (http://127\.0\.0\.1:\d+)/v1", process.proc).group(1)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -141,7 +142,7 @@ def test_chat_goes_to_the_backend_its_query_routes_to(setup):
     assert forced["model"] == other and forced["backend"] == setup["backend"][other]  # a pool model's own name skips routing
     health = httpx.get(f"{url}/health", timeout=TIMEOUT).json()
     assert health["status"] == "ok" and health["models"] == list(setup["models"]) and all(health["reachable"].values())
-    assert f"{setup['folder']} (onnx) on http://" in setup["server"].log.read_text()  # ONNX Runtime is the default on CPU
+    assert f"{setup['folder']} (onnx) on http://" in setup["server"].log.read_text()  # these tests serve through ONNX Runtime (--fast onnx)
 
 
 def test_streaming_is_forwarded(setup):

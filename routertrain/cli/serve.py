@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-queue", type=bounded(int, 1), default=1024, help="requests waiting to be routed; beyond it 503 with Retry-After (default 1024)")
     parser.add_argument("--max-body-mb", type=bounded(float, 0), default=4.0, help="largest request body in MiB; larger gets 413 (default 4)")
     parser.add_argument("--calibration-queries", type=Path, help="queries (one per line) on which per-request targets such as router-mean-cost-0.3 are solved")
-    parser.add_argument("--fast", choices=("auto", "none", "onnx", "int8"), default="auto",
-                        help="onnx: the network exported to ONNX Runtime, routes as eager does; int8: dynamic int8 quantisation (changes some decisions); "
-                             "none: eager torch; auto (default): onnx on CPU when onnxruntime is installed, else none (see BENCHMARKS.md)")
+    parser.add_argument("--fast", choices=("none", "auto", "onnx", "int8"), default="none",
+                        help="none (default): eager torch; onnx: the network exported to ONNX Runtime, routes as eager does; auto: onnx on CPU when "
+                             "onnxruntime is installed; int8: dynamic int8 quantisation (changes some decisions). ONNX is opt-in: on an idle 2-core "
+                             "CPU it was level at batch 1 and slower at batch 64 (BENCHMARKS.md)")
     parser.add_argument("--device", type=device_option, default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument("--access-log", action="store_true", help="log every request line")
     args = parser.parse_args(argv)
