@@ -142,11 +142,11 @@ def evaluate_routers(
             continue
         all_weights = router.weights(ctx, split, scores)  # the rule's decisions (one-hot) over the whole pool
         weights = all_weights[keep]
+        decided = bool(np.all(all_weights.max(axis=1, initial=0) == 1))  # one model per query (the random reference's weights are its expected value)
         per_query[name] = d.per_query_accuracy(weights, y)
         solved[name] = m.solved_set(weights, y, solved_at)
-        results[name] = measure(scores[keep], weights, y, y_train, data.costs, query_costs, router.probabilistic, hard_k, solved_at, ctx.prior)
-        one_hot = bool(np.all(all_weights.max(axis=1, initial=0) == 1))  # the random reference's weights are its expected value
-        results[name]["coverage"] = d.coverage(all_weights.argmax(axis=1), y_all) if one_hot else None
+        results[name] = measure(scores[keep], weights, y, y_train, data.costs, query_costs, router.probabilistic, hard_k, solved_at, ctx.prior, decided)
+        results[name]["coverage"] = d.coverage(all_weights.argmax(axis=1), y_all) if decided else None
         results[name]["gap_closed"] = bs.ci(bs.gap_closed_of(per_query[name], single_q, oracle_q, groups), len(y), **boot)
         results[name]["accuracy"] = bs.ci(bs.mean_of(per_query[name], groups), len(y), **boot)
         results[name]["accuracy_boot"] = np.round(bs.distribution(bs.mean_of(per_query[name], groups), len(y), **boot), 6)
@@ -211,17 +211,17 @@ def split_accuracy(router, ctx: Context, split: str, scores: np.ndarray) -> floa
     return d.accuracy(router.weights(ctx, split, scores)[keep], y, None if tasks is None else tasks[keep], ctx.average)
 
 
-def measure(scores, weights, y, y_train, costs, query_costs, probabilistic: bool, hard_k: int, solved_at: float, prior=None) -> dict:
+def measure(scores, weights, y, y_train, costs, query_costs, probabilistic: bool, hard_k: int, solved_at: float, prior=None, decided: bool = True) -> dict:
     """Hard-query accuracy, calibration, and with costs the mean cost (spent per query: ``query_costs``),
-    AIQ and its cost curve (decisions by the rule on the models' ``costs``), and two-model metrics."""
+    AIQ and its cost curve (decisions by the rule on the models' ``costs``; ``decided=False``: the curve
+    starts at the router's own expected ``weights``), and two-model metrics."""
     out = {"hard_accuracy": m.hard_accuracy(weights, y, hard_k, solved_at), "n_hard": int(m.hard_mask(y, hard_k, solved_at).sum())}
     out["calibration"] = m.calibration(scores, y, solved_at) if probabilistic else None
     if costs is not None:
         cost = np.asarray(costs, dtype=np.float64)
         out["cost"] = cq.mean_cost(weights, query_costs)
         if cost.max() > cost.min():
-            one_hot = bool(np.all(np.asarray(weights).max(axis=1, initial=0) == 1))
-            curve = cq.cost_quality_curve(scores, y, cost, query_costs, prior=prior, weights_at_zero=None if one_hot else weights)
+            curve = cq.cost_quality_curve(scores, y, cost, query_costs, prior=prior, weights_at_zero=None if decided else weights)
             out["cost_norm"] = cq.normalised_cost(weights, query_costs)
             out["aiq"] = cq.aiq(curve["cost"], curve["accuracy"])
             hx, hy = cq.nondecreasing_hull(curve["cost"], curve["accuracy"])  # the frontier AIQ integrates, for plots

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from routertrain.routing.rule import one_hot
+
 KINDS = ("reference", "embedding", "lexical", "run")  # run: needs a trained run (run=...); embedding: a head on frozen embeddings
 
 
@@ -79,7 +81,4 @@ class BaselineRouter:
     def weights(self, ctx, split: str, scores: np.ndarray) -> np.ndarray:
         """Routing weights per (query, model): one-hot on the decisions (the random reference overrides
         this with its expected value)."""
-        choice = self.decide(ctx, split, scores)
-        out = np.zeros(np.shape(scores))
-        out[np.arange(len(choice)), choice] = 1.0
-        return out
+        return one_hot(self.decide(ctx, split, scores), np.shape(scores)[1])
