@@ -81,6 +81,21 @@ def test_synthetic_benchmark_is_deterministic_and_consistent():
     assert p.shape == y.shape == (50, 4) and set(np.unique(y)) <= {0.0, 1.0}
 
 
+def test_a_large_demo_streams_and_equals_the_in_memory_one(tmp_path, monkeypatch):
+    from routertrain.data import build_synthetic
+
+    monkeypatch.setattr(synthetic, "CHUNK", 64)  # train (300 rows) goes through Arrow files in 5 chunks
+    cfg = load_config(["data.synthetic.n_train=300", "data.synthetic.n_validation=40", "data.synthetic.n_test=70",
+                       f"data.cache_dir={tmp_path}"]).data
+    built = build_synthetic(cfg)
+    assert any((tmp_path / "generated").rglob("*.arrow"))  # streamed, not held in memory
+    s = cfg.synthetic
+    generated = synthetic.generate(s.seed, s.n_train, s.n_validation, s.n_test, s.n_models)
+    for split, cols in generated["splits"].items():
+        assert built.splits[split].to_dict() == {key: cols[key] for key in built.splits[split].column_names}
+    assert built.models == generated["models"] and built.costs == generated["costs"]
+
+
 def test_bayes_accuracy_is_the_best_routing_in_expectation():
     generated = synthetic.generate(0, 2000, 10, 10, 6)
     p = np.array(generated["splits"]["train"]["p_correct"])

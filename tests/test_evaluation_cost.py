@@ -85,6 +85,16 @@ def test_bootstrap_covers_the_estimate_shrinks_and_is_seeded():
     assert bs.ci(bs.mean_of(small), 100, n_boot=500, seed=1) == a
 
 
+def test_bootstrap_chunks_stay_bounded_and_do_not_change_the_resamples(monkeypatch):
+    whole = np.concatenate(list(bs.resamples(500, n_boot=250, seed=3)))
+    monkeypatch.setattr(bs, "CHUNK_INDICES", 500 * 7)  # 7 resamples per chunk, as n = 1.4M would get
+    chunks = list(bs.resamples(500, n_boot=250, seed=3))
+    assert max(len(c) for c in chunks) == 7 and len(chunks) == 36
+    assert np.array_equal(np.concatenate(chunks), whole)
+    monkeypatch.setattr(bs, "CHUNK_INDICES", 10)  # fewer indices than queries: still one resample at a time
+    assert [len(c) for c in bs.resamples(500, n_boot=3, seed=3)] == [1, 1, 1]
+
+
 def test_bootstrap_ignores_missing_values():
     values = np.array([1.0, 0.0, NAN, 1.0])
     c = bs.ci(bs.mean_of(values), 4, n_boot=200)

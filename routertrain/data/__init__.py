@@ -19,25 +19,46 @@ from routertrain.data.sources import SOURCE_BUILDERS
 __all__ = ["BUILDERS", "DataError", "check_name", "RoutingData", "load_routing_data", "build_synthetic", "validate"]
 
 
+FEATURES = Features(
+    {
+        "query": Value("string"),
+        "task": Value("string"),
+        "labels": Sequence(Value("float32")),
+        "p_correct": Sequence(Value("float32")),
+    }
+)
+
+
+def synthetic_examples(plan: synthetic.Plan, split: str):
+    """One example at a time, for ``Dataset.from_generator``."""
+    for part in synthetic.rows(plan, split):
+        for i in range(len(part["query"])):
+            yield {key: values[i] for key, values in part.items()}
+
+
 def build_synthetic(cfg) -> RoutingData:
-    """The embedded demo benchmark (see ``routertrain.data.synthetic``)."""
+    """The embedded demo benchmark (see ``routertrain.data.synthetic``). A demo of more than one
+    generator chunk streams through Arrow files in routertrain's cache instead of being held in memory."""
     s = cfg.synthetic
-    generated = synthetic.generate(s.seed, s.n_train, s.n_validation, s.n_test, s.n_models)
-    features = Features(
-        {
-            "query": Value("string"),
-            "task": Value("string"),
-            "labels": Sequence(Value("float32")),
-            "p_correct": Sequence(Value("float32")),
-        }
-    )
-    splits = DatasetDict({name: Dataset.from_dict(cols, features=features) for name, cols in generated["splits"].items()})
+    fp = fingerprint("synthetic-v1", dataclasses.asdict(s))
+    plan = synthetic.plan(s.seed, s.n_train, s.n_validation, s.n_test, s.n_models)
+    splits = {}
+    for name in SPLITS:
+        lo, hi = plan.bounds[name]
+        if hi - lo <= synthetic.CHUNK:
+            cols = next(synthetic.rows(plan, name), {key: [] for key in FEATURES})
+            splits[name] = Dataset.from_dict(cols, features=FEATURES)
+        else:
+            from routertrain.provenance import cache_root
+
+            splits[name] = Dataset.from_generator(synthetic_examples, features=FEATURES, gen_kwargs={"plan": plan, "split": name},
+                                                  cache_dir=str(cache_root(cfg) / "generated"), fingerprint=f"{fp}-{name}")
     return RoutingData(
-        splits=splits,
-        models=generated["models"],
-        costs=generated["costs"],
+        splits=DatasetDict(splits),
+        models=plan.models,
+        costs=plan.costs,
         name="synthetic",
-        fingerprint=fingerprint("synthetic-v1", dataclasses.asdict(s)),
+        fingerprint=fp,
         info={"kind": "synthetic demo benchmark (not a real benchmark)"},
     )
 

@@ -10,6 +10,8 @@ Labels are Bernoulli draws from those probabilities.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 DOMAINS: dict[str, dict[str, list[str]]] = {
@@ -92,12 +94,28 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def generate(seed: int, n_train: int, n_validation: int, n_test: int, n_models: int) -> dict:
-    """Generate the benchmark. Returns split -> columns, plus the model pool and its costs.
+SPLIT_NAMES = ("train", "validation", "test")
+CHUNK = 50_000  # rows made at a time by ``rows``: bounds memory whatever the dataset's size
 
-    Columns per split: ``query``, ``task`` (the domain), ``labels`` (0/1 per model) and
-    ``p_correct`` (the true probability per model). Pure: the same arguments give the same data.
-    """
+
+@dataclass
+class Plan:
+    """Everything drawn before the labels, as compact arrays (a few bytes per query): the per-cell
+    skills, each row's cell, level, keyword, phrase and template, and the generator's state after
+    them, from which the labels are drawn row by row in order."""
+
+    skill: np.ndarray
+    sensitivity: np.ndarray
+    cells: list
+    choices: np.ndarray  # (rows, 5): cell, level, keyword, phrase, template
+    label_state: dict
+    bounds: dict
+    models: list
+    costs: list
+
+
+def plan(seed: int, n_train: int, n_validation: int, n_test: int, n_models: int) -> Plan:
+    """Draw everything but the labels (see ``Plan``). Pure: the same arguments give the same plan."""
     if not 2 <= n_models <= len(MODEL_SPECS):
         raise ValueError(f"data.synthetic.n_models must be between 2 and {len(MODEL_SPECS)}, got {n_models}")
     rng = np.random.default_rng(seed)
@@ -112,29 +130,54 @@ def generate(seed: int, n_train: int, n_validation: int, n_test: int, n_models: 
     sensitivity = np.array([spec[4] for spec in specs])
 
     total = n_train + n_validation + n_test
-    cell_idx = rng.integers(0, len(cells), size=total)
-    level_idx = rng.integers(0, len(DIFFICULTY), size=total)
-    queries, tasks = [], []
-    for c, lv in zip(cell_idx, level_idx):
-        domain, sub = cells[c]
-        kw = DOMAINS[domain][sub][rng.integers(0, 4)]
-        diff = DIFFICULTY[lv][0][rng.integers(0, 4)]
-        queries.append(TEMPLATES[rng.integers(0, len(TEMPLATES))].format(kw=kw, diff=diff))
-        tasks.append(domain)
-    logits = skill[cell_idx] - (level_idx[:, None] - 0.5) * sensitivity[None, :]
-    p = _sigmoid(logits).astype(np.float32)
-    labels = (rng.random(p.shape) < p).astype(np.float32)
+    choices = np.empty((total, 5), dtype=np.int16)
+    choices[:, 0] = rng.integers(0, len(cells), size=total)
+    choices[:, 1] = rng.integers(0, len(DIFFICULTY), size=total)
+    for row in choices:  # the per-query draws, in the order the first version of this generator made them
+        row[2], row[3], row[4] = rng.integers(0, 4), rng.integers(0, 4), rng.integers(0, len(TEMPLATES))
+    ends = np.cumsum([n_train, n_validation, n_test])
+    bounds = {name: (int(end - size), int(end)) for name, end, size in zip(SPLIT_NAMES, ends, (n_train, n_validation, n_test))}
+    return Plan(skill, sensitivity, cells, choices, rng.bit_generator.state, bounds, [s[0] for s in specs], [s[2] for s in specs])
 
-    bounds = {"train": (0, n_train), "validation": (n_train, n_train + n_validation), "test": (n_train + n_validation, total)}
+
+def rows(p: Plan, split: str, chunk: int = CHUNK):
+    """Yield ``split``'s columns (``query``, ``task``, ``labels``, ``p_correct``) ``chunk`` rows at a
+    time, without holding the split in memory."""
+    lo, hi = p.bounds[split]
+    n_models = p.skill.shape[1]
+    rng = np.random.default_rng()
+    rng.bit_generator.state = p.label_state
+    for start in range(0, lo, chunk):  # the labels of earlier splits come first in the stream
+        rng.random((min(chunk, lo - start), n_models))
+    for start in range(lo, hi, chunk):
+        c = p.choices[start : min(hi, start + chunk)].astype(np.int64)
+        logits = p.skill[c[:, 0]] - (c[:, 1:2] - 0.5) * p.sensitivity[None, :]
+        prob = _sigmoid(logits).astype(np.float32)
+        labels = (rng.random(prob.shape) < prob).astype(np.float32)
+        queries, tasks = [], []
+        for cell, level, kw, diff, template in c.tolist():
+            domain, sub = p.cells[cell]
+            queries.append(TEMPLATES[template].format(kw=DOMAINS[domain][sub][kw], diff=DIFFICULTY[level][0][diff]))
+            tasks.append(domain)
+        yield {"query": queries, "task": tasks, "labels": labels.tolist(), "p_correct": prob.tolist()}
+
+
+def generate(seed: int, n_train: int, n_validation: int, n_test: int, n_models: int) -> dict:
+    """Generate the benchmark in memory. Returns split -> columns, plus the model pool and its costs.
+
+    Columns per split: ``query``, ``task`` (the domain), ``labels`` (0/1 per model) and
+    ``p_correct`` (the true probability per model). Pure: the same arguments give the same data.
+    Large sizes should stream instead: ``plan`` then ``rows`` per split.
+    """
+    p = plan(seed, n_train, n_validation, n_test, n_models)
     splits = {}
-    for name, (lo, hi) in bounds.items():
-        splits[name] = {
-            "query": queries[lo:hi],
-            "task": tasks[lo:hi],
-            "labels": labels[lo:hi].tolist(),
-            "p_correct": p[lo:hi].tolist(),
-        }
-    return {"splits": splits, "models": [s[0] for s in specs], "costs": [s[2] for s in specs]}
+    for name in SPLIT_NAMES:
+        cols = {"query": [], "task": [], "labels": [], "p_correct": []}
+        for part in rows(p, name):
+            for key, values in part.items():
+                cols[key].extend(values)
+        splits[name] = cols
+    return {"splits": splits, "models": p.models, "costs": p.costs}
 
 
 def bayes_accuracy(p_correct: np.ndarray, labels: np.ndarray) -> dict:

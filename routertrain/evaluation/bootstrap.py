@@ -25,20 +25,25 @@ import numpy as np
 from routertrain.evaluation.decision import nanmean_rows
 
 N_BOOT = 1000
-CHUNK = 100  # resamples drawn and evaluated at a time (bounds memory: CHUNK x n indices)
+CHUNK = 100  # resamples drawn and evaluated at a time, at most
+CHUNK_INDICES = 10_000_000  # and at most this many indices per chunk (80 MB): the chunk shrinks past 100k queries
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 
 
 def resamples(n: int, n_boot: int = N_BOOT, seed: int = 0, strata=None):
     """Yield (B, n) index arrays, ``n_boot`` rows in all, the same for the same arguments; with
-    ``strata`` (one label per query), each query is replaced by a query of its own stratum."""
+    ``strata`` (one label per query), each query is replaced by a query of its own stratum.
+
+    B is ``CHUNK``, or fewer where ``CHUNK`` x n would pass ``CHUNK_INDICES``, so memory stays bounded
+    at any n. Without strata the rows do not depend on B (one stream of draws, row after row)."""
     if n < 1:
         raise ValueError("the bootstrap needs at least one query")
     rng = np.random.default_rng(seed)
     members = None if strata is None else [np.flatnonzero(np.asarray(strata) == s) for s in np.unique(strata)]
-    for start in range(0, n_boot, CHUNK):
-        b = min(CHUNK, n_boot - start)
+    chunk = max(1, min(CHUNK, CHUNK_INDICES // n))
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
         if members is None:
             yield rng.integers(0, n, size=(b, n), dtype=np.int64)
             continue
