@@ -27,7 +27,8 @@ Stages:
 
     python benchmarks/scale.py                                   # everything (hours on 2 CPU cores)
     python benchmarks/scale.py --sizes 10000,100000 --stages build,knn
-    python benchmarks/scale.py --table                           # the Markdown table of the results so far
+    python benchmarks/scale.py --sizes 1000000 --stages build --rerun   # measure again (after a change)
+    python benchmarks/scale.py --table                           # the Markdown table of the results so far (the latest of each)
 """
 
 from __future__ import annotations
@@ -238,6 +239,7 @@ def main() -> int:
     parser.add_argument("--work", default=str(REPO / "checkpoints" / "scale"), help="dataset cache, stored embeddings and runs")
     parser.add_argument("--timeout", type=int, default=3 * 3600, help="seconds per (stage, size)")
     parser.add_argument("--table", action="store_true")
+    parser.add_argument("--rerun", action="store_true", help="measure again what is in the results (the table shows the latest)")
     parser.add_argument("--child", nargs=2, metavar=("STAGE", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = Path(args.work)
@@ -251,7 +253,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     for n in map(int, args.sizes.split(",")):
         for stage in args.stages.split(","):
-            if (stage, n) in done() or n > BOUND.get(stage, n):
+            if (not args.rerun and (stage, n) in done()) or n > BOUND.get(stage, n):
                 continue
             print(f"[scale] {stage} at {n:,}", flush=True)
             try:
@@ -260,6 +262,9 @@ def main() -> int:
                 record = json.loads(lines[-1][7:]) if lines else {"stage": stage, "n": n, "error": f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"}
             except subprocess.TimeoutExpired:
                 record = {"stage": stage, "n": n, "error": f"over {args.timeout} s"}
+            from routertrain.provenance import git_revision
+
+            record["revision"] = git_revision(REPO)
             print(json.dumps(record), flush=True)
             with open(RESULTS, "a") as f:
                 f.write(json.dumps(record) + "\n")
