@@ -40,6 +40,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 N_BATCH, ROUNDS, CLIENTS = 640, 3, 32
 N_SINGLE, N_CONCURRENT = 150, 640  # --n-single, --n-concurrent
+SERVE_ARGS: list[str] = []  # --serve-args
 
 
 def start(args: list[str], log: Path, pattern: str) -> tuple[subprocess.Popen, re.Match]:
@@ -147,7 +148,7 @@ def over_http(router: str, fast: str, queries: list[str], tmp: Path) -> dict:
         echo_url = match.group(1)
         config = tmp / "backends.yaml"
         config.write_text(yaml.safe_dump({"backends": {model: {"base_url": backend_url, "model": "fake"}}}))
-        server, match = start([sys.executable, "-m", "routertrain.cli.serve", router, "--backends", str(config), "--port", "0", "--fast", fast],
+        server, match = start([sys.executable, "-m", "routertrain.cli.serve", router, "--backends", str(config), "--port", "0", "--fast", fast, *SERVE_ARGS],
                               tmp / f"serve-{fast}.log", r"on (http://127\.0\.0\.1:\d+)/v1")
         procs.append(server)
         url = match.group(1)
@@ -202,7 +203,7 @@ def report(local: dict, http: dict, fast: str, n_queries: int, seconds: float) -
         f"| eager fp32 | {f(single['eager'])} | {qps['eager']:.1f} |",
         f"| ONNX Runtime | {f(single['onnx'])} | {qps['onnx']:.1f} |",
         f"| ratio eager / ONNX | {single['eager'][0] / single['onnx'][0]:.2f}x lower p50 | {qps['onnx'] / qps['eager']:.2f}x throughput |",
-        "", f"| over HTTP (`serve --fast {fast}`) | clients | p50 / p99 (ms) | requests/s |", "|---|---|---|---|",
+        "", f"| over HTTP (`serve --fast {fast}{' ' if SERVE_ARGS else ''}{' '.join(SERVE_ARGS)}`) | clients | p50 / p99 (ms) | requests/s |", "|---|---|---|---|",
         f"| in-process `Router.predict`, one query (taking turns with the requests below) | 1 | {f(http['in_process'])} | |",
         f"| plain uvicorn echo app, GET /health | 1 | {f(http['echo_get'])} | |",
         f"| plain uvicorn echo app, POST /echo (one query) | 1 | {f(http['echo_post'])} | |",
@@ -242,8 +243,10 @@ def main() -> None:
     parser.add_argument("--n-agree", type=int, default=2000, help="test queries on which ONNX and eager decisions are compared")
     parser.add_argument("--n-single", type=int, default=N_SINGLE, help="queries sent one by one (in process and at 1 client)")
     parser.add_argument("--n-concurrent", type=int, default=N_CONCURRENT, help=f"requests from {CLIENTS} clients")
+    parser.add_argument("--serve-args", default="", help="more options for serve, e.g. '--threads 1'")
     parser.add_argument("--output", type=Path, default=Path("checkpoints/routing-speed.md"))
     args = parser.parse_args()
+    SERVE_ARGS.extend(args.serve_args.split())
     N_SINGLE, N_CONCURRENT = args.n_single, args.n_concurrent
     started = time.time()
 

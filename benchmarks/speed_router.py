@@ -28,7 +28,7 @@ def main() -> None:
     from routertrain.config import load_config
     from routertrain.data import load_routing_data
     from routertrain.evaluation.decision import score_accuracy
-    from routertrain.evaluation.heads import fit_logistic
+    from routertrain.model.heads import fit_logistic
     from routertrain.hub.router import Router, save_router
     from routertrain.model.encoders import resolve
     from routertrain.model.modeling import RouterModel, load_encoder

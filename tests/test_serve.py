@@ -424,3 +424,40 @@ def test_a_full_queue_answers_503_with_retry_after(stub):
     assert first.status_code == 200 and waiting.status_code == 200
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1" and refused.json()["error"]["type"] == "overloaded"
     assert metric(stub, "routertrain_overloaded_total") >= 1
+
+
+def test_one_thread_loads_the_router_and_scores_every_batch(monkeypatch, tmp_path):
+    """torch is fastest used from a single thread (BENCHMARKS.md, section 3): serve loads the router on
+    the thread that then scores every micro-batch."""
+    import threading
+
+    from routertrain.cli import serve
+    from routertrain.hub import router as router_module
+    from routertrain.serving.batching import MicroBatcher, scoring_thread
+
+    loaded_on = []
+
+    def from_pretrained(*args, **kwargs):
+        loaded_on.append(threading.current_thread().name)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(router_module.Router, "from_pretrained", from_pretrained)
+    assert serve.main(["org/router", "--backends", str(tmp_path / "backends.yaml")]) != 0
+    assert loaded_on and loaded_on[0].startswith("router") and loaded_on[0] != threading.main_thread().name
+
+    pool = scoring_thread()
+    loader = pool.submit(threading.get_ident).result()
+    scored_on = []
+
+    def predict(texts):
+        scored_on.append(threading.get_ident())
+        return np.zeros((len(texts), 2), dtype=np.float32)
+
+    async def run():
+        batcher = MicroBatcher(predict, pool=pool)
+        await batcher.start()
+        await asyncio.gather(*(batcher.submit([f"q{i}"]) for i in range(5)))
+        await batcher.close()
+
+    asyncio.run(run())
+    assert scored_on and set(scored_on) == {loader}

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="none (default): eager torch; onnx: the network exported to ONNX Runtime, routes as eager does; auto: onnx on CPU when "
                              "onnxruntime is installed; int8: dynamic int8 quantisation (changes some decisions). ONNX is opt-in: on an idle 2-core "
                              "CPU it was level at batch 1 and slower at batch 64 (BENCHMARKS.md)")
+    parser.add_argument("--threads", type=bounded(int, 1), help="CPU threads that score a batch (default: torch's, one per core)")
     parser.add_argument("--device", type=device_option, default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument("--access-log", action="store_true", help="log every request line")
     args = parser.parse_args(argv)
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from routertrain.hub.router import Router, router_folder
     from routertrain.serving.app import ServeOptions, create_app
     from routertrain.serving.backends import BackendConfigError, load_backends
+    from routertrain.serving.batching import scoring_thread
 
     try:
         try:
@@ -66,14 +68,23 @@ def main(argv: list[str] | None = None) -> int:
             fast = "onnx" if args.device.startswith("cpu") and default_backend() == "onnx" else "none"
         if fast in ("int8", "onnx") and not args.device.startswith("cpu"):
             raise ValueError(f"--fast {fast} is a CPU path; drop it or use --device cpu (got {args.device})")
-        router = Router.from_pretrained(location, device=args.device, backend="onnx" if fast == "onnx" else "torch")
-        if fast == "int8":
-            from routertrain.model.quantize import quantize_int8
 
-            for network in router.networks():  # one, or an ensemble's members
-                quantize_int8(network)
+        def load():  # in the thread that will score every batch: torch runs fastest used from one thread only
+            if args.threads:
+                import torch
+
+                torch.set_num_threads(args.threads)
+            router = Router.from_pretrained(location, device=args.device, backend="onnx" if fast == "onnx" else "torch")
+            if fast == "int8":
+                from routertrain.model.quantize import quantize_int8
+
+                for network in router.networks():  # one, or an ensemble's members
+                    quantize_int8(network)
+            return router, router.predict(read_queries(args.calibration_queries)) if args.calibration_queries else None
+
+        pool = scoring_thread()
+        router, calibration = pool.submit(load).result()
         backends = load_backends(args.backends, router.models)
-        calibration = router.predict(read_queries(args.calibration_queries)) if args.calibration_queries else None
         sock = listening_socket(args.host, args.port)
     except (BackendConfigError, OSError, ValueError) as err:
         return fail(err)
@@ -83,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: the saved calibration chose among {len(saved.get('models', router.models))} models but this server has backends for {len(served)}: "
               f"its target may not hold here; calibrate again with --backends {args.backends}", file=sys.stderr, flush=True)
     options = ServeOptions(args.score, args.window_ms / 1000, args.max_batch, args.max_queue, int(args.max_body_mb * 2**20), calibration_probs=calibration)
-    app = create_app(router, backends, options)
+    app = create_app(router, backends, options, pool)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=args.access_log, timeout_graceful_shutdown=30))
 
     def stop(signum, frame):  # uvicorn re-raises the signal it caught once it has shut down cleanly

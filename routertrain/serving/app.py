@@ -191,8 +191,9 @@ async def probe(client: httpx.AsyncClient, base_url: str, timeout: float) -> boo
     return True
 
 
-def create_app(router, backends: Backends, options: ServeOptions | None = None) -> FastAPI:
-    """The FastAPI application for ``router`` in front of ``backends``."""
+def create_app(router, backends: Backends, options: ServeOptions | None = None, pool=None) -> FastAPI:
+    """The FastAPI application for ``router`` in front of ``backends``; ``pool``: the one-thread executor
+    that loaded the router (``batching.scoring_thread``), which then scores every batch."""
     options = options or ServeOptions()
     metrics = Metrics()
     routing = Routing(router, backends, options.calibration_probs)
@@ -201,7 +202,7 @@ def create_app(router, backends: Backends, options: ServeOptions | None = None) 
         metrics.inc("routertrain_batches_total")
         metrics.inc("routertrain_batched_queries_total", size)
 
-    batcher = MicroBatcher(router.predict, options.window_s, options.max_batch, on_batch, options.max_queue)
+    batcher = MicroBatcher(router.predict, options.window_s, options.max_batch, on_batch, options.max_queue, pool)
     state: dict = {"health": (float("-inf"), {})}
 
     @asynccontextmanager

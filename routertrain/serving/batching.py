@@ -6,6 +6,12 @@ it also waits that long for more), runs one ``predict`` in a single background t
 keeps accepting requests meanwhile) and hands each request its rows. With no window a lone request
 is scored at once, and requests that arrive while a batch runs form the next one.
 
+One thread scores every batch, and it should be the thread that loaded the router (``serve`` loads it
+through ``pool``): torch's OpenMP threads are fastest when a single thread runs torch. Once a second
+thread has run torch, each gets its own team of OpenMP threads, more threads than this 2-core CPU
+has, and every parallel region then sleeps and wakes its threads: one query took 13 ms instead of 7
+(BENCHMARKS.md, section 3).
+
 The queue is bounded (``max_queue`` requests): ``submit`` raises ``QueueFull`` rather than let waits
 grow without end. The worker is supervised: an error in one batch fails that batch's requests only,
 and a worker that dies is restarted on the next ``submit``.
@@ -21,13 +27,18 @@ from typing import Callable, Sequence
 import numpy as np
 
 
+def scoring_thread() -> ThreadPoolExecutor:
+    """The one thread that runs the router: load it here too (``pool.submit(...).result()``)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="router")
+
+
 class QueueFull(Exception):
     """The micro-batch queue holds ``max_queue`` requests already."""
 
 
 class MicroBatcher:
     def __init__(self, predict: Callable[[list[str]], np.ndarray], window_s: float = 0.0, max_batch: int = 64,
-                 on_batch: Callable[[int], None] | None = None, max_queue: int = 1024):
+                 on_batch: Callable[[int], None] | None = None, max_queue: int = 1024, pool: ThreadPoolExecutor | None = None):
         self.predict = predict
         self.window_s = window_s
         self.max_batch = max_batch
@@ -35,7 +46,7 @@ class MicroBatcher:
         self.on_batch = on_batch or (lambda size: None)
         self.queue: asyncio.Queue | None = None
         self.worker: asyncio.Task | None = None
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router")
+        self.pool = pool or scoring_thread()
 
     async def start(self) -> None:
         self.queue = asyncio.Queue(maxsize=self.max_queue)
