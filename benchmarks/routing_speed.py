@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
@@ -114,34 +115,32 @@ async def concurrent(method: str, url: str, bodies: list[dict], clients: int) ->
     The load generator is aiohttp (``--load-client``): httpx spends 2.5 ms of CPU per request here, aiohttp
     0.1 ms, and on 2 shared cores the client's CPU is taken from the server being measured."""
     out = []
+    async with contextlib.AsyncExitStack() as stack:
+        if LOAD_CLIENT == "aiohttp":
+            import aiohttp
 
-    async def worker(send, part):
-        for body in part:
-            t0 = time.perf_counter()
-            status, text = await send(body)
-            out.append(time.perf_counter() - t0)
-            assert status == 200, text[:300]
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients), timeout=aiohttp.ClientTimeout(total=120)))
 
-    if LOAD_CLIENT == "aiohttp":
-        import aiohttp
-
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients), timeout=aiohttp.ClientTimeout(total=120)) as session:
             async def send(body):
                 async with session.request(method, url, json=body) as response:
                     return response.status, await response.text()
+        else:
+            limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+            client = await stack.enter_async_context(httpx.AsyncClient(timeout=120, limits=limits))
 
-            t0 = time.perf_counter()
-            await asyncio.gather(*(worker(send, bodies[i::clients]) for i in range(clients)))
-            wall = time.perf_counter() - t0
-        return np.array(out), len(bodies) / wall
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
-        async def send(body):
-            response = await client.request(method, url, json=body)
-            return response.status_code, response.text
+            async def send(body):
+                response = await client.request(method, url, json=body)
+                return response.status_code, response.text
+
+        async def worker(part):
+            for body in part:
+                t0 = time.perf_counter()
+                status, text = await send(body)
+                out.append(time.perf_counter() - t0)
+                assert status == 200, text[:300]
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(send, bodies[i::clients]) for i in range(clients)))
+        await asyncio.gather(*(worker(bodies[i::clients]) for i in range(clients)))
         wall = time.perf_counter() - t0
     return np.array(out), len(bodies) / wall
 

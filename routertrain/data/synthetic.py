@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from routertrain.data.dataset import SPLITS
+
 DOMAINS: dict[str, dict[str, list[str]]] = {
     "math": {
         "algebra": ["quadratic equation", "polynomial roots", "linear system", "matrix inverse"],
@@ -94,7 +96,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-SPLIT_NAMES = ("train", "validation", "test")
 CHUNK = 50_000  # rows made at a time by ``rows``: bounds memory whatever the dataset's size
 
 
@@ -136,7 +137,7 @@ def plan(seed: int, n_train: int, n_validation: int, n_test: int, n_models: int)
     for row in choices:  # the per-query draws, in the order the first version of this generator made them
         row[2], row[3], row[4] = rng.integers(0, 4), rng.integers(0, 4), rng.integers(0, len(TEMPLATES))
     ends = np.cumsum([n_train, n_validation, n_test])
-    bounds = {name: (int(end - size), int(end)) for name, end, size in zip(SPLIT_NAMES, ends, (n_train, n_validation, n_test))}
+    bounds = {name: (int(end - size), int(end)) for name, end, size in zip(SPLITS, ends, (n_train, n_validation, n_test))}
     return Plan(skill, sensitivity, cells, choices, rng.bit_generator.state, bounds, [s[0] for s in specs], [s[2] for s in specs])
 
 
@@ -171,7 +172,7 @@ def generate(seed: int, n_train: int, n_validation: int, n_test: int, n_models: 
     """
     p = plan(seed, n_train, n_validation, n_test, n_models)
     splits = {}
-    for name in SPLIT_NAMES:
+    for name in SPLITS:
         cols = {"query": [], "task": [], "labels": [], "p_correct": []}
         for part in rows(p, name):
             for key, values in part.items():
