@@ -222,7 +222,7 @@ def table() -> str:
         for n in sizes:
             r = by.get((stage, n))
             if r is None:
-                cells.append("not run")
+                cells.append(f"not run (bounded at {BOUND[stage]:,})" if n > BOUND.get(stage, n) else "not run")
             elif "seconds" not in r:
                 cells.append(r.get("error", "failed"))
             else:

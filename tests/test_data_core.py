@@ -64,6 +64,18 @@ def test_per_query_costs_fill_unknown_cells_with_the_model_mean():
     assert data.cost_source == "model mean" and data.query_costs("test").tolist() == [[3.0, 0.5], [3.0, 0.5]]
 
 
+def test_queries_and_tasks_read_through_arrow_equal_the_row_by_row_values():
+    rows = {"query": [f"q{i}" for i in range(10)], "labels": [[1.0, 0.0]] * 10, "task": ["math", "code", None, "math", "law"] * 2}
+    data = make(rows)
+    data.splits["test"] = data.splits["test"].select([7, 2, 5, 0])  # an index mapping, as subsets and shuffles make
+    for split in ("train", "test"):
+        ds = data.splits[split]
+        assert data.queries(split) == list(ds["query"])
+        expected = np.asarray(list(ds["task"]))
+        assert data.tasks(split).dtype == expected.dtype and data.tasks(split).tolist() == expected.tolist()
+    assert data.queries("test") == ["q7", "q2", "q5", "q0"]
+
+
 def test_label_mask_turns_labels_into_nan():
     rows = {"query": ["q1", "q2"], "labels": [[1.0, 0.0], [0.5, 1.0]], "label_mask": [[1, 0], [1, 1]]}
     labels = make(rows).labels("train")

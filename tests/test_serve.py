@@ -65,7 +65,7 @@ def fake_backend(name: str, tmp: Path) -> tuple[Process, str]:
 def serve(router: Path, backends: dict, tmp: Path, name: str, fallback: str | None = None) -> tuple[Process, str]:
     config = tmp / f"{name}.yaml"
     config.write_text(yaml.safe_dump({"backends": backends, **({"fallback": fallback} if fallback else {}), "timeout_s": 20}))
-    process = Process([sys.executable, "-m", "routertrain.cli.serve", str(router), "--backends", str(config), "--port", "0", "--window-ms", "20", "--fast", "onnx"],
+    process = Process([sys.executable, "-m", "routertrain.cli.serve", str(router), "--backends", str(config), "--port", "0", "--window-ms", "20", "--fast", "onnx", "--switch-interval-ms", "1"],
                       tmp / f"{name}.log")
     url = wait_for_line(process.log, r"on (http://127\.0\.0\.1:\d+)/v1", process.proc).group(1)
     deadline = time.monotonic() + 60

@@ -49,7 +49,7 @@ def split_data(router, split: str, args: list[str]):
         raise ConfigError(f"--split {split} is not a split of {data.name}; choose one of {', '.join(data.splits)}")
     if list(data.models) != router.models:
         raise ConfigError(f"the data's models ({len(data.models)}) are not the router's pool ({len(router.models)}) in order; give data= arguments for the router's data")
-    return list(data.splits[split]["query"]), data.labels(split), data.query_costs(split) if data.cost_source == "per-query" else None
+    return data.queries(split), data.labels(split), data.query_costs(split) if data.cost_source == "per-query" else None
 
 
 def main(argv: list[str] | None = None) -> int:

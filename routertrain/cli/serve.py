@@ -16,6 +16,7 @@ from pathlib import Path
 
 from routertrain.cli.args import Parser, bounded, fail
 from routertrain.cli.common import device_option
+from routertrain.serving.batching import SWITCH_INTERVAL_S
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
                              "onnxruntime is installed; int8: dynamic int8 quantisation (changes some decisions). ONNX is opt-in: on an idle 2-core "
                              "CPU it was level at batch 1 and slower at batch 64 (BENCHMARKS.md)")
     parser.add_argument("--threads", type=bounded(int, 1), help="CPU threads that score a batch (default: torch's, one per core)")
+    parser.add_argument("--switch-interval-ms", type=bounded(float, 0.01), default=SWITCH_INTERVAL_S * 1000,
+                        help="the interpreter's GIL switch interval, in ms (default 0.5; Python's own is 5): how long the scoring thread can wait "
+                             "for the GIL while the event loop holds it (routertrain.serving.batching)")
     parser.add_argument("--device", type=device_option, default="cpu", help="cpu (default), cuda, ...")
     parser.add_argument("--access-log", action="store_true", help="log every request line")
     args = parser.parse_args(argv)
@@ -102,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    sys.setswitchinterval(args.switch_interval_ms / 1000)  # the scoring thread gets the GIL back sooner from the event loop
     host, port = sock.getsockname()[:2]
     served = ", ".join(f"{name} -> {b.base_url} ({b.model})" for name, b in backends.models.items())
     print(f"routertrain serve: {router.folder} ({fast}) on http://{host}:{port}/v1 | backends: {served}" + (f" | fallback {backends.fallback}" if backends.fallback else ""), flush=True)

@@ -25,6 +25,12 @@ SPLITS = ("train", "validation", "test")
 META_FILE = "routing_meta.json"
 
 
+def column(ds, name: str) -> list:
+    """One column of a split as a Python list, read through Arrow. (``list(ds[name])`` formats row by row
+    in datasets >= 4: ten times slower, 8 of the evaluator's 11 seconds on 100k test queries.)"""
+    return ds.with_format("arrow")[name].to_pylist()
+
+
 class DataError(ValueError):
     """A dataset that cannot be routed on, reported as one line that names the fix."""
 
@@ -69,10 +75,14 @@ class RoutingData:
             return None
         return "per-query" if all("costs" in ds.column_names for ds in self.splits.values()) else "model mean"
 
+    def queries(self, split: str) -> list[str]:
+        """The query texts of a split, in order."""
+        return column(self.splits[split], "query")
+
     def tasks(self, split: str) -> np.ndarray | None:
         """The task of each query of a split, or None when the data has no task column."""
         ds = self.splits[split]
-        return np.asarray(ds["task"]) if "task" in ds.column_names else None
+        return np.asarray(column(ds, "task")) if "task" in ds.column_names else None
 
     def meta(self) -> dict:
         return {"name": self.name, "models": self.models, "costs": self.costs, "fingerprint": self.fingerprint, "info": self.info}
@@ -111,15 +121,15 @@ def validate(data: RoutingData) -> None:
     n_models = len(data.models)
     for split in SPLITS:
         ds = data.splits[split]
-        for column in ("query", "labels"):
-            if column not in ds.column_names:
-                raise DataError(f"split '{split}' has no '{column}' column (columns: {ds.column_names}); rename yours to 'query' and 'labels'")
+        for name in ("query", "labels"):
+            if name not in ds.column_names:
+                raise DataError(f"split '{split}' has no '{name}' column (columns: {ds.column_names}); rename yours to 'query' and 'labels'")
         if len(ds) == 0:
             raise DataError(f"split '{split}' is empty: every split needs at least one query")
-        for i, query in enumerate(ds["query"]):
+        for i, query in enumerate(column(ds, "query")):
             if not isinstance(query, str) or not query.strip():
                 raise DataError(f"split '{split}' row {i}: empty query; drop or fill empty queries before training")
-        rows = ds["labels"]
+        rows = column(ds, "labels")
         for i, row in enumerate(rows):
             if row is None or len(row) != n_models:
                 got = "none" if row is None else len(row)
@@ -132,7 +142,7 @@ def validate(data: RoutingData) -> None:
             i, j = (int(v) for v in np.argwhere((y < 0) | (y > 1))[0])
             raise DataError(f"split '{split}' row {i}: label {y[i, j]} for model '{data.models[j]}' is outside [0, 1]; rescale or threshold scores into [0, 1]")
         if "costs" in ds.column_names:
-            c = np.asarray([[np.nan] * n_models if r is None else r for r in ds["costs"]], dtype=np.float64)
+            c = np.asarray([[np.nan] * n_models if r is None else r for r in column(ds, "costs")], dtype=np.float64)
             bad = np.isinf(c) | (c < 0)
             if c.shape != (len(ds), n_models) or bad.any():
                 i = int(np.argwhere(bad)[0][0]) if c.shape == (len(ds), n_models) else 0

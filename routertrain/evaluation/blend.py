@@ -74,9 +74,9 @@ def fit_router_blend(router, data, average: str, batch_size: int = 64, missing: 
     its pool): the training split's memory, and the k and weights best on the validation split."""
     if list(data.models) != list(router.models):
         raise ValueError(f"the data's models {list(data.models)[:3]}... are not the router's pool {router.models[:3]}...; blend a router with the data it was trained on")
-    _, train_vectors = router.encode(list(data.splits["train"]["query"]), batch_size)
+    _, train_vectors = router.encode(data.queries("train"), batch_size)
     mem = memory(train_vectors, data.labels("train"), data.tasks("train"), average)
-    probs, vectors = router.encode(list(data.splits["validation"]["query"]), batch_size)
+    probs, vectors = router.encode(data.queries("validation"), batch_size)
     spec = fit(mem, vectors, probs, data.labels("validation"), data.tasks("validation"), average,
                costs=router.costs, prior=router.train_means, missing=missing)
     return mem, spec

@@ -112,7 +112,7 @@ def split_embeddings(
     root: str | os.PathLike | None = None,
 ) -> np.ndarray:
     """Embeddings of ``data.splits[split]['query']``, read from the cache or computed and cached."""
-    queries = list(data.splits[split]["query"])
+    queries = data.queries(split)
     key, parts = cache_key(encoder, queries, max_length, pooling)
     folder = cache_dir(root)
     path = folder / f"{key}.npy"

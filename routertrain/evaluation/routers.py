@@ -75,7 +75,7 @@ class Context:
         return self.decision_accuracy(self.choose(scores), split)
 
     def queries(self, split: str) -> list[str]:
-        return list(self.data.splits[split]["query"])
+        return self.data.queries(split)
 
     def tasks(self, split: str) -> np.ndarray | None:
         return self.data.tasks(split)

@@ -12,6 +12,13 @@ thread has run torch, each gets its own team of OpenMP threads, more threads tha
 has, and every parallel region then sleeps and wakes its threads: one query took 13 ms instead of 7
 (BENCHMARKS.md, section 3).
 
+That thread and the event loop share one GIL. Torch releases it inside each operation and takes it
+back between operations; when the event loop holds it (parsing a burst of requests), the scoring thread
+waits up to the interpreter's switch interval (5 ms by default) before it can ask for it back, while
+torch's cores idle. ``serve`` sets the interval to ``SWITCH_INTERVAL_S`` (0.5 ms): on 2 cores at 32
+clients, 84 against 80 queries/s (0.91x against 0.87x of in-process batched predict; BENCHMARKS.md,
+section 3).
+
 The queue is bounded (``max_queue`` requests): ``submit`` raises ``QueueFull`` rather than let waits
 grow without end. The worker is supervised: an error in one batch fails that batch's requests only,
 and a worker that dies is restarted on the next ``submit``.
@@ -25,6 +32,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
+
+SWITCH_INTERVAL_S = 0.0005  # sys.setswitchinterval in serve: see the module docstring
 
 
 def scoring_thread() -> ThreadPoolExecutor:

@@ -145,7 +145,7 @@ def router_report(router, data: RoutingData, split: str, average: str, missing: 
     """``split_report`` of a saved router (``Router``, ``EnsembleRouter`` or ``BlendRouter``) on
     ``split``, scoring the decisions ``route()`` makes: how tune, ensembles and blends score the
     folders they ship."""
-    probs = router.predict(list(data.splits[split]["query"]))
+    probs = router.predict(data.queries(split))
     return split_report(probs, np.arange(len(probs)), data, split, average, missing, router.decide(probs))
 
 
