@@ -95,6 +95,15 @@ def test_bootstrap_chunks_stay_bounded_and_do_not_change_the_resamples(monkeypat
     assert [len(c) for c in bs.resamples(500, n_boot=3, seed=3)] == [1, 1, 1]
 
 
+def test_a_statistic_seen_in_slices_gives_the_same_distribution(monkeypatch):
+    rng = np.random.default_rng(5)
+    values, groups = (rng.random(300) < 0.6).astype(float), rng.integers(0, 4, 300)
+    whole = bs.distribution(bs.mean_of(values, groups), 300, n_boot=120, seed=2, strata=groups)
+    monkeypatch.setattr(bs, "EVAL_INDICES", 300 * 7)  # slices of 7 resamples, as 1M indices are at n = 143k
+    assert np.array_equal(bs.distribution(bs.mean_of(values, groups), 300, n_boot=120, seed=2, strata=groups), whole)
+    assert len(whole) == 120 and len(np.unique(whole)) > 10
+
+
 def test_bootstrap_ignores_missing_values():
     values = np.array([1.0, 0.0, NAN, 1.0])
     c = bs.ci(bs.mean_of(values), 4, n_boot=200)

@@ -25,8 +25,9 @@ import numpy as np
 from routertrain.evaluation.decision import nanmean_rows
 
 N_BOOT = 1000
-CHUNK = 100  # resamples drawn and evaluated at a time, at most
+CHUNK = 100  # resamples drawn at a time, at most
 CHUNK_INDICES = 10_000_000  # and at most this many indices per chunk (80 MB): the chunk shrinks past 100k queries
+EVAL_INDICES = 1_000_000  # a statistic sees this many indices at a time (8 MB), at most: its temporaries stay in the CPU's caches
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 
@@ -54,8 +55,11 @@ def resamples(n: int, n_boot: int = N_BOOT, seed: int = 0, strata=None):
 
 
 def distribution(statistic: Statistic, n: int, n_boot: int = N_BOOT, seed: int = 0, strata=None) -> np.ndarray:
-    """The statistic on each of the ``n_boot`` resamples."""
-    return np.concatenate([np.asarray(statistic(idx), dtype=np.float64) for idx in resamples(n, n_boot, seed, strata)])
+    """The statistic on each of the ``n_boot`` resamples, evaluated ``EVAL_INDICES`` indices at a time (a
+    statistic is row by row, so the values do not depend on it; the draws stay those of ``resamples``)."""
+    rows = max(1, EVAL_INDICES // n)
+    return np.concatenate([np.asarray(statistic(idx[i : i + rows]), dtype=np.float64)
+                           for idx in resamples(n, n_boot, seed, strata) for i in range(0, len(idx), rows)])
 
 
 def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
