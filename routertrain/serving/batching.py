@@ -15,9 +15,9 @@ has, and every parallel region then sleeps and wakes its threads: one query took
 That thread and the event loop share one GIL. Torch releases it inside each operation and takes it
 back between operations; when the event loop holds it (parsing a burst of requests), the scoring thread
 waits up to the interpreter's switch interval (5 ms by default) before it can ask for it back, while
-torch's cores idle. ``serve`` sets the interval to ``SWITCH_INTERVAL_S`` (0.5 ms): on 2 cores at 32
-clients, 84 against 80 queries/s (0.91x against 0.87x of in-process batched predict; BENCHMARKS.md,
-section 3).
+torch's cores idle. ``serve`` sets the interval to ``SWITCH_INTERVAL_S`` (0.5 ms; ``--switch-interval-ms``):
+on 2 cores at 32 clients, 84.2 against 81.1 queries/s with Python's 5 ms (0.89x against 0.86x of
+in-process batched predict; ``benchmarks/switch_interval.py``, BENCHMARKS.md section 3).
 
 The queue is bounded (``max_queue`` requests): ``submit`` raises ``QueueFull`` rather than let waits
 grow without end. The worker is supervised: an error in one batch fails that batch's requests only,
