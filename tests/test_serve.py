@@ -461,3 +461,18 @@ def test_one_thread_loads_the_router_and_scores_every_batch(monkeypatch, tmp_pat
 
     asyncio.run(run())
     assert scored_on and set(scored_on) == {loader}
+
+
+def test_the_socket_listens_before_serve_prints_its_address():
+    """``serve`` prints its address before uvicorn starts serving: a client that connects at once must
+    wait in the backlog, not be refused."""
+    import socket
+
+    from routertrain.cli.serve import listening_socket
+
+    sock = listening_socket("127.0.0.1", 0)
+    try:
+        client = socket.create_connection(sock.getsockname()[:2], timeout=5)  # refused if the socket only were bound
+        client.close()
+    finally:
+        sock.close()

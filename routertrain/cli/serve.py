@@ -20,11 +20,12 @@ from routertrain.serving.batching import SWITCH_INTERVAL_S
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A bound TCP socket for uvicorn. Made with IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on
+    """A bound, listening TCP socket for uvicorn. Made with IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY on
     accepted connections only then; without it Nagle's algorithm meets delayed ACKs and answers stall ~40 ms."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # listening before the address is printed: early clients wait in the backlog, never get "connection refused"
     return sock
 
 
