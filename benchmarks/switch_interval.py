@@ -18,25 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import routing_speed as rs  # noqa: E402
-
-
-def ready(url: str, seconds: float = 120) -> None:
-    """Wait until ``serve`` answers ``/health`` (it prints its address before uvicorn listens)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"serve at {url} did not answer /health in {seconds:.0f} s")
 
 
 def main() -> None:
@@ -69,7 +55,6 @@ def main() -> None:
                                       "--switch-interval-ms", interval], tmp / f"serve-switch-{interval}.log", r"on (http://127\.0\.0\.1:\d+)/v1")
             procs.append(server)
             urls[interval] = match.group(1)
-            ready(urls[interval])
             asyncio.run(rs.concurrent("POST", f"{urls[interval]}/v1/route", bodies[:64], rs.CLIENTS))  # warm-up
         qps = {"in-process batch 64": [], **{f"serve, switch interval {i} ms": [] for i in urls}}
         for r in range(args.rounds):

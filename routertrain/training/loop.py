@@ -47,7 +47,7 @@ from routertrain.training.batching import Collator, EpochSampler, StepPadded, mo
 from routertrain.training.losses import step_loss, with_task_ids
 from routertrain.config import Config, ConfigError, flatten, headline_average, to_dict, to_yaml
 from routertrain.data import DataError, RoutingData, load_routing_data
-from routertrain.data.dataset import fingerprint
+from routertrain.data.dataset import column, fingerprint
 from routertrain.data.synthetic import bayes_accuracy
 from routertrain.model.encoders import cached_snapshot
 from routertrain.model.encoders import resolve as resolve_encoder
@@ -292,7 +292,7 @@ def setup_data_and_model(cfg: Config, accelerator: Accelerator, run_dir: Path, p
     step_size = per_device * accelerator.num_processes * accum
     run.train_loader, run.sampler = make_loader(splits["train"], collate, per_device, train_sampler(splits["train"], cfg.run.seed, cfg.train.group_by_length, step_size, per_device), cfg.train.num_workers)
     for s in ("validation", "test"):
-        by_length = EpochSampler(list(splits[s]["length"]), 0, shuffle=False, group_size=cfg.eval.batch_size * 32)
+        by_length = EpochSampler(column(splits[s], "length"), 0, shuffle=False, group_size=cfg.eval.batch_size * 32)
         run.eval_loaders[s] = make_loader(splits[s], collate, cfg.eval.batch_size, by_length, cfg.train.num_workers)[0]
     return run
 

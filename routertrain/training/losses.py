@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from routertrain.config import ConfigError
+from routertrain.data.dataset import column
 from routertrain.model.modeling import masked_bce
 from routertrain.training.batching import UNKNOWN_TASK, model_inputs
 
@@ -93,9 +94,9 @@ def task_ids(tasks, vocabulary: list[str]) -> np.ndarray:
 
 def with_task_ids(train_split, task_loss_weight: float):
     """The training split with a ``task_id`` column (the task head's target) and the number of tasks."""
-    columns = train_split.column_names
-    vocabulary = task_vocabulary(train_split["task"] if "task" in columns else None, task_loss_weight)
-    return train_split.add_column("task_id", task_ids(train_split["task"], vocabulary).tolist()), len(vocabulary)
+    tasks = column(train_split, "task") if "task" in train_split.column_names else None
+    vocabulary = task_vocabulary(tasks, task_loss_weight)
+    return train_split.add_column("task_id", task_ids(tasks, vocabulary).tolist()), len(vocabulary)
 
 
 def step_loss(train_cfg, model, batch: dict, label_share: float, query_share: float) -> torch.Tensor:
